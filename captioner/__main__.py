@@ -1,0 +1,102 @@
+"""Command line: parse arguments, set up logging, run, map outcomes to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import Config, load, resolve_path
+from .errors import ConfigError
+
+log = logging.getLogger("captioner")
+EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
+
+
+class _Redact(logging.Filter):
+    """Defence in depth: no log line ever carries a secret, whoever wrote it."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(s in message for s in self.secrets):
+                for s in self.secrets:
+                    message = message.replace(s, "***")
+                record.msg, record.args = message, None
+        return True
+
+
+def setup_logging(level: str, secrets: list[str] | None = None) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(_Redact(secrets or []))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("captioner").setLevel(level.upper())
+    logging.getLogger("obsws_python").setLevel(logging.CRITICAL)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="captioner", description="Live translated captions for OBS Studio.")
+    p.add_argument("--version", action="version", version=f"captioner {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument(
+        "--config", help="YAML config (default: $CAPTIONER_CONFIG, ~/.config/captioner/config.yaml)"
+    )
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides log_level")
+    check = sub.add_parser("check", help="validate the config and exit")
+    check.add_argument("--config")
+    check.add_argument("--connect", action="store_true", help="also try OBS and the translator")
+    sub.add_parser("devices", help="list audio input devices")
+    return p
+
+
+def _load(path_arg: str | None) -> tuple[Config, Path | None]:
+    path = resolve_path(path_arg)
+    return load(path), path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "devices":
+            from .cli_tools import print_devices
+
+            return print_devices()
+        cfg, path = _load(args.config)
+    except ConfigError as e:
+        print(f"captioner: config error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    secrets = [cfg.translator.api_key.get_secret_value(), cfg.obs.password.get_secret_value()]
+    if args.command == "check":
+        setup_logging("warning", secrets)
+        print(f"config ok: {path or 'built-in defaults'}")
+        if args.connect:
+            from .cli_tools import check_connections
+
+            return asyncio.run(check_connections(cfg))
+        return EXIT_OK
+    setup_logging(args.log_level or cfg.log_level, secrets)
+    from .app import serve
+
+    try:
+        return asyncio.run(serve(cfg))
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception:
+        log.exception("fatal error")
+        return EXIT_FATAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

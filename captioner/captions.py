@@ -1,0 +1,224 @@
+"""Pure caption logic: turn one session's server events into caption snapshots and finals."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+# Events that move no caption and need no handling; known, so they are not counted as unknown.
+_STRUCTURAL = frozenset(
+    {
+        "response.created",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.audio.delta",
+        "response.audio.done",
+        "conversation.item.created",
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "input_audio_buffer.cleared",
+        "session.created",
+        "session.updated",
+        "session.finished",
+    }
+)
+_TRANSLATION_PARTIAL = frozenset({"response.text.text", "response.audio_transcript.text"})
+_TRANSLATION_DONE = frozenset({"response.text.done", "response.audio_transcript.done"})
+_ASR_PARTIAL = "conversation.item.input_audio_transcription.text"
+_ASR_DONE = "conversation.item.input_audio_transcription.completed"
+_ASR_FAILED = "conversation.item.input_audio_transcription.failed"
+_REMEMBERED_ITEMS = 512
+
+
+@dataclass(frozen=True)
+class Caption:
+    """What one language shows for one utterance: a growing partial or the final text."""
+
+    language: str
+    item_id: str
+    text: str
+    final: bool
+
+
+@dataclass(frozen=True)
+class ServerError:
+    """An `error` event, flattened."""
+
+    code: str
+    message: str
+    param: str = ""
+
+
+@dataclass(frozen=True)
+class UsageDelta:
+    """Tokens billed since the previous `response.done` of this session."""
+
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass
+class Interpretation:
+    """Everything one event meant."""
+
+    captions: list[Caption] = field(default_factory=list)
+    error: ServerError | None = None
+    usage: UsageDelta | None = None
+    # "unknown" for an unknown type, "malformed" for a frame that breaks the protocol's shapes.
+    problem: str | None = None
+
+
+def _str(d: dict[str, Any], *keys: str) -> str:
+    """The first key that holds a string; protocol fields go missing or change name (§12)."""
+    for key in keys:
+        value = d.get(key)
+        if isinstance(value, str):
+            return value
+    return ""
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def normalise_code(code: str) -> str:
+    """'InvalidApiKey' and 'invalid_api_key' compare equal (§7)."""
+    return "".join(ch for ch in code.lower() if ch.isalnum())
+
+
+@dataclass
+class _Snapshot:
+    confirmed: str = ""
+    display: str = ""
+
+
+class SessionInterpreter:
+    """One translator session's server events -> captions for `target` (and "source")."""
+
+    def __init__(self, target: str, source_label: str = "source") -> None:
+        self.target = target
+        self.source_label = source_label
+        self._items: OrderedDict[str, _Snapshot] = OrderedDict()
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._response_items: dict[str, set[str]] = {}
+        self._usage_in = 0
+        self._usage_out = 0
+
+    def feed(self, event: Any) -> Interpretation:
+        """Interpret one decoded JSON event; never raises on bad input."""
+        out = Interpretation()
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            out.problem = "malformed"
+            return out
+        kind: str = event["type"]
+        try:
+            self._dispatch(kind, event, out)
+        except (TypeError, AttributeError, ValueError):
+            out.problem = "malformed"
+        return out
+
+    def _dispatch(self, kind: str, ev: dict[str, Any], out: Interpretation) -> None:
+        if kind in _TRANSLATION_PARTIAL:
+            self._partial(self.target, ev, out)
+        elif kind in _TRANSLATION_DONE:
+            self._final(self.target, ev, _str(ev, "transcript", "text", "delta"), out)
+        elif kind == _ASR_PARTIAL:
+            self._partial(self.source_label, ev, out)
+        elif kind == _ASR_DONE:
+            self._final(self.source_label, ev, _str(ev, "transcript", "text"), out)
+        elif kind == "response.content_part.done":
+            part = ev.get("part") or {}
+            if isinstance(part, dict) and part.get("type", "text") in ("text", "audio"):
+                self._final(self.target, ev, _str(part, "text", "transcript"), out, fallback_only=True)
+        elif kind == "response.output_item.done":
+            item = ev.get("item") or {}
+            if isinstance(item, dict):
+                text = "".join(
+                    _str(c, "text", "transcript") for c in item.get("content") or [] if isinstance(c, dict)
+                )
+                self._final(self.target, {**ev, "item_id": _str(item, "id")}, text, out, fallback_only=True)
+        elif kind == "response.done":
+            self._response_done(ev, out)
+        elif kind == "error":
+            err = ev.get("error")
+            src = err if isinstance(err, dict) else ev
+            out.error = ServerError(_str(src, "code", "type"), _str(src, "message"), _str(src, "param"))
+        elif kind == _ASR_FAILED:
+            err = ev.get("error") if isinstance(ev.get("error"), dict) else {}
+            out.error = ServerError(_str(err, "code") or "transcription_failed", _str(err, "message"))
+        elif kind not in _STRUCTURAL:
+            out.problem = "unknown"
+
+    def _key(self, language: str, ev: dict[str, Any]) -> str:
+        item = _str(ev, "item_id") or _str(ev, "response_id") or "?"
+        return f"{language}\x00{item}"
+
+    def _partial(self, language: str, ev: dict[str, Any], out: Interpretation) -> None:
+        key = self._key(language, ev)
+        if key in self._finished:
+            return  # a late partial must not reopen a caption that is already final
+        text, stash = ev.get("text", ""), ev.get("stash", "")
+        if not isinstance(text, str) or not isinstance(stash, str):
+            raise TypeError("text/stash must be strings")
+        snap = self._items.get(key) or _Snapshot()
+        # `text` is the confirmed prefix of the whole segment; an empty one never retracts it (§5.1).
+        if text or not snap.confirmed:
+            snap.confirmed = text
+        snap.display = snap.confirmed + stash
+        self._remember(key, snap)
+        if response_id := _str(ev, "response_id"):
+            self._response_items.setdefault(response_id, set()).add(key)
+            while len(self._response_items) > _REMEMBERED_ITEMS:
+                del self._response_items[next(iter(self._response_items))]
+        if snap.display.strip():
+            out.captions.append(Caption(language, key.split("\x00", 1)[1], snap.display.strip(), False))
+
+    def _final(
+        self, language: str, ev: dict[str, Any], text: str, out: Interpretation, fallback_only: bool = False
+    ) -> None:
+        key = self._key(language, ev)
+        if key in self._finished:
+            return
+        snap = self._items.pop(key, None)
+        if fallback_only and not text.strip() and snap is None:
+            return
+        final = text.strip() or (snap.display.strip() if snap else "")
+        self._finished[key] = None
+        while len(self._finished) > _REMEMBERED_ITEMS:
+            self._finished.popitem(last=False)
+        if final:
+            out.captions.append(Caption(language, key.split("\x00", 1)[1], final, True))
+
+    def _response_done(self, ev: dict[str, Any], out: Interpretation) -> None:
+        response = ev.get("response")
+        if not isinstance(response, dict):
+            raise TypeError("response must be an object")
+        # A response that was cut short may never send its `.done`: finalize what it showed.
+        for key in sorted(self._response_items.pop(_str(response, "id"), set())):
+            if key in self._items:
+                language, item = key.split("\x00", 1)
+                self._final(language, {"item_id": item}, "", out)
+        usage = response.get("usage")
+        if isinstance(usage, dict):
+            total_in, total_out = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
+            # The counters are cumulative per session (§8); a reset (new session) restarts them.
+            d_in = total_in - self._usage_in if total_in >= self._usage_in else total_in
+            d_out = total_out - self._usage_out if total_out >= self._usage_out else total_out
+            self._usage_in, self._usage_out = total_in, total_out
+            out.usage = UsageDelta(d_in, d_out)
+
+    def _remember(self, key: str, snap: _Snapshot) -> None:
+        self._items[key] = snap
+        self._items.move_to_end(key)
+        while len(self._items) > _REMEMBERED_ITEMS:
+            self._items.popitem(last=False)
+
+    def pending(self) -> list[Caption]:
+        """Partials never finalized; on a dead connection these are the best text there is."""
+        return [
+            Caption(key.split("\x00", 1)[0], key.split("\x00", 1)[1], snap.display.strip(), False)
+            for key, snap in self._items.items()
+            if snap.display.strip()
+        ]

@@ -1,0 +1,80 @@
+"""The one-shot commands: `captioner devices` and `captioner check --connect`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from .config import Config
+from .reconnect import ConnectBudget
+from .status import Status
+
+
+def print_devices() -> int:
+    """List input devices: index, name, host API, channels, default rate; mark default and loopback."""
+    from .audio import list_inputs, pulse_monitor_source, pulse_sources
+
+    try:
+        devices = list_inputs()
+    except Exception as e:
+        print(f"captioner: cannot list audio devices: {e}", file=sys.stderr)
+        return 1
+    print(f"{'':2} {'index':>5}  {'name':40} {'host API':18} {'ch':>3} {'rate':>7}")
+    for d in devices:
+        marks = ("*" if d.is_default else " ") + ("L" if d.is_loopback else " ")
+        print(
+            f"{marks} {d.index:>5}  {d.name[:40]:40} {d.hostapi[:18]:18} {d.channels:>3} {d.default_rate:>7.0f}"
+        )
+    if not devices:
+        print("(no input devices)")
+    print("\n* = default input, L = loopback (hears what the computer plays)")
+    monitor = pulse_monitor_source()
+    if monitor:
+        print(f'audio.device: "loopback" captures {monitor} through the pulse/pipewire device.')
+        others = [s for s in pulse_sources() if s.endswith(".monitor")]
+        if others:
+            print("PulseAudio/PipeWire monitor sources: " + ", ".join(others))
+    return 0
+
+
+async def check_connections(cfg: Config) -> int:
+    """Try OBS and each translator target once; print ok / failed with the reason."""
+    from .obs import _describe, _new_client, quiet_obsws_logger
+    from .translator import TranslatorSession
+
+    quiet_obsws_logger()
+    failed = False
+    if cfg.obs.enabled:
+        try:
+
+            def ping() -> str:
+                client = _new_client(cfg.obs)
+                try:
+                    v = client.send("GetVersion", raw=True)
+                    return f"OBS {v.get('obsVersion')}, obs-websocket {v.get('obsWebSocketVersion')}"
+                finally:
+                    client.disconnect()
+
+            info = await asyncio.wait_for(asyncio.to_thread(ping), cfg.obs.timeout_s + 2)
+            print(f"obs: ok ({info})")
+        except Exception as e:
+            failed = True
+            print(f"obs: failed: {_describe(e)}")
+    status = Status("check")
+    budget = ConnectBudget()
+    for target in cfg.translator.targets:
+        session = TranslatorSession(
+            cfg.translator,
+            target,
+            transcribe_source=False,
+            status=status,
+            on_caption=lambda c: None,
+            budget=budget,
+        )
+        try:
+            await session.probe()
+            print(f"translator {target}: ok")
+        except Exception as e:
+            failed = True
+            print(f"translator {target}: failed: {type(e).__name__}: {e}")
+    return 1 if failed else 0

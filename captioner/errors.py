@@ -1,0 +1,24 @@
+"""One exception root: config errors (fatal, exit 2) apart from link errors (retried)."""
+
+from __future__ import annotations
+
+
+class CaptionerError(Exception):
+    """Root of every error captioner raises on purpose."""
+
+
+class ConfigError(CaptionerError):
+    """The configuration is wrong; the message names the key path."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class LinkError(CaptionerError):
+    """A link to the outside failed; the link retries."""
+
+
+class AuthError(LinkError):
+    """The service refused the credentials; retrying soon will not help."""

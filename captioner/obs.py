@@ -1,0 +1,225 @@
+"""OBS over obsws-python: caption text sources, kept alive across OBS restarts; calls run off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from .config import ObsConfig
+from .reconnect import Backoff
+from .status import LinkState, Status
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Text input kinds by preference: FreeType on Linux/macOS, GDI+ on Windows.
+TEXT_KINDS = ("text_ft2_source_v2", "text_gdiplus_v3", "text_gdiplus_v2", "text_ft2_source")
+# Defaults for a source we create: readable at 1080p, wrapping instead of running off screen.
+_NEW_SOURCE_SETTINGS: dict[str, dict[str, Any]] = {
+    "text_ft2_source": {
+        "text": "",
+        "font": {"face": "Sans Serif", "size": 48, "style": "Regular", "flags": 0},
+        "word_wrap": True,
+        "custom_width": 1600,
+        "outline": True,
+    },
+    "text_gdiplus": {
+        "text": "",
+        "font": {"face": "Arial", "size": 48, "style": "Regular", "flags": 0},
+        "outline": True,
+        "outline_size": 4,
+        "extents": True,
+        "extents_cx": 1600,
+        "extents_cy": 240,
+        "extents_wrap": True,
+    },
+}
+_IDLE_PING_S = 2.0
+
+
+def quiet_obsws_logger() -> None:
+    """obsws-python logs the password at INFO and a traceback for every failed request."""
+    logging.getLogger("obsws_python").setLevel(logging.CRITICAL)
+
+
+def _obs_errors() -> tuple[type[BaseException], ...]:
+    import websocket
+    from obsws_python.error import OBSSDKError
+
+    return (OBSSDKError, websocket.WebSocketException, json.JSONDecodeError, OSError, KeyError, TypeError)
+
+
+class ObsSink:
+    """Writes each output's current text into its OBS text source; creates missing sources."""
+
+    def __init__(
+        self,
+        cfg: ObsConfig,
+        sources: list[str],
+        status: Status,
+        backoff: Backoff | None = None,
+        client_factory: Callable[[ObsConfig], Any] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.sources = list(sources)
+        self.status = status
+        self.link = status.link("obs")
+        self.backoff = backoff or Backoff(initial_s=1.0, cap_s=15.0, healthy_after_s=30.0)
+        self._factory = client_factory or _new_client
+        # One thread owns the client: obsws-python reads the next frame as the reply to any request.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="obs")
+        self._client: Any = None
+        self._wanted: dict[str, str] = {}
+        self._shown: dict[str, str] = {}
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._kind: str | None = None
+
+    def set_text(self, source: str, text: str) -> None:
+        """Show `text` in `source` as soon as OBS allows; only the newest text per source is kept."""
+        self._wanted[source] = text
+        self._dirty.add(source)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Connect, prepare sources, write texts; on any failure drop the client and retry."""
+        quiet_obsws_logger()
+        while True:
+            connected_at: float | None = None
+            try:
+                await self._call(self._connect)
+                connected_at = time.monotonic()
+                await self._call(self._prepare_sources)
+                self.link.set(LinkState.CONNECTED)
+                log.info("OBS connected at %s:%d", self.cfg.host, self.cfg.port)
+                # Re-apply what OBS should show: it may have restarted and lost it.
+                self._dirty |= set(self._wanted)
+                await self._serve()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                lasted = time.monotonic() - connected_at if connected_at else None
+                delay = self.backoff.next_delay(lasted)
+                first = self.link.state != LinkState.RECONNECTING
+                self.link.set(LinkState.RECONNECTING, _describe(e))
+                (log.warning if first else log.debug)(
+                    "OBS unavailable (%s); retrying in %.1f s", _describe(e), delay
+                )
+                await self._discard()
+                await asyncio.sleep(delay)
+
+    async def _serve(self) -> None:
+        while True:
+            await self._write_dirty()
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), _IDLE_PING_S)
+            except TimeoutError:
+                # Nothing to write: make sure OBS is still there so /status tells the truth.
+                await self._call(lambda c: c.send("GetVersion", raw=True))
+
+    async def _write_dirty(self) -> None:
+        while self._dirty:
+            source = self._dirty.pop()
+            text = self._wanted[source]
+            if self._shown.get(source) == text:
+                continue
+            started = time.perf_counter()
+            try:
+                await self._call(
+                    lambda c, s=source, t=text: c.send(
+                        "SetInputSettings", {"inputName": s, "inputSettings": {"text": t}, "overlay": True}
+                    )
+                )
+            except Exception:
+                self._dirty.add(source)
+                self.status.metrics.obs_writes.labels("error").inc()
+                raise
+            self._shown[source] = text
+            self.status.metrics.obs_writes.labels("ok").inc()
+            self.status.metrics.obs_write_seconds.observe(time.perf_counter() - started)
+
+    async def _call(self, fn: Callable[[Any], T]) -> T:
+        loop = asyncio.get_running_loop()
+
+        def job() -> T:
+            if self._client is None and fn is not self._connect:
+                raise ConnectionError("not connected")
+            return fn(self._client)
+
+        return await asyncio.wait_for(loop.run_in_executor(self._executor, job), self.cfg.timeout_s + 2)
+
+    def _connect(self, _: Any) -> None:
+        self._client = self._factory(self.cfg)
+        self._shown.clear()
+
+    def _prepare_sources(self, client: Any) -> None:
+        """Find each output's source; create missing ones in the current program scene."""
+        existing = {i["inputName"] for i in client.send("GetInputList", {}, raw=True)["inputs"]}
+        missing = [s for s in self.sources if s not in existing]
+        if not missing:
+            return
+        kinds = set(client.send("GetInputKindList", {"unversioned": False}, raw=True)["inputKinds"])
+        kind = next((k for k in TEXT_KINDS if k in kinds), None)
+        if kind is None:
+            raise RuntimeError(f"OBS offers no text input kind (looked for {', '.join(TEXT_KINDS)})")
+        scene = client.send("GetCurrentProgramScene", raw=True)["currentProgramSceneName"]
+        settings = _NEW_SOURCE_SETTINGS[
+            "text_gdiplus" if kind.startswith("text_gdiplus") else "text_ft2_source"
+        ]
+        for source in missing:
+            client.send(
+                "CreateInput",
+                {
+                    "sceneName": scene,
+                    "inputName": source,
+                    "inputKind": kind,
+                    "inputSettings": settings,
+                    "sceneItemEnabled": True,
+                },
+            )
+            log.info("created OBS text source %r (%s) in scene %r", source, kind, scene)
+
+    async def _discard(self) -> None:
+        """Throw the client away: after an error or timeout its socket may hold a stale reply."""
+        client, self._client = self._client, None
+        if client is not None:
+            await asyncio.get_running_loop().run_in_executor(None, _disconnect, client)
+
+    async def close(self) -> None:
+        """Write what is still wanted (bounded), then disconnect."""
+        if self._client is not None and self._dirty:
+            try:
+                await asyncio.wait_for(self._write_dirty(), self.cfg.timeout_s)
+            except Exception as e:
+                log.debug("final OBS write failed: %s", e)
+        await self._discard()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _new_client(cfg: ObsConfig) -> Any:
+    import obsws_python
+
+    quiet_obsws_logger()
+    # host/port/password always explicit: otherwise obsws-python reads a config.toml from the CWD.
+    return obsws_python.ReqClient(
+        host=cfg.host, port=cfg.port, password=cfg.password.get_secret_value(), timeout=cfg.timeout_s
+    )
+
+
+def _disconnect(client: Any) -> None:
+    with contextlib.suppress(Exception):
+        client.disconnect()
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e)
+    if type(e).__name__ == "OBSSDKError" and "auth" in text.lower():
+        return "authentication failed (check obs.password)"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__

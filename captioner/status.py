@@ -1,0 +1,153 @@
+"""Shared daemon state: link states, per-language captions, and the Prometheus metrics."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class LinkState(enum.StrEnum):
+    """The life of one link to the outside."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    AUTH_FAILED = "auth_failed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    DISABLED = "disabled"
+
+
+_STATE_VALUE = {s: i for i, s in enumerate(LinkState)}
+
+
+class Metrics:
+    """Every metric the daemon exports; one registry per daemon so tests can run several."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.audio_chunks = Counter("captioner_audio_chunks", "16 kHz chunks produced by capture", registry=r)
+        self.audio_dropped = Counter(
+            "captioner_audio_dropped_blocks", "Captured blocks dropped because the queue was full", registry=r
+        )
+        self.audio_errors = Counter("captioner_audio_device_errors", "Audio device failures", registry=r)
+        self.audio_sent_seconds = Counter(
+            "captioner_audio_sent_seconds", "Audio seconds sent to the translator", ["target"], registry=r
+        )
+        self.audio_skipped_chunks = Counter(
+            "captioner_audio_skipped_chunks",
+            "Chunks not sent because the session was not ready (never replayed late)",
+            ["target"],
+            registry=r,
+        )
+        self.translator_connects = Counter(
+            "captioner_translator_connects", "Connection attempts by result", ["target", "result"], registry=r
+        )
+        self.translator_events = Counter(
+            "captioner_translator_events", "Server events received", ["target"], registry=r
+        )
+        self.translator_bad_events = Counter(
+            "captioner_translator_bad_events",
+            "Server frames survived but not understood, by reason",
+            ["target", "reason"],
+            registry=r,
+        )
+        self.translator_errors = Counter(
+            "captioner_translator_errors", "`error` events from the service", ["target", "code"], registry=r
+        )
+        self.usage_tokens = Counter(
+            "captioner_usage_tokens", "Tokens reported by the service", ["target", "direction"], registry=r
+        )
+        self.captions_final = Counter(
+            "captioner_captions_final", "Final captions produced", ["language"], registry=r
+        )
+        self.captions_partial = Counter(
+            "captioner_captions_partial", "Partial caption updates received", ["language"], registry=r
+        )
+        self.obs_writes = Counter("captioner_obs_writes", "OBS text writes by result", ["result"], registry=r)
+        self.obs_write_seconds = Histogram(
+            "captioner_obs_write_seconds",
+            "Time for OBS to confirm a text change",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
+            registry=r,
+        )
+        self.link_state = Gauge("captioner_link_up", "1 when the link is connected", ["link"], registry=r)
+        self.uptime = Gauge("captioner_uptime_seconds", "Seconds since start", registry=r)
+        self.audio_level = Gauge("captioner_audio_level", "RMS level of the last chunk, 0..1", registry=r)
+
+
+@dataclass
+class Link:
+    """State of one link, as /status shows it."""
+
+    name: str
+    metrics: Metrics
+    state: LinkState = LinkState.CONNECTING
+    last_error: str | None = None
+    since: float = field(default_factory=time.time)
+
+    def set(self, state: LinkState, error: str | None = None) -> None:
+        if state != self.state:
+            self.since = time.time()
+        self.state = state
+        if error is not None:
+            self.last_error = error
+        self.metrics.link_state.labels(self.name).set(1 if state == LinkState.CONNECTED else 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state.value, "last_error": self.last_error, "since": round(self.since, 3)}
+
+
+@dataclass
+class OutputLanguage:
+    """Caption history of one language, as /status shows it."""
+
+    last_final: str | None = None
+    final_count: int = 0
+    last_partial: str | None = None
+    last_final_at: float | None = None
+
+
+class Status:
+    """Registry of links and languages; the HTTP endpoint reads it, the parts write it."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.started = time.time()
+        self.metrics = Metrics()
+        self.links: dict[str, Link] = {}
+        self.languages: dict[str, OutputLanguage] = {}
+
+    def link(self, name: str) -> Link:
+        if name not in self.links:
+            self.links[name] = Link(name, self.metrics)
+            self.metrics.link_state.labels(name).set(0)
+        return self.links[name]
+
+    def language(self, name: str) -> OutputLanguage:
+        return self.languages.setdefault(name, OutputLanguage())
+
+    def record_final(self, language: str, text: str) -> None:
+        out = self.language(language)
+        out.last_final, out.last_final_at = text, time.time()
+        out.final_count += 1
+        self.metrics.captions_final.labels(language).inc()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "uptime_s": round(time.time() - self.started, 3),
+            "links": {name: link.as_dict() for name, link in self.links.items()},
+            "outputs": {
+                lang: {
+                    "last_final": out.last_final,
+                    "final_count": out.final_count,
+                    "last_partial": out.last_partial,
+                }
+                for lang, out in self.languages.items()
+            },
+        }

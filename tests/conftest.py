@@ -1,0 +1,76 @@
+"""Pytest setup: `e2e` marker that fails (never skips) without real parts; session PulseAudio and OBS fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+
+import pytest
+
+from tests.realenv import ObsEnv, PulseEnv, free_port, missing_requirements
+
+E2E_PASSWORD = "e2e-pass"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: end-to-end test with real OBS, PulseAudio and audio")
+
+
+def _missing_message(missing: list[str]) -> str:
+    return (
+        "e2e tests need real OBS/PulseAudio/espeak-ng and must never be skipped; missing: "
+        + ", ".join(missing)
+        + " (apt-get install obs-studio xvfb pulseaudio pulseaudio-utils libasound2-plugins nginx "
+        "libnginx-mod-rtmp ffmpeg fonts-dejavu-core sox espeak-ng libportaudio2)"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    missing = missing_requirements()
+    return f"e2e: MISSING {', '.join(missing)}" if missing else None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("e2e") is not None:
+        missing = missing_requirements()
+        if missing:
+            pytest.fail(_missing_message(missing), pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, None, None]:
+    """Turn any skip of an e2e test (importorskip, skipif, pytest.skip ...) into a failure."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if (
+        report.skipped
+        and not hasattr(report, "wasxfail")
+        and item.get_closest_marker("e2e") is not None
+    ):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"e2e test was skipped, which is not allowed: {reason}"
+
+
+@pytest.fixture(scope="session")
+def pulse_env() -> Iterator[PulseEnv]:
+    """Private PulseAudio with null sink e2e_sink (default sink) and e2e_sink.monitor (default source)."""
+    missing = missing_requirements()
+    if missing:
+        pytest.fail(_missing_message(missing), pytrace=False)
+    with PulseEnv() as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def obs_env(pulse_env: PulseEnv) -> Iterator[ObsEnv]:
+    """One headless OBS per session (free port, password e2e-pass, nginx-rtmp recording); restart it if you kill it."""
+    with ObsEnv(pulse_env, ws_port=free_port(), password=E2E_PASSWORD, rtmp=True) as env:
+        yield env
+
+
+@pytest.fixture
+def obs(obs_env: ObsEnv) -> Iterator[ObsEnv]:
+    """obs_env, guaranteed running (thawed/restarted) before and after the test."""
+    obs_env.ensure_running()
+    yield obs_env
+    obs_env.ensure_running()

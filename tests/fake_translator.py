@@ -1,0 +1,719 @@
+"""Local fake of the Qwen LiveTranslate realtime WebSocket API (see docs/translator-protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import copy
+import inspect
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+PATH = "/api-ws/v1/realtime"
+Q3_MODEL = "qwen3-livetranslate-flash-realtime"
+Q35_MODEL = "qwen3.5-livetranslate-flash-realtime"
+MODELS = {
+    Q3_MODEL: "q3",
+    Q3_MODEL + "-2025-09-22": "q3",
+    Q35_MODEL: "q3.5",
+    Q35_MODEL + "-2026-05-19": "q3.5",
+}
+ASR_MODEL = "qwen3-asr-flash-realtime"
+RATE_LIMIT_REASON = "Requests rate limit exceeded, please try again later."
+
+
+
+def _codes(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# §9 language tables: every valid target, and the subset that can also output audio.
+_Q3_AUDIO = _codes("en zh ru fr de pt es it ko ja yue")
+_Q35_AUDIO = _codes("zh en ar de fr es pt id it ko ru th vi ja tr hi ms nl ur nb sv da he fi pl is cs fil fa")
+LANGUAGES = {
+    "q3": _Q3_AUDIO | _codes("id vi th ar hi el tr"),
+    "q3.5": _Q35_AUDIO | _codes("yue el af ast be bg bn bs ca ceb et gl gu hr hu jv kk kn ky lv mk ml mr pa ro sk"
+                                " sl sw tg az uk"),
+}
+AUDIO_LANGUAGES = {"q3": _Q3_AUDIO, "q3.5": _Q35_AUDIO}
+AUDIO_TOKENS_PER_S = {"q3": 12.5, "q3.5": 7.0}  # §8
+HTTP_ERROR_CODES = {401: "InvalidApiKey", 403: "AccessDenied", 404: "ModelNotFound",
+                    429: "Throttling.RateQuota", 503: "ServiceUnavailable"}
+
+FRAME_MS = 100
+MIN_SPEECH_FRAMES = 2  # segments with < 200 ms of speech are noise
+STEP_FRAMES = 3  # one progressive snapshot per 300 ms of segment
+WRONG_WORD = "um"  # provisional translation word that the next snapshot retracts
+OUT_BYTES_PER_MS = 48  # PCM16 mono 24 kHz
+# One period of a quiet 400 Hz tone at 24 kHz (60 samples), tiled for response.audio.delta.
+_TONE = (np.sin(2 * np.pi * 400 * np.arange(60) / 24000) * 0.05 * 32767).astype("<i2").tobytes()
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+def _tone(start: int, end: int) -> bytes:
+    """Bytes [start, end) of an endless tone, so deltas may split samples (odd lengths)."""
+    off = start % len(_TONE)
+    n = end - start
+    return (_TONE * ((off + n) // len(_TONE) + 1))[off:off + n]
+
+
+@dataclass
+class ConnectionRecord:
+    """What one accepted WebSocket connection did; read it from tests."""
+
+    model: str
+    family: str
+    headers: dict[str, str]
+    session_update: dict[str, Any] | None = None  # `session` object of the last session.update
+    session: dict[str, Any] = field(default_factory=dict)  # effective config
+    client_event_types: list[str] = field(default_factory=list)
+    server_event_types: list[str] = field(default_factory=list)
+    audio_bytes: int = 0
+    audio_before_update_bytes: int = 0
+    translations: list[str] = field(default_factory=list)  # finals, in order
+    finished: bool = False
+    closed_by_client: bool = False
+    server_close_code: int | None = None  # set when the fake closed it (knobs, rate limit)
+    dropped: bool = False
+    open: bool = True
+
+
+@dataclass
+class _Segment:
+    start_frame: int
+    frames: int = 0
+    speech_frames: int = 0
+    silence_run: int = 0
+    last_speech_end: int = 0  # frame index just after the last speech frame
+    confirmed: bool = False
+    opened: bool = False
+    open_frame: int = 0
+    index: int = 0
+    lang: str = "en"
+    sentence: str = ""
+    final: str = ""
+    audio: bool = False
+    asr_on: bool = False
+    asr_lang: str = "en"
+    src_item: str = ""
+    resp_id: str = ""
+    out_item: str = ""
+    asr_snaps: list[str] = field(default_factory=list)
+    tr_snaps: list[tuple[str, str]] = field(default_factory=list)
+    asr_pos: int = 0
+    tr_pos: int = 0
+    audio_sent: int = 0
+
+
+@dataclass(eq=False)  # identity hashing: kept in a set of open connections
+class _Conn:
+    ws: web.WebSocketResponse
+    transport: asyncio.BaseTransport | None
+    rec: ConnectionRecord
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    session: dict[str, Any] = field(default_factory=dict)
+    updated_sent: bool = False
+    silence_ms: int = 600
+    manual: bool = False  # Q3.5 turn_detection null: segments end only on commit
+    frame_bytes: int = 3200
+    buf: bytearray = field(default_factory=bytearray)
+    frame_idx: int = 0
+    seg: _Segment | None = None
+    any_audio: bool = False
+    uncommitted: bool = False
+    sent: int = 0
+    close_after: tuple[int, int, str] | None = None
+    closing: bool = False
+    text_tokens: int = 0
+    audio_out_bytes: int = 0
+
+
+class FakeTranslator:
+    """Real aiohttp WebSocket server speaking the Q3 / Q3.5 LiveTranslate dialects."""
+
+    def __init__(self, api_key: str = "test-key", script: list[str] | None = None, silence_ms: int = 600,
+                 speech_rms: float = 0.02, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.api_key = api_key
+        self.script = list(script or [])
+        self.silence_ms = silence_ms
+        self.speech_rms = speech_rms
+        self.host = host
+        self.port = port
+        self.stall = False
+        self.rate_limit_per_minute: int | None = None
+        self.rate_window_s = 60.0  # tests may shrink the window
+        self.reject_audio_for_text_only_targets = True  # §4.1 "[?] whole session is rejected"
+        self._lock = threading.Lock()
+        self._connections: list[ConnectionRecord] = []
+        self._handshakes_rejected = 0
+        self._segments_emitted: dict[str, int] = {}
+        self._next_index: dict[str, int] = {}
+        self._reject: tuple[int, int] = (0, 401)
+        self._close_after: tuple[int, int, str] | None = None
+        self._attempts: deque[float] = deque()
+        self._open: set[_Conn] = set()
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}{PATH}"
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        app = web.Application()
+        app.router.add_get(PATH, self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        self._drop_now(mark=False)  # otherwise cleanup waits for open handlers
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def start_in_thread(self) -> None:
+        """Run the server on its own event loop in a daemon thread (for subprocess e2e tests)."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # surfaced to the caller below
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="fake-translator", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if errors:
+            raise errors[0]
+
+    def stop_thread(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+        self._thread = None
+
+    # ---- recorded state (thread-safe copies) -----------------------------------------------
+    @property
+    def connections(self) -> list[ConnectionRecord]:
+        with self._lock:
+            return list(self._connections)
+
+    @property
+    def handshakes_rejected(self) -> int:
+        with self._lock:
+            return self._handshakes_rejected
+
+    @property
+    def segments_emitted(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._segments_emitted)
+
+    def snapshot(self) -> list[ConnectionRecord]:
+        """Deep copies of all connection records, consistent even while the server runs."""
+        with self._lock:
+            return copy.deepcopy(self._connections)
+
+    def wait_until(self, pred: Callable[[FakeTranslator], bool], timeout: float = 5.0) -> bool:
+        """Blocking poll; only for use when the server runs in its own thread."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred(self):
+                return True
+            time.sleep(0.02)
+        return pred(self)
+
+    # ---- fault injection -------------------------------------------------------------------
+    def reject_next(self, n: int, status: int = 401) -> None:
+        with self._lock:
+            self._reject = (n, status)
+
+    def close_after_events(self, n: int, code: int = 1011, reason: str = "InternalError") -> None:
+        with self._lock:
+            self._close_after = (n, code, reason)
+
+    def drop_all(self) -> None:
+        """Abort every open TCP connection without a close frame (network drop)."""
+        self._call(self._drop_now)
+
+    def inject(self, event: dict[str, Any] | str) -> None:
+        """Send a raw frame (dict -> JSON, str -> verbatim) to every open connection, even when stalled."""
+        data = event if isinstance(event, str) else json.dumps(event)
+
+        async def send_all() -> None:
+            for c in list(self._open):
+                async with c.lock:
+                    if not c.ws.closed:
+                        with contextlib.suppress(ConnectionError):
+                            await c.ws.send_str(data)
+
+        self._call(send_all)
+
+    def _call(self, fn: Callable[[], Any] | Callable[[], Coroutine[Any, Any, None]]) -> None:
+        # Knobs may be called from the server's loop or from any other thread.
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("FakeTranslator is not started")
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if inspect.iscoroutinefunction(fn):
+            if on_loop:
+                loop.create_task(fn())  # runs before the next message the handler reads
+            else:
+                asyncio.run_coroutine_threadsafe(fn(), loop).result(5)
+        elif on_loop:
+            fn()
+        else:
+            async def wrap() -> None:
+                fn()
+            asyncio.run_coroutine_threadsafe(wrap(), loop).result(5)
+
+    def _drop_now(self, mark: bool = True) -> None:
+        for c in list(self._open):
+            c.closing = True
+            with self._lock:
+                c.rec.dropped = mark
+            if c.transport is not None:
+                c.transport.abort()
+
+    # ---- handshake -------------------------------------------------------------------------
+    def _refuse(self, status: int, message: str) -> web.Response:
+        rid = str(uuid.uuid4())
+        with self._lock:
+            self._handshakes_rejected += 1
+        body = {"request_id": rid, "code": HTTP_ERROR_CODES.get(status, "Error"), "message": message}
+        return web.json_response(body, status=status, headers={"x-request-id": rid})
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        with self._lock:
+            n, forced = self._reject
+            if n > 0:
+                self._reject = (n - 1, forced)
+        if n > 0:
+            return self._refuse(forced, "Injected handshake failure.")
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._refuse(401, "Invalid API-key provided.")
+        model = request.query.get("model", "")
+        family = MODELS.get(model)
+        if family is None:
+            return self._refuse(404, f"Model not found ({model})!")
+        ws = web.WebSocketResponse(timeout=1.5, compress=False)
+        if not ws.can_prepare(request).ok:
+            return self._refuse(400, "WebSocket upgrade required.")
+        await ws.prepare(request)
+        rec = ConnectionRecord(model=model, family=family, headers=dict(request.headers))
+        c = _Conn(ws=ws, transport=request.transport, rec=rec, silence_ms=self.silence_ms)
+        c.session = self._defaults(family, model)
+        rec.session = copy.deepcopy(c.session)
+        now = time.monotonic()
+        with self._lock:
+            self._connections.append(rec)
+            while self._attempts and now - self._attempts[0] > self.rate_window_s:
+                self._attempts.popleft()
+            limit = self.rate_limit_per_minute
+            limited = limit is not None and len(self._attempts) >= limit
+            self._attempts.append(now)  # every connection counts as a request (§2)
+            if not limited:
+                c.close_after, self._close_after = self._close_after, None
+        self._open.add(c)
+        try:
+            if limited:
+                await self._server_close(c, 1007, RATE_LIMIT_REASON)
+            elif c.close_after is not None and c.close_after[0] <= 0:
+                await self._server_close(c, c.close_after[1], c.close_after[2])
+            else:
+                await self._send(c, {"type": "session.created", "session": c.session})
+            while True:
+                msg = await ws.receive()
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_text(c, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self._log_client(c, "<binary>")
+                    await self._error(c, "invalid_value", "Binary frames are not supported.", "")
+                else:
+                    if msg.type == WSMsgType.CLOSE and not c.closing:
+                        with self._lock:
+                            rec.closed_by_client = True
+                    break
+        finally:
+            self._open.discard(c)
+            with self._lock:
+                rec.open = False
+        return ws
+
+    def _defaults(self, family: str, model: str) -> dict[str, Any]:
+        q3 = family == "q3"
+        s: dict[str, Any] = {
+            "id": _new_id("sess"), "object": "realtime.session", "model": model,
+            "modalities": ["text", "audio"], "voice": "Cherry" if q3 else "Tina",
+            "input_audio_format": "pcm16" if q3 else "pcm", "output_audio_format": "pcm24" if q3 else "pcm",
+            "input_audio_transcription": None if q3 else {"model": ASR_MODEL},
+            "translation": {"language": "en"},
+        }
+        if not q3:
+            s["sample_rate"] = 16000
+            s["turn_detection"] = {"type": "server_vad", "threshold": 0.2,
+                                   "silence_duration_ms": self.silence_ms, "prefix_padding_ms": 300,
+                                   "create_response": True, "interrupt_response": True}
+        return s
+
+    # ---- sending ---------------------------------------------------------------------------
+    async def _send(self, c: _Conn, event: dict[str, Any]) -> None:
+        if self.stall or c.closing or c.ws.closed:
+            return
+        event = {"event_id": _new_id("event"), **event}
+        try:
+            async with c.lock:
+                await c.ws.send_str(json.dumps(event))
+        except ConnectionError:
+            c.closing = True
+            return
+        with self._lock:
+            c.rec.server_event_types.append(event["type"])
+        c.sent += 1
+        if c.close_after is not None and c.sent >= c.close_after[0]:
+            await self._server_close(c, c.close_after[1], c.close_after[2])
+
+    async def _server_close(self, c: _Conn, code: int, reason: str) -> None:
+        c.closing = True
+        with self._lock:
+            c.rec.server_close_code = code
+        await c.ws.close(code=code, message=reason.encode())
+
+    async def _error(self, c: _Conn, code: str, message: str, param: str,
+                     etype: str = "invalid_request_error") -> None:
+        err = {"type": etype, "code": code, "message": message, "param": param}
+        await self._send(c, {"type": "error", "error": err})
+
+    def _log_client(self, c: _Conn, etype: str) -> None:
+        with self._lock:
+            c.rec.client_event_types.append(etype)
+
+    # ---- client events ---------------------------------------------------------------------
+    async def _on_text(self, c: _Conn, data: str) -> None:
+        try:
+            ev = json.loads(data)
+            if not isinstance(ev, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self._log_client(c, "<invalid-json>")
+            await self._error(c, "invalid_json", "Failed to parse client event as JSON object.", "")
+            return
+        etype = str(ev.get("type", ""))
+        self._log_client(c, etype)
+        q35 = c.rec.family == "q3.5"
+        if etype == "session.update":
+            await self._on_update(c, ev.get("session"))
+        elif etype == "input_audio_buffer.append":
+            await self._on_append(c, ev.get("audio"))
+        elif etype == "input_image_buffer.append":
+            if not c.any_audio:
+                await self._error(c, "invalid_value", "Error append image before append audio.", "")
+        elif etype == "session.finish":
+            with self._lock:
+                c.rec.finished = True
+            if not self.stall:
+                await self._end_segment(c)
+            await self._send(c, {"type": "session.finished"})
+        elif etype == "input_audio_buffer.commit" and q35 and c.manual:
+            if not c.uncommitted:
+                await self._error(c, "invalid_value", "Error committing input audio buffer: empty.", "")
+                return
+            c.uncommitted = False
+            await self._send(c, {"type": "input_audio_buffer.committed", "item_id": _new_id("item")})
+            await self._end_segment(c)
+        elif etype == "input_audio_buffer.clear" and q35 and c.manual:
+            c.buf.clear()
+            c.uncommitted = False
+            if c.seg is not None and not c.seg.opened:
+                c.seg = None
+            await self._send(c, {"type": "input_audio_buffer.cleared"})
+        else:
+            # Covers Q3 commit/clear too: Q3 answered "Invalid value: 'input_audio_buffer.commit'" (§4.4).
+            await self._error(c, "invalid_value", f"Invalid value: '{etype}'", "type")
+
+    def _validate(self, family: str, upd: dict[str, Any], eff: dict[str, Any]) -> tuple[str, str] | None:
+        """Return (message, param) of the first problem, mirroring what the service rejects."""
+        if "modalities" in upd and upd["modalities"] not in (["text"], ["text", "audio"]):
+            return (f"Invalid modalities: {upd['modalities']!r}. Supported combinations are "
+                    "['text'] and ['text', 'audio'].", "session.modalities")
+        tr = upd.get("translation")
+        if "instructions" in upd or not isinstance(tr, dict) or not tr.get("language"):
+            return "Invalid translation parameter.", "session.translation"
+        lang = tr["language"]
+        if lang not in LANGUAGES[family]:
+            return f"Unsupported translation language: '{lang}'.", "session.translation.language"
+        if ("audio" in eff["modalities"] and lang not in AUDIO_LANGUAGES[family]
+                and self.reject_audio_for_text_only_targets):
+            return f"Language '{lang}' does not support audio output.", "session.modalities"
+        if eff.get("input_audio_format") not in ("pcm", "pcm16"):
+            return "Only PCM input is supported by the fake.", "session.input_audio_format"
+        if family == "q3.5":
+            if eff.get("sample_rate") not in (8000, 16000):
+                return "Invalid sample_rate.", "session.sample_rate"
+            td = eff.get("turn_detection")
+            if td is not None:
+                sd = td.get("silence_duration_ms") if isinstance(td, dict) else None
+                if not isinstance(sd, int) or not 200 <= sd <= 6000:
+                    return "Invalid silence_duration_ms.", "session.turn_detection.silence_duration_ms"
+        return None
+
+    async def _on_update(self, c: _Conn, upd: Any) -> None:
+        with self._lock:
+            c.rec.session_update = copy.deepcopy(upd) if isinstance(upd, dict) else None
+        if not isinstance(upd, dict):
+            await self._error(c, "invalid_value", "Missing or invalid 'session' object.", "session")
+            return
+        family = c.rec.family
+        # Merge onto the defaults, not onto the previous update: the service does not merge (§4.1).
+        eff = self._defaults(family, c.rec.model)
+        eff["id"] = c.session["id"]
+        for k, v in upd.items():
+            if k in ("id", "object", "model"):
+                continue
+            eff[k] = {**eff[k], **v} if isinstance(v, dict) and isinstance(eff.get(k), dict) else v
+        problem = self._validate(family, upd, eff)
+        if problem is not None:
+            await self._error(c, "invalid_value", problem[0], problem[1])
+            return
+        c.session = eff
+        td = eff.get("turn_detection")
+        c.manual = family == "q3.5" and td is None
+        q35_vad = family == "q3.5" and isinstance(td, dict)
+        c.silence_ms = td["silence_duration_ms"] if q35_vad else self.silence_ms
+        c.frame_bytes = int(eff.get("sample_rate", 16000)) * FRAME_MS // 1000 * 2
+        with self._lock:
+            c.rec.session = copy.deepcopy(eff)
+        if not self.stall:
+            await self._send(c, {"type": "session.updated", "session": eff})
+            c.updated_sent = not c.closing
+
+    async def _on_append(self, c: _Conn, audio: Any) -> None:
+        try:
+            if not isinstance(audio, str):
+                raise ValueError("missing audio")
+            pcm = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            await self._error(c, "invalid_value", "Invalid base64 audio data.", "audio")
+            return
+        with self._lock:
+            c.rec.audio_bytes += len(pcm)
+            if not c.updated_sent:
+                c.rec.audio_before_update_bytes += len(pcm)
+        c.any_audio = c.uncommitted = True
+        if self.stall:
+            return  # swallow audio without consuming script lines
+        c.buf.extend(pcm)
+        while len(c.buf) >= c.frame_bytes and not c.closing:
+            frame = bytes(c.buf[:c.frame_bytes])
+            del c.buf[:c.frame_bytes]
+            await self._frame(c, frame)
+
+    # ---- VAD and response generation ------------------------------------------------------
+    async def _frame(self, c: _Conn, frame: bytes) -> None:
+        x = np.frombuffer(frame, "<i2").astype(np.float64) / 32768.0
+        speech = float(np.sqrt(np.mean(x * x))) > self.speech_rms
+        idx = c.frame_idx
+        c.frame_idx += 1
+        seg = c.seg
+        if seg is None:
+            if not speech:
+                return
+            seg = c.seg = _Segment(start_frame=idx)
+        seg.frames += 1
+        if speech:
+            seg.speech_frames += 1
+            seg.silence_run = 0
+            seg.last_speech_end = idx + 1
+        else:
+            seg.silence_run += 1
+        if not seg.confirmed and seg.speech_frames >= MIN_SPEECH_FRAMES:
+            self._confirm(c, seg)
+            if not c.manual:  # manual mode answers only after commit
+                await self._open_segment(c, seg)
+        elif seg.opened and (seg.frames - seg.open_frame) % STEP_FRAMES == 0:
+            await self._step(c, seg)
+        if not c.manual and seg.silence_run * FRAME_MS >= max(c.silence_ms, FRAME_MS):
+            await self._end_segment(c)
+
+    def _confirm(self, c: _Conn, seg: _Segment) -> None:
+        s = c.session
+        lang = s["translation"]["language"]
+        with self._lock:  # shared per language so reconnects continue the script
+            seg.index = self._next_index.get(lang, 0)
+            self._next_index[lang] = seg.index + 1
+        seg.confirmed = True
+        seg.lang = lang
+        i = seg.index
+        seg.sentence = self.script[i] if i < len(self.script) else f"utterance {i + 1}"
+        seg.final = f"[{lang}] {seg.sentence}"
+        seg.audio = "audio" in s["modalities"]
+        iat = s.get("input_audio_transcription")
+        if c.rec.family == "q3":
+            seg.asr_on = isinstance(iat, dict) and iat.get("model") == ASR_MODEL
+        else:
+            seg.asr_on = iat is not None
+        seg.asr_lang = (iat or {}).get("language") or "en"
+        seg.src_item, seg.resp_id, seg.out_item = _new_id("item"), _new_id("resp"), _new_id("item")
+        # ASR stash grows with one retraction ("w0" -> "w0." -> "w0 w1"), like 今天 -> 今天。 -> 今天天气.
+        sw = seg.sentence.split()
+        seg.asr_snaps = [sw[0], sw[0] + "."] + [" ".join(sw[:k]) for k in range(2, len(sw) + 1)]
+        if len(sw) == 1:
+            seg.asr_snaps.append(sw[0])
+        # Translation: text is the confirmed prefix, stash the provisional tail; WRONG_WORD gets retracted.
+        tw = seg.final.split()
+        seg.tr_snaps = [("", tw[0]), ("", f"{tw[0]} {WRONG_WORD}")]
+        n = len(tw)
+        seg.tr_snaps += [(" ".join(tw[:k]), f" {tw[k]}" if k < n else "") for k in range(1, n + 1)]
+
+    def _response(self, c: _Conn, seg: _Segment, status: str, output: list[Any]) -> dict[str, Any]:
+        s = c.session
+        return {"id": seg.resp_id, "object": "realtime.response", "conversation_id": "", "status": status,
+                "modalities": s["modalities"], "voice": s["voice"],
+                "output_audio_format": s["output_audio_format"], "output": output}
+
+    def _item(self, seg: _Segment, status: str, content: list[Any]) -> dict[str, Any]:
+        return {"id": seg.out_item, "object": "realtime.item", "type": "message", "status": status,
+                "role": "assistant", "content": content}
+
+    def _part(self, seg: _Segment, text: str) -> dict[str, Any]:
+        return {"type": "audio", "transcript": text} if seg.audio else {"type": "text", "text": text}
+
+    def _ids(self, seg: _Segment) -> dict[str, Any]:
+        return {"response_id": seg.resp_id, "item_id": seg.out_item, "output_index": 0, "content_index": 0}
+
+    async def _open_segment(self, c: _Conn, seg: _Segment) -> None:
+        seg.opened = True
+        seg.open_frame = seg.frames
+        q35 = c.rec.family == "q3.5"
+        if q35 and not c.manual:
+            await self._send(c, {"type": "input_audio_buffer.speech_started",
+                                 "audio_start_ms": seg.start_frame * FRAME_MS, "item_id": seg.src_item})
+        await self._asr_step(c, seg)
+        item = self._item(seg, "in_progress", [])
+        await self._send(c, {"type": "response.created", "response": self._response(c, seg, "in_progress", [])})
+        await self._send(c, {"type": "response.output_item.added", "response_id": seg.resp_id,
+                             "output_index": 0, "item": item})
+        if q35:
+            await self._send(c, {"type": "conversation.item.created", "previous_item_id": seg.src_item,
+                                 "item": item})
+        await self._send(c, {"type": "response.content_part.added", **self._ids(seg),
+                             "part": self._part(seg, "")})
+        await self._tr_step(c, seg)
+
+    async def _asr_step(self, c: _Conn, seg: _Segment) -> None:
+        if not seg.asr_on or seg.asr_pos >= len(seg.asr_snaps):
+            return
+        ev = {"type": "conversation.item.input_audio_transcription.text", "item_id": seg.src_item,
+              "content_index": 0, "text": "", "stash": seg.asr_snaps[seg.asr_pos], "language": seg.asr_lang}
+        if c.rec.family == "q3.5":
+            ev["emotion"] = "neutral"
+        seg.asr_pos += 1
+        await self._send(c, ev)
+
+    async def _tr_step(self, c: _Conn, seg: _Segment) -> None:
+        if seg.tr_pos >= len(seg.tr_snaps):
+            return
+        text, stash = seg.tr_snaps[seg.tr_pos]
+        seg.tr_pos += 1
+        etype = "response.audio_transcript.text" if seg.audio else "response.text.text"
+        await self._send(c, {"type": etype, **self._ids(seg), "text": text, "stash": stash})
+
+    async def _audio_delta(self, c: _Conn, seg: _Segment, end: int) -> None:
+        if end <= seg.audio_sent:
+            return
+        data = _tone(seg.audio_sent, end)
+        seg.audio_sent = end
+        c.audio_out_bytes += len(data)
+        await self._send(c, {"type": "response.audio.delta", **self._ids(seg),
+                             "delta": base64.b64encode(data).decode()})
+
+    async def _step(self, c: _Conn, seg: _Segment) -> None:
+        await self._asr_step(c, seg)
+        await self._tr_step(c, seg)
+        if seg.audio:
+            target = (seg.frames - seg.open_frame) * FRAME_MS * OUT_BYTES_PER_MS
+            # The first delta ends one byte short so it (and the next) has an odd length (§6).
+            await self._audio_delta(c, seg, target - 1 if seg.audio_sent == 0 else target)
+
+    async def _end_segment(self, c: _Conn) -> None:
+        """Finish the in-progress segment (VAD silence, session.finish or commit); drop noise."""
+        seg, c.seg = c.seg, None
+        if seg is None or not seg.confirmed or c.closing:
+            return
+        if not seg.opened:
+            await self._open_segment(c, seg)
+        q35 = c.rec.family == "q3.5"
+        final = seg.final
+        if q35 and not c.manual:
+            await self._send(c, {"type": "input_audio_buffer.speech_stopped",
+                                 "audio_end_ms": seg.last_speech_end * FRAME_MS, "item_id": seg.src_item})
+        if seg.audio:
+            end = max(seg.frames - seg.open_frame, 1) * FRAME_MS * OUT_BYTES_PER_MS
+            await self._audio_delta(c, seg, max(end, seg.audio_sent + (seg.audio_sent % 2)))
+            await self._send(c, {"type": "response.audio_transcript.done", **self._ids(seg),
+                                 "transcript": final})
+            await self._send(c, {"type": "response.audio.done", **self._ids(seg)})
+        else:
+            await self._send(c, {"type": "response.text.done", **self._ids(seg), "text": final + " "})
+        part = self._part(seg, final)
+        await self._send(c, {"type": "response.content_part.done", **self._ids(seg), "part": part})
+        done_item = self._item(seg, "completed", [part])
+        await self._send(c, {"type": "response.output_item.done", "response_id": seg.resp_id,
+                             "output_index": 0, "item": done_item})
+        if seg.asr_on:  # observed after the translation's .done (§5.2)
+            await self._send(c, {"type": "conversation.item.input_audio_transcription.completed",
+                                 "item_id": seg.src_item, "content_index": 0, "transcript": seg.sentence,
+                                 "language": seg.asr_lang, "emotion": ""})
+        c.text_tokens += max(1, len(final) // 3)
+        resp = self._response(c, seg, "completed", [done_item])
+        resp["usage"] = self._usage(c)
+        await self._send(c, {"type": "response.done", "response": resp})
+        with self._lock:
+            c.rec.translations.append(final)
+            self._segments_emitted[seg.lang] = self._segments_emitted.get(seg.lang, 0) + 1
+
+    def _usage(self, c: _Conn) -> dict[str, Any]:
+        """Cumulative for the connection, as observed (§8)."""
+        rate = int(c.session.get("sample_rate", 16000))
+        audio_in = round(c.rec.audio_bytes / (2 * rate) * AUDIO_TOKENS_PER_S[c.rec.family])
+        out_details: dict[str, int] = {"text_tokens": c.text_tokens}
+        if "audio" in c.session["modalities"]:
+            out_details["audio_tokens"] = round(c.audio_out_bytes / (OUT_BYTES_PER_MS * 1000) * 12.5)
+        out = sum(out_details.values())
+        return {"total_tokens": audio_in + out, "input_tokens": audio_in, "output_tokens": out,
+                "input_tokens_details": {"text_tokens": 0, "audio_tokens": audio_in},
+                "output_tokens_details": out_details}
