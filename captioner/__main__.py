@@ -50,9 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"captioner {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the daemon in the foreground")
-    run.add_argument(
-        "--config", help="YAML config (default: $CAPTIONER_CONFIG, ~/.config/captioner/config.yaml)"
-    )
+    run.add_argument("--config", help="YAML config (default: $CAPTIONER_CONFIG, ~/.config/captioner/config.yaml)")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides log_level")
     check = sub.add_parser("check", help="validate the config and exit")
     check.add_argument("--config")

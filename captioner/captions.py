@@ -135,9 +135,7 @@ class SessionInterpreter:
         elif kind == "response.output_item.done":
             item = ev.get("item") or {}
             if isinstance(item, dict):
-                text = "".join(
-                    _str(c, "text", "transcript") for c in item.get("content") or [] if isinstance(c, dict)
-                )
+                text = "".join(_str(c, "text", "transcript") for c in item.get("content") or [] if isinstance(c, dict))
                 self._final(self.target, {**ev, "item_id": _str(item, "id")}, text, out, fallback_only=True)
         elif kind == "response.done":
             self._response_done(ev, out)

@@ -22,9 +22,7 @@ def print_devices() -> int:
     print(f"{'':2} {'index':>5}  {'name':40} {'host API':18} {'ch':>3} {'rate':>7}")
     for d in devices:
         marks = ("*" if d.is_default else " ") + ("L" if d.is_loopback else " ")
-        print(
-            f"{marks} {d.index:>5}  {d.name[:40]:40} {d.hostapi[:18]:18} {d.channels:>3} {d.default_rate:>7.0f}"
-        )
+        print(f"{marks} {d.index:>5}  {d.name[:40]:40} {d.hostapi[:18]:18} {d.channels:>3} {d.default_rate:>7.0f}")
     if not devices:
         print("(no input devices)")
     print("\n* = default input, L = loopback (hears what the computer plays)")

@@ -108,9 +108,7 @@ class ObsSink:
                 delay = self.backoff.next_delay(lasted)
                 first = self.link.state != LinkState.RECONNECTING
                 self.link.set(LinkState.RECONNECTING, _describe(e))
-                (log.warning if first else log.debug)(
-                    "OBS unavailable (%s); retrying in %.1f s", _describe(e), delay
-                )
+                (log.warning if first else log.debug)("OBS unavailable (%s); retrying in %.1f s", _describe(e), delay)
                 await self._discard()
                 await asyncio.sleep(delay)
 
@@ -170,9 +168,7 @@ class ObsSink:
         if kind is None:
             raise RuntimeError(f"OBS offers no text input kind (looked for {', '.join(TEXT_KINDS)})")
         scene = client.send("GetCurrentProgramScene", raw=True)["currentProgramSceneName"]
-        settings = _NEW_SOURCE_SETTINGS[
-            "text_gdiplus" if kind.startswith("text_gdiplus") else "text_ft2_source"
-        ]
+        settings = _NEW_SOURCE_SETTINGS["text_gdiplus" if kind.startswith("text_gdiplus") else "text_ft2_source"]
         for source in missing:
             client.send(
                 "CreateInput",

@@ -6,96 +6,13 @@ import re
 from dataclasses import dataclass
 
 # Languages per family (translator-protocol.md §9).
-_Q3_LANGUAGES = frozenset(
-    [
-        "en",
-        "zh",
-        "ru",
-        "fr",
-        "de",
-        "pt",
-        "es",
-        "it",
-        "id",
-        "ko",
-        "ja",
-        "vi",
-        "th",
-        "ar",
-        "yue",
-        "hi",
-        "el",
-        "tr",
-    ]
-)
-_Q3_AUDIO = frozenset(["en", "zh", "ru", "fr", "de", "pt", "es", "it", "ko", "ja", "yue"])
+_Q3_LANGUAGES = frozenset("en zh ru fr de pt es it id ko ja vi th ar yue hi el tr".split())
+_Q3_AUDIO = frozenset("en zh ru fr de pt es it ko ja yue".split())
 _Q35_AUDIO = frozenset(
-    [
-        "zh",
-        "en",
-        "ar",
-        "de",
-        "fr",
-        "es",
-        "pt",
-        "id",
-        "it",
-        "ko",
-        "ru",
-        "th",
-        "vi",
-        "ja",
-        "tr",
-        "hi",
-        "ms",
-        "nl",
-        "ur",
-        "nb",
-        "sv",
-        "da",
-        "he",
-        "fi",
-        "pl",
-        "is",
-        "cs",
-        "fil",
-        "fa",
-    ]
+    "zh en ar de fr es pt id it ko ru th vi ja tr hi ms nl ur nb sv da he fi pl is cs fil fa".split()
 )
 _Q35_TEXT_ONLY = frozenset(
-    [
-        "yue",
-        "el",
-        "af",
-        "ast",
-        "be",
-        "bg",
-        "bn",
-        "bs",
-        "ca",
-        "ceb",
-        "et",
-        "gl",
-        "gu",
-        "hr",
-        "hu",
-        "jv",
-        "kk",
-        "kn",
-        "ky",
-        "lv",
-        "mk",
-        "ml",
-        "mr",
-        "pa",
-        "ro",
-        "sk",
-        "sl",
-        "sw",
-        "tg",
-        "az",
-        "uk",
-    ]
+    "yue el af ast be bg bn bs ca ceb et gl gu hr hu jv kk kn ky lv mk ml mr pa ro sk sl sw tg az uk".split()
 )
 
 
@@ -148,8 +65,7 @@ def dialect_for(model: str) -> Dialect:
             return dialect
     if "livetranslate" in model:
         raise UnsupportedModel(
-            f"{model!r} is not supported (supported: {Q3.family}, {Q35.family}; "
-            "qwen3.8 uses a different protocol)"
+            f"{model!r} is not supported (supported: {Q3.family}, {Q35.family}; qwen3.8 uses a different protocol)"
         )
     raise UnsupportedModel(f"{model!r} is not a Qwen livetranslate model")
 

@@ -62,9 +62,7 @@ class Metrics:
         self.usage_tokens = Counter(
             "captioner_usage_tokens", "Tokens reported by the service", ["target", "direction"], registry=r
         )
-        self.captions_final = Counter(
-            "captioner_captions_final", "Final captions produced", ["language"], registry=r
-        )
+        self.captions_final = Counter("captioner_captions_final", "Final captions produced", ["language"], registry=r)
         self.captions_partial = Counter(
             "captioner_captions_partial", "Partial caption updates received", ["language"], registry=r
         )

@@ -25,8 +25,7 @@ log = logging.getLogger(__name__)
 
 # Error codes after which retrying soon cannot help (§7), normalised.
 _FATAL_CODES = frozenset(
-    normalise_code(c)
-    for c in ("InvalidApiKey", "AccessDenied", "Arrearage", "ModelNotFound", "insufficient_quota")
+    normalise_code(c) for c in ("InvalidApiKey", "AccessDenied", "Arrearage", "ModelNotFound", "insufficient_quota")
 )
 _AUTH_BACKOFF_S = 300.0
 _RATE_LIMIT_BACKOFF_S = 30.0
@@ -99,9 +98,7 @@ class TranslatorSession:
             connected_for: float | None = None
             try:
                 self.link.set(
-                    LinkState.CONNECTING
-                    if self.link.state != LinkState.RECONNECTING
-                    else LinkState.RECONNECTING
+                    LinkState.CONNECTING if self.link.state != LinkState.RECONNECTING else LinkState.RECONNECTING
                 )
                 await self.budget.acquire()
                 connected_for = await self._connect_once()
@@ -152,9 +149,7 @@ class TranslatorSession:
         try:
             await asyncio.wait_for(self._finished.wait(), self.cfg.finish_timeout_s)
         except TimeoutError:
-            log.warning(
-                "translator %s: no session.finished within %.1f s", self.target, self.cfg.finish_timeout_s
-            )
+            log.warning("translator %s: no session.finished within %.1f s", self.target, self.cfg.finish_timeout_s)
 
     # ---- one connection ------------------------------------------------------------------------
     async def probe(self) -> None:
@@ -293,9 +288,7 @@ class TranslatorSession:
                 self.status.metrics.usage_tokens.labels(self.target, "input").inc(result.usage.input_tokens)
                 self.status.metrics.usage_tokens.labels(self.target, "output").inc(result.usage.output_tokens)
             if result.error is not None:
-                self.status.metrics.translator_errors.labels(
-                    self.target, result.error.code or "unknown"
-                ).inc()
+                self.status.metrics.translator_errors.labels(self.target, result.error.code or "unknown").inc()
                 self.link.last_error = f"{result.error.code}: {result.error.message}"
                 log.warning(
                     "translator %s: service error %s: %s",
