@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .errors import ConfigError
 from .protocol import Dialect, UnsupportedModel, dialect_for
@@ -27,11 +27,19 @@ class AudioConfig(_Section):
     """Capture device and chunking."""
 
     # None = system default input; int = device index; str = name substring, or "loopback".
-    device: int | str | None = None
+    device: Any = None
     # Length of one audio chunk sent to the translator; the service recommends 100 ms.
     chunk_ms: int = Field(100, ge=20, le=1000)
     # Captured blocks waiting for the converter; when full the oldest is dropped (and counted).
     queue_chunks: int = Field(50, ge=2, le=10_000)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: Any) -> int | str | None:
+        # Checked by hand: a pydantic union would put its member names into the key path.
+        if v is None or (isinstance(v, int | str) and not isinstance(v, bool)):
+            return v
+        raise ValueError(f"must be null, a device index or a name (got {v!r})")
 
 
 class TranslatorConfig(_Section):
@@ -140,6 +148,8 @@ def _describe(err: Any) -> str:
         return "unknown key"
     if err["type"] == "missing":
         return "required key is missing"
+    if err["type"] == "value_error":
+        return str(err.get("ctx", {}).get("error", msg))
     value = err.get("input")
     if isinstance(value, str | int | float | bool) and "SecretStr" not in msg:
         return f"{msg} (got {value!r})"
@@ -181,8 +191,6 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{where}.language", f"{out.language!r} is not one of translator.targets")
         if any(o.obs_source == out.obs_source for o in cfg.outputs[:i]):
             raise ConfigError(f"{where}.obs_source", f"{out.obs_source!r} is used by two outputs")
-    if isinstance(cfg.audio.device, bool):
-        raise ConfigError("audio.device", "must be null, a device index or a name")
 
 
 def parse(raw: Any, env: Mapping[str, str] | None = None) -> Config:

@@ -1,0 +1,177 @@
+"""The text/stash rules of translator-protocol.md §5.1, table by table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from captioner.captions import Caption, SessionInterpreter, UsageDelta, normalise_code
+
+
+def run(events: list[Any], target: str = "ja") -> list[Caption]:
+    interp = SessionInterpreter(target)
+    out: list[Caption] = []
+    for ev in events:
+        out += interp.feed(ev).captions
+    return out
+
+
+def t(text: str, stash: str = "", item: str = "i1", kind: str = "response.text.text") -> dict[str, Any]:
+    return {"type": kind, "response_id": "r1", "item_id": item, "text": text, "stash": stash}
+
+
+CASES: list[tuple[str, list[Any], list[tuple[str, bool]]]] = [
+    (
+        "display is text+stash and replaces, never appends",
+        [t("", "Today"), t("The weather is nice today,"), t("The weather is nice today,", " let's walk")],
+        [("Today", False), ("The weather is nice today,", False), ("The weather is nice today, let's walk", False)],
+    ),
+    (
+        "a retracted stash disappears",
+        [t("", "今天"), t("", "今天。"), t("", "今天天气")],
+        [("今天", False), ("今天。", False), ("今天天气", False)],
+    ),
+    (
+        "empty text later never retracts confirmed text",
+        [t("Hello there,"), t("", " friend")],
+        [("Hello there,", False), ("Hello there, friend", False)],
+    ),
+    (
+        "final from response.text.done, trailing spaces trimmed",
+        [t("", "Hi"), {"type": "response.text.done", "item_id": "i1", "text": "Hi all.  "}],
+        [("Hi", False), ("Hi all.", True)],
+    ),
+    (
+        "final from audio_transcript.done uses `transcript`",
+        [
+            t("", "Hi", kind="response.audio_transcript.text"),
+            {"type": "response.audio_transcript.done", "item_id": "i1", "transcript": "Hi all."},
+        ],
+        [("Hi", False), ("Hi all.", True)],
+    ),
+    (
+        "empty final falls back to the last snapshot",
+        [t("Bye", " now"), {"type": "response.text.done", "item_id": "i1", "text": ""}],
+        [("Bye now", False), ("Bye now", True)],
+    ),
+    (
+        "missing stash is treated as empty",
+        [{"type": "response.text.text", "item_id": "i1", "text": "Only text"}],
+        [("Only text", False)],
+    ),
+    (
+        "content_part.done after the text done does not repeat the final",
+        [
+            t("A"),
+            {"type": "response.text.done", "item_id": "i1", "text": "A."},
+            {"type": "response.content_part.done", "item_id": "i1", "part": {"type": "text", "text": "A."}},
+        ],
+        [("A", False), ("A.", True)],
+    ),
+    (
+        "a response cut short finalizes what it showed at response.done",
+        [t("Half a sent"), {"type": "response.done", "response": {"id": "r1", "status": "incomplete"}}],
+        [("Half a sent", False), ("Half a sent", True)],
+    ),
+    (
+        "late partial after the final is ignored",
+        [t("A"), {"type": "response.text.done", "item_id": "i1", "text": "A."}, t("A", " late")],
+        [("A", False), ("A.", True)],
+    ),
+    (
+        "two items are independent",
+        [
+            t("One", item="a"),
+            t("Two", item="b"),
+            {"type": "response.text.done", "item_id": "b", "text": "Two."},
+            {"type": "response.text.done", "item_id": "a", "text": "One."},
+        ],
+        [("One", False), ("Two", False), ("Two.", True), ("One.", True)],
+    ),
+    (
+        "source transcript: stash grows in ASR events, final from completed",
+        [
+            {"type": "conversation.item.input_audio_transcription.text", "item_id": "s1", "text": "", "stash": "Hel"},
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": "s1",
+                "transcript": "Hello.",
+                "language": "en",
+                "emotion": "",
+            },
+        ],
+        [("Hel", False), ("Hello.", True)],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "events", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_text_stash_rules(name: str, events: list[Any], expected: list[tuple[str, bool]]) -> None:
+    assert [(c.text, c.final) for c in run(events)] == expected
+
+
+def test_source_captions_are_labelled_source() -> None:
+    captions = run(
+        [{"type": "conversation.item.input_audio_transcription.completed", "item_id": "s", "transcript": "Hi"}]
+    )
+    assert captions[0].language == "source"
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        ("not a dict", "malformed"),
+        ({"no": "type"}, "malformed"),
+        ({"type": 5}, "malformed"),
+        ({"type": "response.text.text", "item_id": "x", "text": 5}, "malformed"),
+        ({"type": "response.text.text", "item_id": "x", "text": "a", "stash": ["b"]}, "malformed"),
+        ({"type": "response.done", "response": "nope"}, "malformed"),
+        ({"type": "brand.new.event"}, "unknown"),
+        ({"type": "response.created", "response": {}}, None),
+        ({"type": "response.text.done"}, None),
+    ],
+)
+def test_bad_events_are_survived_and_classified(event: Any, problem: str | None) -> None:
+    interp = SessionInterpreter("ja")
+    assert interp.feed(event).problem == problem
+    # and the interpreter still works afterwards
+    assert interp.feed(t("ok")).captions[0].text == "ok"
+
+
+def test_usage_is_cumulative_so_deltas_are_reported() -> None:
+    interp = SessionInterpreter("ja")
+    deltas = []
+    for total_in, total_out in [(85, 84), (200, 100), (300, 150)]:
+        ev = {
+            "type": "response.done",
+            "response": {"id": "r", "usage": {"input_tokens": total_in, "output_tokens": total_out}},
+        }
+        deltas.append(interp.feed(ev).usage)
+    assert deltas == [UsageDelta(85, 84), UsageDelta(115, 16), UsageDelta(100, 50)]
+
+
+def test_error_events_nested_or_flat() -> None:
+    interp = SessionInterpreter("ja")
+    nested = interp.feed(
+        {
+            "type": "error",
+            "error": {
+                "type": "invalid_request_error",
+                "code": "invalid_value",
+                "message": "bad",
+                "param": "session.modalities",
+            },
+        }
+    )
+    assert nested.error is not None and nested.error.code == "invalid_value" and nested.error.param
+    flat = interp.feed({"type": "error", "code": "InvalidApiKey", "message": "no"})
+    assert flat.error is not None and normalise_code(flat.error.code) == "invalidapikey"
+
+
+def test_pending_returns_unfinished_partials() -> None:
+    interp = SessionInterpreter("ja")
+    interp.feed(t("done", item="a"))
+    interp.feed({"type": "response.text.done", "item_id": "a", "text": "done."})
+    interp.feed(t("half", " way", item="b"))
+    assert [(c.item_id, c.text) for c in interp.pending()] == [("b", "half way")]

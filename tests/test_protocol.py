@@ -1,0 +1,98 @@
+"""session.update bodies per dialect, and the reconnect policy."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from captioner.protocol import Q3, Q35, UnsupportedModel, dialect_for, session_update
+from captioner.reconnect import Backoff, ConnectBudget
+
+
+@pytest.mark.parametrize(
+    ("model", "family"),
+    [
+        ("qwen3-livetranslate-flash-realtime", Q3),
+        ("qwen3-livetranslate-flash-realtime-2025-09-22", Q3),
+        ("qwen3.5-livetranslate-flash-realtime", Q35),
+        ("qwen3.5-livetranslate-flash-realtime-2026-05-19", Q35),
+    ],
+)
+def test_dialects(model: str, family: object) -> None:
+    assert dialect_for(model) is family
+
+
+@pytest.mark.parametrize("model", ["qwen3.8-livetranslate-flash-realtime", "qwen3-livetranslate-flash-realtimeX", "x"])
+def test_unsupported_models(model: str) -> None:
+    with pytest.raises(UnsupportedModel):
+        dialect_for(model)
+
+
+def body(dialect: object, **kw: object) -> dict[str, object]:
+    args: dict[str, object] = {
+        "target": "ja",
+        "source_language": "en",
+        "transcribe_source": False,
+        "voice": None,
+        "audio_output": False,
+    }
+    args.update(kw)
+    update = session_update(dialect, **args)  # type: ignore[arg-type]
+    assert update["type"] == "session.update"
+    return update["session"]  # type: ignore[return-value]
+
+
+def test_always_complete_session_with_language_and_voice() -> None:
+    s = body(Q3)
+    assert s["translation"] == {"language": "ja"}
+    assert s["voice"] == "Cherry"
+    assert s["modalities"] == ["text"]
+    assert "input_audio_transcription" not in s  # Q3: English source, no transcript wanted
+    assert body(Q35)["voice"] == "Tina"
+    assert body(Q3, voice="Ethan", audio_output=True)["modalities"] == ["text", "audio"]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "source", "transcribe", "expected"),
+    [
+        (Q3, "en", True, {"model": "qwen3-asr-flash-realtime", "language": "en"}),
+        (Q3, "ja", False, {"model": "qwen3-asr-flash-realtime", "language": "ja"}),
+        (Q35, "en", False, None),  # Q3.5 would transcribe (and bill) unless told null
+        (Q35, None, True, {"model": "qwen3-asr-flash-realtime"}),
+        (Q35, "de", True, {"model": "qwen3-asr-flash-realtime", "language": "de"}),
+    ],
+)
+def test_source_transcription(dialect: object, source: str | None, transcribe: bool, expected: object) -> None:
+    s = body(dialect, source_language=source, transcribe_source=transcribe)
+    assert s["input_audio_transcription"] == expected
+
+
+def test_backoff_grows_caps_and_resets_after_health() -> None:
+    b = Backoff(initial_s=2, cap_s=30, healthy_after_s=60, rng=lambda: 1.0)
+    assert [b.next_delay() for _ in range(6)] == [2, 4, 8, 16, 30, 30]
+    assert b.next_delay(connected_for_s=120) == 2
+    lo = Backoff(initial_s=2, cap_s=30, rng=lambda: 0.0)
+    assert lo.next_delay() == 1  # jitter never goes below half
+
+
+def test_connect_budget_window() -> None:
+    now = [0.0]
+    budget = ConnectBudget(limit=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert budget.wait_s() == 0
+        budget.take()
+    assert budget.wait_s() == 60
+    now[0] = 30
+    assert budget.wait_s() == 30
+    now[0] = 60
+    assert budget.wait_s() == 0
+
+
+async def test_connect_budget_acquire_waits() -> None:
+    budget = ConnectBudget(limit=2, window_s=0.3)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for _ in range(3):
+        await budget.acquire()
+    assert loop.time() - start >= 0.25
