@@ -43,8 +43,8 @@ _Q3_AUDIO = _codes("en zh ru fr de pt es it ko ja yue")
 _Q35_AUDIO = _codes("zh en ar de fr es pt id it ko ru th vi ja tr hi ms nl ur nb sv da he fi pl is cs fil fa")
 LANGUAGES = {
     "q3": _Q3_AUDIO | _codes("id vi th ar hi el tr"),
-    "q3.5": _Q35_AUDIO | _codes("yue el af ast be bg bn bs ca ceb et gl gu hr hu jv kk kn ky lv mk ml mr pa ro sk"
-                                " sl sw tg az uk"),
+    "q3.5": _Q35_AUDIO | _codes("yue el af ast be bg bn bs ca ceb et gl gu hr hu jv kk kn ky lv mk ml mr"
+                                " pa ro sk sl sw tg az uk"),
 }
 AUDIO_LANGUAGES = {"q3": _Q3_AUDIO, "q3.5": _Q35_AUDIO}
 AUDIO_TOKENS_PER_S = {"q3": 12.5, "q3.5": 7.0}  # §8
@@ -122,7 +122,7 @@ class _Segment:
 @dataclass(eq=False)  # identity hashing: kept in a set of open connections
 class _Conn:
     ws: web.WebSocketResponse
-    transport: asyncio.BaseTransport | None
+    transport: asyncio.Transport | None
     rec: ConnectionRecord
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     session: dict[str, Any] = field(default_factory=dict)
@@ -252,6 +252,15 @@ class FakeTranslator:
             if pred(self):
                 return True
             time.sleep(0.02)
+        return pred(self)
+
+    async def await_until(self, pred: Callable[[FakeTranslator], bool], within: float = 5.0) -> bool:
+        """Async poll for tests that share the server's event loop."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if pred(self):
+                return True
+            await asyncio.sleep(0.01)
         return pred(self)
 
     # ---- fault injection -------------------------------------------------------------------
@@ -512,8 +521,9 @@ class FakeTranslator:
         c.session = eff
         td = eff.get("turn_detection")
         c.manual = family == "q3.5" and td is None
-        q35_vad = family == "q3.5" and isinstance(td, dict)
-        c.silence_ms = td["silence_duration_ms"] if q35_vad else self.silence_ms
+        c.silence_ms = self.silence_ms
+        if family == "q3.5" and isinstance(td, dict):
+            c.silence_ms = td["silence_duration_ms"]
         c.frame_bytes = int(eff.get("sample_rate", 16000)) * FRAME_MS // 1000 * 2
         with self._lock:
             c.rec.session = copy.deepcopy(eff)
@@ -624,7 +634,8 @@ class FakeTranslator:
                                  "audio_start_ms": seg.start_frame * FRAME_MS, "item_id": seg.src_item})
         await self._asr_step(c, seg)
         item = self._item(seg, "in_progress", [])
-        await self._send(c, {"type": "response.created", "response": self._response(c, seg, "in_progress", [])})
+        resp = self._response(c, seg, "in_progress", [])
+        await self._send(c, {"type": "response.created", "response": resp})
         await self._send(c, {"type": "response.output_item.added", "response_id": seg.resp_id,
                              "output_index": 0, "item": item})
         if q35:
