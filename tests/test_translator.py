@@ -1,0 +1,190 @@
+"""TranslatorSession against the fake translator over real loopback WebSockets (no OBS, synthetic audio)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from captioner.captions import Caption
+from captioner.config import TranslatorConfig
+from captioner.reconnect import Backoff, ConnectBudget
+from captioner.status import LinkState, Status
+from captioner.translator import TranslatorSession
+from tests.fake_translator import FakeTranslator
+
+pytestmark = pytest.mark.timeout(60)
+KEY = "sk-unit-secret"
+
+
+def chunks(pattern: list[tuple[str, float]]) -> list[bytes]:
+    """('tone'|'silence', seconds) -> 100 ms chunks of 16 kHz PCM16."""
+    out: list[bytes] = []
+    for kind, seconds in pattern:
+        n = int(seconds * 16000)
+        t = np.arange(n) / 16000
+        x = 0.3 * np.sin(2 * np.pi * 440 * t) if kind == "tone" else np.zeros(n)
+        pcm = (x * 32767).astype("<i2").tobytes()
+        out += [pcm[i : i + 3200] for i in range(0, len(pcm), 3200)]
+    return out
+
+
+TWO_UTTERANCES = [("silence", 0.3), ("tone", 1.0), ("silence", 1.0), ("tone", 0.8), ("silence", 1.0)]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTranslator]:
+    server = FakeTranslator(api_key=KEY)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+class Harness:
+    def __init__(self, fake: FakeTranslator, **cfg: Any) -> None:
+        self.status = Status("test")
+        self.captions: list[Caption] = []
+        self.cfg = TranslatorConfig(url=fake.url, api_key=KEY, **{"targets": ("ja",), **cfg})
+        self.session = TranslatorSession(
+            self.cfg,
+            self.cfg.targets[0],
+            transcribe_source=self.cfg.transcribe_source,
+            status=self.status,
+            on_caption=self.captions.append,
+            budget=ConnectBudget(limit=100),
+            backoff=Backoff(initial_s=0.2, cap_s=0.5),
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Harness:
+        self.task = asyncio.create_task(self.session.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        await self.session.finish()
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    async def connected(self, within: float = 5) -> None:
+        for _ in range(int(within / 0.01)):
+            if self.session.link.state == LinkState.CONNECTED:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"not connected: {self.session.link.as_dict()}")
+
+    async def stream(self, pattern: list[tuple[str, float]]) -> None:
+        for chunk in chunks(pattern):
+            self.session.feed(chunk, asyncio.get_running_loop().time())
+            await asyncio.sleep(0.004)  # faster than real time works with the service (§6)
+
+    def finals(self, language: str = "ja") -> list[str]:
+        return [c.text for c in self.captions if c.final and c.language == language]
+
+    async def wait_finals(self, n: int, language: str = "ja", within: float = 10) -> list[str]:
+        for _ in range(int(within / 0.02)):
+            if len(self.finals(language)) >= n:
+                break
+            await asyncio.sleep(0.02)
+        return self.finals(language)
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.status.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_text_only_q3_two_utterances_in_order(fake: FakeTranslator) -> None:
+    async with Harness(fake) as h:
+        await h.connected()
+        await h.stream(TWO_UTTERANCES)
+        assert await h.wait_finals(2) == ["[ja] utterance 1", "[ja] utterance 2"]
+        partials = [c.text for c in h.captions if not c.final]
+        assert partials, "partials (text+stash) were shown"
+    conn = fake.connections[0]
+    assert conn.session_update is not None
+    assert conn.session_update["translation"]["language"] == "ja"
+    assert conn.session_update["voice"] == "Cherry"
+    assert conn.session_update["modalities"] == ["text"]
+    assert conn.audio_before_update_bytes == 0
+    assert conn.headers.get("Authorization") == f"Bearer {KEY}"
+    assert conn.finished and conn.closed_by_client
+    assert h.metric("captioner_usage_tokens_total", target="ja", direction="input") > 0
+
+
+async def test_qwen35_with_source_transcript_and_audio_output(fake: FakeTranslator) -> None:
+    async with Harness(
+        fake, model="qwen3.5-livetranslate-flash-realtime", transcribe_source=True, audio_output=True,
+        targets=("ja",),
+    ) as h:
+        await h.connected()
+        await h.stream(TWO_UTTERANCES)
+        assert await h.wait_finals(2) == ["[ja] utterance 1", "[ja] utterance 2"]
+        assert await h.wait_finals(2, "source") == ["utterance 1", "utterance 2"]
+    update = fake.connections[0].session_update
+    assert update is not None and update["modalities"] == ["text", "audio"] and update["voice"] == "Tina"
+
+
+async def test_finish_during_speech_delivers_the_last_caption(fake: FakeTranslator) -> None:
+    h = Harness(fake)
+    async with h:
+        await h.connected()
+        await h.stream([("tone", 1.0)])  # no trailing silence: the segment is still open
+        await asyncio.sleep(0.2)
+        assert h.finals() == []
+        await h.session.finish()
+        assert h.finals() == ["[ja] utterance 1"]
+    assert fake.connections[0].finished
+
+
+async def test_wrong_key_is_auth_failed_without_a_tight_loop(fake: FakeTranslator) -> None:
+    fake.api_key = "another-key"
+    async with Harness(fake) as h:
+        await asyncio.sleep(1.5)
+        assert h.session.link.state == LinkState.AUTH_FAILED
+        assert "401" in (h.session.link.last_error or "")
+        assert fake.handshakes_rejected == 1
+        assert KEY not in (h.session.link.last_error or "")
+
+
+async def test_connection_drop_keeps_text_and_reconnects(fake: FakeTranslator) -> None:
+    async with Harness(fake) as h:
+        await h.connected()
+        await h.stream([("tone", 1.2)])  # mid-utterance: partials on screen
+        await asyncio.sleep(0.3)
+        fake.drop_all()
+        # the partial on screen becomes final rather than vanishing
+        finals = await h.wait_finals(1)
+        assert finals and finals[0].startswith("[ja]")
+        await h.connected()
+        assert len(fake.connections) == 2
+        await h.stream([("silence", 0.2), ("tone", 1.0), ("silence", 1.0)])
+        assert (await h.wait_finals(2))[1] == "[ja] utterance 2"
+
+
+async def test_bad_frames_are_counted_and_survived(fake: FakeTranslator) -> None:
+    async with Harness(fake) as h:
+        await h.connected()
+        fake.inject("{not json")
+        fake.inject({"type": "brand.new.event", "x": 1})
+        fake.inject({"type": "response.text.text", "item_id": 7, "text": ["wrong"]})
+        fake.inject({"no_type": True})
+        fake.inject({"type": "response.done", "response": {"id": "zzz", "usage": "lots"}})
+        await h.stream(TWO_UTTERANCES)
+        assert await h.wait_finals(2) == ["[ja] utterance 1", "[ja] utterance 2"]
+        assert h.metric("captioner_translator_bad_events_total", target="ja", reason="invalid_json") == 1
+        assert h.metric("captioner_translator_bad_events_total", target="ja", reason="unknown") == 1
+        assert h.metric("captioner_translator_bad_events_total", target="ja", reason="malformed") == 2
+        assert len(fake.connections) == 1
+
+
+async def test_audio_before_ready_is_dropped_not_replayed(fake: FakeTranslator) -> None:
+    fake.reject_next(1, 503)
+    async with Harness(fake) as h:
+        # while the first attempt fails, captured audio is counted and thrown away
+        await h.stream([("tone", 0.5)])
+        await h.connected()
+        await asyncio.sleep(0.2)
+        assert fake.connections[0].audio_bytes == 0
+        assert h.metric("captioner_audio_skipped_chunks_total", target="ja") >= 5
