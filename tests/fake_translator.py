@@ -7,7 +7,6 @@ import base64
 import binascii
 import contextlib
 import copy
-import inspect
 import json
 import threading
 import time
@@ -166,6 +165,7 @@ class FakeTranslator:
         self._close_after: tuple[int, int, str] | None = None
         self._attempts: deque[float] = deque()
         self._open: set[_Conn] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -194,25 +194,9 @@ class FakeTranslator:
     def start_in_thread(self) -> None:
         """Run the server on its own event loop in a daemon thread (for subprocess e2e tests)."""
         loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:  # surfaced to the caller below
-                errors.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="fake-translator", daemon=True)
+        self._thread = threading.Thread(target=loop.run_forever, name="fake-translator", daemon=True)
         self._thread.start()
-        ready.wait(10)
-        if errors:
-            raise errors[0]
+        asyncio.run_coroutine_threadsafe(self.start(), loop).result(10)
 
     def stop_thread(self) -> None:
         loop, thread = self._loop, self._thread
@@ -274,7 +258,11 @@ class FakeTranslator:
 
     def drop_all(self) -> None:
         """Abort every open TCP connection without a close frame (network drop)."""
-        self._call(self._drop_now)
+
+        async def drop() -> None:
+            self._drop_now()
+
+        self._call(drop)
 
     def inject(self, event: dict[str, Any] | str) -> None:
         """Send a raw frame (dict -> JSON, str -> verbatim) to every open connection, even when stalled."""
@@ -289,8 +277,8 @@ class FakeTranslator:
 
         self._call(send_all)
 
-    def _call(self, fn: Callable[[], Any] | Callable[[], Coroutine[Any, Any, None]]) -> None:
-        # Knobs may be called from the server's loop or from any other thread.
+    def _call(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run fn on the server loop: scheduled if called on it, else wait (called from another thread)."""
         loop = self._loop
         if loop is None:
             raise RuntimeError("FakeTranslator is not started")
@@ -298,17 +286,12 @@ class FakeTranslator:
             on_loop = asyncio.get_running_loop() is loop
         except RuntimeError:
             on_loop = False
-        if inspect.iscoroutinefunction(fn):
-            if on_loop:
-                loop.create_task(fn())  # runs before the next message the handler reads
-            else:
-                asyncio.run_coroutine_threadsafe(fn(), loop).result(5)
-        elif on_loop:
-            fn()
+        if on_loop:  # keep a reference so the task is not garbage-collected mid-flight
+            task = loop.create_task(fn())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         else:
-            async def wrap() -> None:
-                fn()
-            asyncio.run_coroutine_threadsafe(wrap(), loop).result(5)
+            asyncio.run_coroutine_threadsafe(fn(), loop).result(5)
 
     def _drop_now(self, mark: bool = True) -> None:
         for c in list(self._open):
@@ -422,9 +405,8 @@ class FakeTranslator:
             c.rec.server_close_code = code
         await c.ws.close(code=code, message=reason.encode())
 
-    async def _error(self, c: _Conn, code: str, message: str, param: str,
-                     etype: str = "invalid_request_error") -> None:
-        err = {"type": etype, "code": code, "message": message, "param": param}
+    async def _error(self, c: _Conn, code: str, message: str, param: str) -> None:
+        err = {"type": "invalid_request_error", "code": code, "message": message, "param": param}
         await self._send(c, {"type": "error", "error": err})
 
     def _log_client(self, c: _Conn, etype: str) -> None:
@@ -713,6 +695,8 @@ class FakeTranslator:
         resp = self._response(c, seg, "completed", [done_item])
         resp["usage"] = self._usage(c)
         await self._send(c, {"type": "response.done", "response": resp})
+        if c.closing or self.stall:
+            return  # never delivered, so it does not count
         with self._lock:
             c.rec.translations.append(final)
             self._segments_emitted[seg.lang] = self._segments_emitted.get(seg.lang, 0) + 1
