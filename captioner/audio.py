@@ -97,7 +97,7 @@ def list_inputs() -> list[DeviceInfo]:
     hostapis = sd.query_hostapis()
     try:
         default_in = sd.default.device[0]
-    except Exception:
+    except Exception:  # noqa: BLE001 - no default device is a normal state
         default_in = -1
     out = []
     for dev in sd.query_devices():
@@ -214,7 +214,7 @@ class AudioCapture:
                 delay_s = 1.0
             except asyncio.CancelledError:
                 raise
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - PortAudio raises many kinds; all mean retry
                 link.set(LinkState.RECONNECTING, str(e))
                 self.status.metrics.audio_errors.inc()
                 log.warning("audio device failed: %s (retrying in %.0f s)", e, delay_s)

@@ -16,7 +16,7 @@ def print_devices() -> int:
 
     try:
         devices = list_inputs()
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - PortAudio missing or broken: say so
         print(f"captioner: cannot list audio devices: {e}", file=sys.stderr)
         return 1
     print(f"{'':2} {'index':>5}  {'name':40} {'host API':18} {'ch':>3} {'rate':>7}")
@@ -55,7 +55,7 @@ async def check_connections(cfg: Config) -> int:
 
             info = await asyncio.wait_for(asyncio.to_thread(ping), cfg.obs.timeout_s + 2)
             print(f"obs: ok ({info})")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - every failure is reported the same way
             failed = True
             print(f"obs: failed: {_describe(e)}")
     status = Status("check")
@@ -72,7 +72,7 @@ async def check_connections(cfg: Config) -> int:
         try:
             await session.probe()
             print(f"translator {target}: ok")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - every failure is reported the same way
             failed = True
             print(f"translator {target}: failed: {type(e).__name__}: {e}")
     return 1 if failed else 0

@@ -103,7 +103,7 @@ class ObsSink:
                 await self._serve()
             except asyncio.CancelledError:
                 raise
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - every failure means the same: new client, retry
                 lasted = time.monotonic() - connected_at if connected_at else None
                 delay = self.backoff.next_delay(lasted)
                 first = self.link.state != LinkState.RECONNECTING
@@ -193,7 +193,7 @@ class ObsSink:
         if self._client is not None and self._dirty:
             try:
                 await asyncio.wait_for(self._write_dirty(), self.cfg.timeout_s)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - best effort at shutdown
                 log.debug("final OBS write failed: %s", e)
         await self._discard()
         self._executor.shutdown(wait=False, cancel_futures=True)

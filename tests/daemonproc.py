@@ -1,0 +1,96 @@
+"""Runs the real `captioner run` as a subprocess with a generated config, and reads its HTTP endpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.realenv import free_port
+
+
+class DaemonProc:
+    """One `python -m captioner run` child; config written to `tmp/config.yaml`, stderr to `tmp/daemon.log`."""
+
+    def __init__(self, tmp: Path, config: dict[str, Any], env: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.http_port = free_port()
+        config = {**config, "http": {"host": "127.0.0.1", "port": self.http_port}}
+        self.config_path = tmp / "config.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log_path = tmp / "daemon.log"
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DaemonProc:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "captioner", "run", "--config", str(self.config_path), "--log-level", "debug"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                cwd=str(self.tmp),
+            )
+        self.wait(lambda: self.get("/healthz")[0] == 200, 20, "/healthz")
+        return self
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}", timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            return 0, ""
+
+    def status(self) -> dict[str, Any]:
+        code, body = self.get("/status")
+        assert code == 200, (code, body)
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+    def link_state(self, name: str) -> str | None:
+        link = self.status()["links"].get(name)
+        return None if link is None else str(link["state"])
+
+    def wait(self, pred: Any, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode} waiting for {what}:\n{self.log()}")
+            if pred():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.log()[-4000:]}")
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Send `sig`, wait for the exit code (kill after `timeout`)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"daemon did not stop within {timeout} s:\n{self.log()[-4000:]}") from None
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()

@@ -1,0 +1,190 @@
+"""End to end: espeak-ng speech -> PulseAudio -> `captioner run` (loopback) -> fake translator -> real OBS."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemonproc import DaemonProc
+from tests.fake_translator import FakeTranslator
+from tests.realenv import ObsEnv, PulseEnv, free_port, silence_padded_sequence, speech_wav
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+KEY = "sk-e2e-very-secret-key"
+PHRASES = [
+    "Hello everyone and welcome to the stream",
+    "Today we are going to build a castle",
+    "Thank you all for watching",
+]
+LAST_PHRASE = "This sentence is cut short by a stop signal while it is still being spoken"
+
+
+class TextRecorder:
+    """Polls OBS text sources the way a viewer would see them: every distinct value, in order."""
+
+    def __init__(self, obs: ObsEnv, sources: list[str]) -> None:
+        self.obs = obs
+        self.seen: dict[str, list[str]] = {s: [] for s in sources}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TextRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        client = self.obs.client(timeout=3)
+        while not self._stop.is_set():
+            for source, values in self.seen.items():
+                try:
+                    text = client.send("GetInputSettings", {"inputName": source}, raw=True)["inputSettings"].get(
+                        "text"
+                    )
+                except Exception:  # noqa: BLE001 - not created yet
+                    continue
+                if text and (not values or values[-1] != text):
+                    values.append(text)
+            time.sleep(0.05)
+
+    def wait_for(self, source: str, n: int, timeout: float) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.seen[source]) < n:
+            time.sleep(0.1)
+        return list(self.seen[source])
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeTranslator]:
+    server = FakeTranslator(api_key=KEY, script=[*PHRASES, LAST_PHRASE])
+    server.start_in_thread()
+    yield server
+    server.stop_thread()
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("speech")
+    return {
+        "three": silence_padded_sequence(PHRASES, 2.0, d / "three.wav"),
+        "last": speech_wav(LAST_PHRASE, d / "last.wav"),
+    }
+
+
+def config(fake: FakeTranslator, obs: ObsEnv | None, obs_port: int | None = None) -> dict[str, Any]:
+    return {
+        "audio": {"device": "loopback"},
+        "translator": {
+            "url": fake.url,
+            "model": "qwen3.5-livetranslate-flash-realtime",
+            "api_key": "${DASHSCOPE_API_KEY}",
+            "source_language": "en",
+            "targets": ["ja", "zh"],
+            "transcribe_source": True,
+        },
+        "obs": {
+            "host": "127.0.0.1",
+            "port": obs.ws_port if obs else obs_port,
+            "password": "${OBS_WEBSOCKET_PASSWORD}",
+            "timeout_s": 2,
+        },
+        "outputs": [
+            {"obs_source": "E2E Captions JA", "language": "ja"},
+            {"obs_source": "E2E Captions ZH", "language": "zh"},
+            {"obs_source": "E2E Captions EN", "language": "source"},
+        ],
+    }
+
+
+def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
+    obs: ObsEnv, pulse_env: PulseEnv, fake: FakeTranslator, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    env = pulse_env.child_env(DASHSCOPE_API_KEY=KEY, OBS_WEBSOCKET_PASSWORD=obs.password)
+    daemon = DaemonProc(tmp_path, config(fake, obs), env).start()
+    sources = ["E2E Captions JA", "E2E Captions ZH", "E2E Captions EN"]
+    try:
+        for link in ("audio", "obs", "translator:ja", "translator:zh"):
+            daemon.wait(lambda link=link: daemon.link_state(link) == "connected", 30, f"{link} connected")
+        # the daemon created the missing text sources in the program scene
+        scene = obs.client().send("GetCurrentProgramScene", raw=True)["currentProgramSceneName"]
+        items = obs.client().send("GetSceneItemList", {"sceneName": scene}, raw=True)["sceneItems"]
+        assert set(sources) <= {i["sourceName"] for i in items}
+
+        with TextRecorder(obs, sources) as rec:
+            pulse_env.play(speech["three"])
+            ja = rec.wait_for("E2E Captions JA", 3, 20)
+            zh = rec.wait_for("E2E Captions ZH", 3, 5)
+            en = rec.wait_for("E2E Captions EN", 3, 5)
+        assert ja == [f"[ja] {p}" for p in PHRASES]
+        assert zh == [f"[zh] {p}" for p in PHRASES]
+        assert en == PHRASES
+
+        # what the operator sees
+        status = daemon.status()
+        assert status["outputs"]["ja"]["final_count"] == 3
+        assert status["outputs"]["ja"]["last_final"] == f"[ja] {PHRASES[-1]}"
+        assert status["outputs"]["source"]["last_final"] == PHRASES[-1]
+        code, metrics = daemon.get("/metrics")
+        assert code == 200
+        assert re.search(r'^captioner_captions_final_total\{language="zh"\} 3\.0$', metrics, re.M)
+        assert re.search(r'^captioner_link_up\{link="obs"\} 1\.0$', metrics, re.M)
+        sent = re.search(r'^captioner_audio_sent_seconds_total\{target="ja"\} ([0-9.e+]+)$', metrics, re.M)
+        assert sent and float(sent.group(1)) > 5
+        for name in [n for n in set(re.findall(r"^([a-z_]+)", metrics, re.M))]:
+            assert name.startswith("captioner_"), name
+
+        # SIGTERM in the middle of a sentence: the sentence still reaches OBS, then a clean exit
+        player = pulse_env.play_async(speech["last"])
+        daemon.wait(
+            lambda: (daemon.status()["outputs"]["ja"]["last_partial"] or "").startswith("[ja] This"),
+            10,
+            "the last phrase to be under way",
+        )
+        assert player.poll() is None, "the phrase should still be playing when the stop arrives"
+        assert daemon.stop(signal.SIGTERM) == 0
+        assert obs.text_of("E2E Captions JA") == f"[ja] {LAST_PHRASE}"
+        assert obs.text_of("E2E Captions ZH") == f"[zh] {LAST_PHRASE}"
+        for conn in fake.connections:
+            if conn.session_update and conn.session_update["translation"]["language"] in ("ja", "zh"):
+                assert conn.audio_before_update_bytes == 0
+        finished = [c for c in fake.connections if c.finished]
+        assert len(finished) >= 2, "each session sent session.finish"
+    finally:
+        daemon.kill()
+        log = daemon.log()
+    assert KEY not in log and obs.password not in log
+    assert "captioning" in log or "capturing from" in log
+
+
+def test_runs_and_reports_without_obs_and_with_a_wrong_key(
+    pulse_env: PulseEnv, fake: FakeTranslator, tmp_path: Path
+) -> None:
+    cfg = config(fake, None, obs_port=free_port())
+    env = pulse_env.child_env(DASHSCOPE_API_KEY="sk-wrong-key-1234", OBS_WEBSOCKET_PASSWORD="pw-secret-5678")
+    daemon = DaemonProc(tmp_path, cfg, env).start()
+    try:
+        daemon.wait(lambda: daemon.link_state("translator:ja") == "auth_failed", 20, "auth_failed")
+        daemon.wait(lambda: daemon.link_state("obs") == "reconnecting", 20, "obs reconnecting")
+        status = daemon.status()
+        assert "401" in status["links"]["translator:ja"]["last_error"]
+        assert status["links"]["audio"]["state"] == "connected"
+        assert daemon.get("/healthz")[0] == 200
+        body = daemon.get("/status")[1] + daemon.get("/metrics")[1]
+        assert "sk-wrong-key-1234" not in body and "pw-secret-5678" not in body
+        assert daemon.stop(signal.SIGINT) == 0
+    finally:
+        daemon.kill()
+    log = daemon.log()
+    assert "sk-wrong-key-1234" not in log and "pw-secret-5678" not in log
+    assert "auth failed" in log
