@@ -144,8 +144,9 @@ class SessionInterpreter:
             src = err if isinstance(err, dict) else ev
             out.error = ServerError(_str(src, "code", "type"), _str(src, "message"), _str(src, "param"))
         elif kind == _ASR_FAILED:
-            err = ev.get("error") if isinstance(ev.get("error"), dict) else {}
-            out.error = ServerError(_str(err, "code") or "transcription_failed", _str(err, "message"))
+            raw = ev.get("error")
+            failure: dict[str, Any] = raw if isinstance(raw, dict) else {}
+            out.error = ServerError(_str(failure, "code") or "transcription_failed", _str(failure, "message"))
         elif kind not in _STRUCTURAL:
             out.problem = "unknown"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import contextlib
 import json
 import logging
@@ -130,12 +131,9 @@ class ObsSink:
                 continue
             started = time.perf_counter()
             try:
-                await self._call(
-                    lambda c, s=source, t=text: c.send(
-                        "SetInputSettings", {"inputName": s, "inputSettings": {"text": t}, "overlay": True}
-                    )
-                )
-            except Exception:
+                await self._call(functools.partial(_write_text, source=source, text=text))
+            except BaseException:
+                # Cancelled or failed mid-write: the text is still owed to OBS.
                 self._dirty.add(source)
                 self.status.metrics.obs_writes.labels("error").inc()
                 raise
@@ -197,6 +195,11 @@ class ObsSink:
                 log.debug("final OBS write failed: %s", e)
         await self._discard()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _write_text(client: Any, source: str, text: str) -> None:
+    # overlay=True changes only the text; the user's font, size and colours stay.
+    client.send("SetInputSettings", {"inputName": source, "inputSettings": {"text": text}, "overlay": True})
 
 
 def _new_client(cfg: ObsConfig) -> Any:

@@ -29,7 +29,7 @@ class Backoff:
         """The wait before the next attempt; `connected_for_s` is how long the last connection lasted."""
         if connected_for_s is not None and connected_for_s >= self.healthy_after_s:
             self._attempt = 0
-        ceiling = min(self.cap_s, self.initial_s * 2**self._attempt)
+        ceiling = min(self.cap_s, self.initial_s * float(2**self._attempt))
         self._attempt += 1
         # Half fixed, half random: never a tight loop, never several sessions in lock-step.
         return ceiling / 2 + self._rng() * ceiling / 2

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -222,8 +223,12 @@ class PulseEnv:
     sink = "e2e_sink"
     monitor = "e2e_sink.monitor"
 
-    def __init__(self, base: str | os.PathLike[str] | None = None, start_timeout: float = 10.0) -> None:
+    def __init__(
+        self, base: str | os.PathLike[str] | None = None, start_timeout: float = 10.0, keepalive: bool = True
+    ) -> None:
         self._own_base = base is None
+        self.keepalive = keepalive
+        self.keepalive_proc: subprocess.Popen[bytes] | None = None
         self.base = Path(base) if base is not None else Path(tempfile.mkdtemp(prefix="pulseenv-"))
         self.start_timeout = start_timeout
         self.home = self.base / "home"
@@ -266,10 +271,43 @@ class PulseEnv:
             _wait_for(self._answers, self.start_timeout, "pulseaudio", self.proc, self.log, interval=0.05)
             self.pactl("set-default-sink", self.sink)
             self.pactl("set-default-source", self.monitor)
+            if self.keepalive:
+                self._start_keepalive()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_keepalive(self) -> None:
+        """Play endless digital silence into the sink at low latency, then wait until the monitor delivers data.
+
+        An idle module-null-sink renders in 2 s blocks and only re-reads the requested latency when its current
+        block ends, so without a steady low-latency input a recorder on the monitor gets its first data up to 2 s
+        late (and paplay overruns by as much). The silent stream makes the null sink clock like a sound card.
+        """
+        self.keepalive_proc = _spawn(
+            ["pacat", "--playback", f"--device={self.sink}", "--latency-msec=40", "--raw", "--format=s16le",
+             "--rate=48000", "--channels=2", "--client-name=e2e-keepalive", "/dev/zero"],
+            self.log.parent / "keepalive.log", env=self.child_env())
+        probe = subprocess.Popen(
+            ["pacat", "--record", f"--device={self.monitor}", "--latency-msec=20", "--raw"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self.child_env())
+        try:
+            assert probe.stdout is not None
+            got = 0
+            deadline = time.monotonic() + 5.0
+            # The first data arrives when the pending 2 s block ends; from then on blocks are small.
+            while got < 2 and time.monotonic() < deadline:
+                r, _, _ = select.select([probe.stdout], [], [], 0.1)
+                if r and os.read(probe.stdout.fileno(), 65536):
+                    got += 1
+            if got < 2:
+                raise RuntimeError(f"null sink monitor delivers no data\n{_tail(self.log)}")
+        finally:
+            probe.kill()
+            probe.wait()
+            if probe.stdout is not None:
+                probe.stdout.close()
 
     def _answers(self) -> bool:
         if not self.socket.exists():
@@ -282,6 +320,8 @@ class PulseEnv:
         for p in self._players:
             _reap(p, signal.SIGTERM, grace=2.0)
         self._players.clear()
+        _reap(self.keepalive_proc, signal.SIGTERM, grace=2.0)
+        self.keepalive_proc = None
         _reap(self.proc, signal.SIGTERM, grace=5.0)
         self.proc = None
         if self._own_base and not os.environ.get(KEEP_ENV_VAR):
@@ -570,7 +610,7 @@ class ObsEnv:
                     c.disconnect()
                 self.last_start_s = time.monotonic() - t0
                 return
-            except Exception as e:  # not ready yet: retry
+            except Exception as e:  # noqa: BLE001 - not ready yet: retry
                 last = e
                 time.sleep(0.1)
         raise RuntimeError(f"OBS websocket never answered GetVersion ({last!r})\n--- obs log ---\n"
