@@ -94,7 +94,7 @@ class ObsSink:
         while True:
             connected_at: float | None = None
             try:
-                await self._call(self._connect)
+                await self._call(self._connect, needs_client=False)
                 connected_at = time.monotonic()
                 await self._call(self._prepare_sources)
                 self.link.set(LinkState.CONNECTED)
@@ -141,11 +141,12 @@ class ObsSink:
             self.status.metrics.obs_writes.labels("ok").inc()
             self.status.metrics.obs_write_seconds.observe(time.perf_counter() - started)
 
-    async def _call(self, fn: Callable[[Any], T]) -> T:
+    async def _call(self, fn: Callable[[Any], T], *, needs_client: bool = True) -> T:
+        """Run `fn(client)` on the OBS thread, with a time limit beyond the client's own."""
         loop = asyncio.get_running_loop()
 
         def job() -> T:
-            if self._client is None and fn is not self._connect:
+            if needs_client and self._client is None:
                 raise ConnectionError("not connected")
             return fn(self._client)
 

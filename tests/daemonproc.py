@@ -70,7 +70,7 @@ class DaemonProc:
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}:\n{self.log()[-4000:]}")
 
-    def signal(self, sig: int = signal.SIGTERM) -> None:
+    def send_signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
 
