@@ -107,8 +107,10 @@ class ObsSink:
             except Exception as e:  # noqa: BLE001 - every failure means the same: new client, retry
                 lasted = time.monotonic() - connected_at if connected_at else None
                 delay = self.backoff.next_delay(lasted)
-                first = self.link.state != LinkState.RECONNECTING
-                self.link.set(LinkState.RECONNECTING, _describe(e))
+                first = self.link.state not in (LinkState.RECONNECTING, LinkState.AUTH_FAILED)
+                reason = _describe(e)
+                auth = reason.startswith("authentication failed")
+                self.link.set(LinkState.AUTH_FAILED if auth else LinkState.RECONNECTING, reason)
                 (log.warning if first else log.debug)("OBS unavailable (%s); retrying in %.1f s", _describe(e), delay)
                 await self._discard()
                 await asyncio.sleep(delay)
@@ -220,6 +222,7 @@ def _disconnect(client: Any) -> None:
 
 def _describe(e: BaseException) -> str:
     text = str(e)
-    if type(e).__name__ == "OBSSDKError" and "auth" in text.lower():
+    if type(e).__name__ == "OBSSDKError" and ("auth" in text or "identify" in text):
+        # obs-websocket closes on a wrong password; obsws-python reports it as "failed to identify".
         return "authentication failed (check obs.password)"
     return f"{type(e).__name__}: {text}" if text else type(e).__name__

@@ -35,7 +35,10 @@ class DaemonProc:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "captioner", "run", "--config", str(self.config_path), "--log-level", "debug"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
                 cwd=str(self.tmp),
             )
         self.wait(lambda: self.get("/healthz")[0] == 200, 20, "/healthz")

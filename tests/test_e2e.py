@@ -49,9 +49,7 @@ class TextRecorder:
         while not self._stop.is_set():
             for source, values in self.seen.items():
                 try:
-                    text = client.send("GetInputSettings", {"inputName": source}, raw=True)["inputSettings"].get(
-                        "text"
-                    )
+                    text = client.send("GetInputSettings", {"inputName": source}, raw=True)["inputSettings"].get("text")
                 except Exception:  # noqa: BLE001 - not created yet
                     continue
                 if text and (not values or values[-1] != text):

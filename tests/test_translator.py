@@ -115,7 +115,10 @@ async def test_text_only_q3_two_utterances_in_order(fake: FakeTranslator) -> Non
 
 async def test_qwen35_with_source_transcript_and_audio_output(fake: FakeTranslator) -> None:
     async with Harness(
-        fake, model="qwen3.5-livetranslate-flash-realtime", transcribe_source=True, audio_output=True,
+        fake,
+        model="qwen3.5-livetranslate-flash-realtime",
+        transcribe_source=True,
+        audio_output=True,
         targets=("ja",),
     ) as h:
         await h.connected()

@@ -1,0 +1,113 @@
+"""The command line as a user runs it: exit codes, messages, `check --connect`, `devices`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from captioner import __version__
+from tests.fake_translator import FakeTranslator
+from tests.realenv import ObsEnv, PulseEnv, free_port
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def captioner(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "captioner", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=60
+    )
+
+
+def test_version() -> None:
+    r = captioner("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"captioner {__version__}"
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("translator:\n  api_key: k\n  targets: [ja, xx]\n")
+    for command in ("check", "run"):
+        r = captioner(command, "--config", str(cfg))
+        assert r.returncode == 2
+        assert "translator.targets[1]: 'xx' is not a supported language" in r.stderr
+
+
+def test_missing_key_in_environment_exits_2(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    r = captioner("run", env=env, cwd=tmp_path)
+    assert r.returncode == 2
+    assert "translator.api_key: environment variable DASHSCOPE_API_KEY is not set" in r.stderr
+
+
+def test_config_from_environment_variable(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("translator:\n  api_key: k\n  targets: [de]\n")
+    r = captioner("check", env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CAPTIONER_CONFIG": str(cfg)})
+    assert r.returncode == 0 and str(cfg) in r.stdout
+
+
+def test_usage_error_exits_2() -> None:
+    assert captioner("frobnicate").returncode == 2
+
+
+@pytest.mark.e2e
+def test_check_connect_reports_each_link(obs: ObsEnv, tmp_path: Path) -> None:
+    fake = FakeTranslator(api_key="sk-check")
+    fake.start_in_thread()
+    try:
+        cfg = {
+            "translator": {"url": fake.url, "api_key": "${KEY}", "targets": ["ja", "ko"]},
+            "obs": {"port": obs.ws_port, "password": "${PW}"},
+        }
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        ok = captioner(
+            "check",
+            "--connect",
+            "--config",
+            str(path),
+            env={"KEY": "sk-check", "PW": obs.password, "PATH": "/usr/bin:/bin"},
+        )
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "obs: ok (OBS 29" in ok.stdout
+        assert "translator ja: ok" in ok.stdout and "translator ko: ok" in ok.stdout
+
+        bad = captioner(
+            "check",
+            "--connect",
+            "--config",
+            str(path),
+            env={"KEY": "sk-nope", "PW": "wrong-pw", "PATH": "/usr/bin:/bin"},
+        )
+        assert bad.returncode == 1
+        assert (
+            "obs: failed: authentication failed (check obs.password)" in bad.stdout
+            and "translator ja: failed" in bad.stdout
+            and "401" in bad.stdout
+        )
+        assert "sk-nope" not in bad.stdout + bad.stderr and "wrong-pw" not in bad.stdout + bad.stderr
+
+        cfg["obs"] = {"port": free_port()}
+        path.write_text(yaml.safe_dump(cfg))
+        down = captioner("check", "--connect", "--config", str(path), env={"KEY": "sk-check", "PATH": "/usr/bin:/bin"})
+        assert down.returncode == 1 and "obs: failed: ConnectionRefusedError" in down.stdout
+    finally:
+        fake.stop_thread()
+
+
+@pytest.mark.e2e
+def test_devices_lists_inputs_and_the_loopback_monitor(pulse_env: PulseEnv) -> None:
+    r = captioner("devices", env=pulse_env.child_env())
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["index", "name", "host", "API", "ch", "rate"]
+    pulse = [line for line in lines if " pulse " in line]
+    assert pulse, r.stdout
+    assert "ALSA" in pulse[0]
+    assert f'"loopback" captures {pulse_env.monitor}' in r.stdout
