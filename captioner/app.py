@@ -59,9 +59,10 @@ class Daemon:
         self.http_port: int | None = None
 
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
+        level = self.capture.level
         for session in self.sessions:
-            session.feed(chunk, captured_at)
-        self.status.metrics.audio_level.set(self.capture.level)
+            session.feed(chunk, captured_at, level)
+        self.status.metrics.audio_level.set(level)
 
     def on_caption(self, caption: Caption) -> None:
         lang = caption.language

@@ -59,6 +59,10 @@ class TranslatorConfig(_Section):
     connect_timeout_s: float = Field(10.0, gt=0)
     # How long a stop waits for `session.finished`, so the last utterance still arrives.
     finish_timeout_s: float = Field(5.0, gt=0, le=60)
+    # Sessions are replaced (at a pause, without losing speech) before the service's 120-minute cap.
+    rotate_after_s: float = Field(5400.0, ge=1, le=7000)
+    # Speech sent but no event back for this long: the session is considered hung and replaced.
+    watchdog_s: float = Field(20.0, ge=1)
 
     @property
     def dialect(self) -> Dialect:

@@ -59,6 +59,12 @@ class Metrics:
         self.translator_errors = Counter(
             "captioner_translator_errors", "`error` events from the service", ["target", "code"], registry=r
         )
+        self.translator_rotations = Counter(
+            "captioner_translator_rotations",
+            "Sessions replaced: age/context (planned) or watchdog (hung)",
+            ["target", "reason"],
+            registry=r,
+        )
         self.usage_tokens = Counter(
             "captioner_usage_tokens", "Tokens reported by the service", ["target", "direction"], registry=r
         )

@@ -1,4 +1,4 @@
-"""One Qwen livetranslate session over an aiohttp WebSocket: audio in, caption events out."""
+"""One Qwen livetranslate session per target over aiohttp WebSockets: audio in, caption events out."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
+from .audio import rms
 from .captions import Caption, SessionInterpreter, normalise_code
 from .config import SOURCE, TranslatorConfig
 from .errors import AuthError, LinkError
@@ -29,9 +30,18 @@ _FATAL_CODES = frozenset(
 )
 _AUTH_BACKOFF_S = 300.0
 _RATE_LIMIT_BACKOFF_S = 30.0
-# Seconds of audio kept while the socket is briefly slow; older audio is dropped, not sent late.
+# Audio kept while the socket is briefly slow (3 s); older audio is dropped, not sent late.
 _SEND_QUEUE_CHUNKS = 30
 _MAX_FRAME_BYTES = 4 * 1024 * 1024
+# A chunk louder than this counts as speech for the watchdog and for choosing a rotation point.
+SPEECH_RMS = 0.01
+# Rotation waits this long for a pause so no sentence is split between two sessions.
+_ROTATE_PAUSE_WAIT_S = 20.0
+_PAUSE_CHUNKS = 4
+# Input tokens after which a session is rotated: the context holds 49,152 (§7).
+_ROTATE_INPUT_TOKENS = 40_000
+_SUPERVISE_TICK_S = 0.2
+_CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 
 
 class SessionRejected(LinkError):
@@ -42,8 +52,122 @@ class RateLimited(LinkError):
     """The service closed us for opening connections too fast."""
 
 
+class Stalled(LinkError):
+    """Speech was sent but the service stopped answering."""
+
+
+class _Connection:
+    """One live WebSocket session: its send queue, interpreter and sender/receiver tasks."""
+
+    def __init__(self, owner: TranslatorSession, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse):
+        self.owner = owner
+        self.http = http
+        self.ws = ws
+        self.interpreter = SessionInterpreter(owner.target, SOURCE)
+        self.queue: deque[tuple[bytes, float, bool]] = deque(maxlen=_SEND_QUEUE_CHUNKS)
+        self.has_audio = asyncio.Event()
+        self.finishing = False
+        self.opened_at = time.monotonic()
+        self.audio_s = 0.0
+        # When speech was first sent after the last server event; None while the service keeps up.
+        self.unanswered_since: float | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"translator:{self.owner.target}:conn")
+
+    def feed(self, chunk: bytes, captured_at: float, speech: bool) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.owner._m_skipped.inc()
+        self.queue.append((chunk, captured_at, speech))
+        self.has_audio.set()
+
+    async def finish(self, timeout_s: float) -> None:
+        """Send what is queued and `session.finish`; wait (bounded) for `session.finished`, then close."""
+        self.finishing = True
+        self.has_audio.set()
+        assert self.task is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
+        except TimeoutError:
+            log.warning("translator %s: no session.finished within %.1f s", self.owner.target, timeout_s)
+        except Exception as e:  # noqa: BLE001 - the connection is over either way
+            log.debug("translator %s: connection ended while finishing: %s", self.owner.target, e)
+        await self.close()
+
+    async def close(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        await self.ws.close()
+        await self.http.close()
+
+    async def _run(self) -> None:
+        sender = asyncio.create_task(self._send())
+        try:
+            await self._receive()
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError, ConnectionError):
+                await sender
+            # What was on screen but never finalized is the best text there is: keep it.
+            for caption in self.interpreter.pending():
+                self.owner._emit(Caption(caption.language, caption.item_id, caption.text, True))
+
+    async def _send(self) -> None:
+        owner = self.owner
+        while True:
+            while self.queue:
+                chunk, captured_at, speech = self.queue.popleft()
+                await self.ws.send_str(
+                    '{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(chunk).decode() + '"}'
+                )
+                now = time.monotonic()
+                owner.send_latency_s.append(now - captured_at)
+                seconds = len(chunk) / 32_000
+                self.audio_s += seconds
+                owner._m_sent.inc(seconds)
+                if speech and self.unanswered_since is None:
+                    self.unanswered_since = now
+            if self.finishing:
+                await self.ws.send_str('{"type":"session.finish"}')
+                return
+            self.has_audio.clear()
+            await self.has_audio.wait()
+
+    async def _receive(self) -> None:
+        owner = self.owner
+        while True:
+            msg = await self.ws.receive()
+            if msg.type in _CLOSED:
+                code, reason = self.ws.close_code, str(msg.extra or "")
+                log.debug(
+                    "translator %s: closed %s %s; recent events: %s",
+                    owner.target,
+                    code,
+                    reason,
+                    list(owner._recent_types),
+                )
+                if code == 1007 and "rate" in reason.lower():
+                    raise RateLimited(reason)
+                raise LinkError(f"connection closed (code {code}{': ' + reason if reason else ''})")
+            self.unanswered_since = None
+            event = owner._decode(msg)
+            if event is None:
+                continue
+            if event.get("type") == "session.finished":
+                return
+            owner._handle(self.interpreter, event)
+
+
 class TranslatorSession:
-    """Streams the shared capture to one target language and reports captions, reconnecting forever."""
+    """Streams the shared capture to one target language and reports captions, reconnecting forever.
+
+    A connection is rotated before the service's limits (120 min, the context window) and replaced when
+    speech goes unanswered for `watchdog_s`; the switch waits for a pause, and the old connection is
+    finished, not cut, so no utterance is lost.
+    """
 
     def __init__(
         self,
@@ -66,74 +190,140 @@ class TranslatorSession:
         self.budget = budget
         self.chunk_s = chunk_ms / 1000
         self.backoff = backoff or Backoff()
-        self._queue: deque[tuple[bytes, float]] = deque(maxlen=_SEND_QUEUE_CHUNKS)
-        self._has_audio = asyncio.Event()
-        self._ready = False
+        self.rotate_after_s = cfg.rotate_after_s
+        self.rotate_after_tokens = _ROTATE_INPUT_TOKENS
+        self.watchdog_s = cfg.watchdog_s
+        self._active: _Connection | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._finished = asyncio.Event()
+        self._quiet_chunks = 0
         self._recent_types: deque[str] = deque(maxlen=80)
         m = status.metrics
         self._m_sent = m.audio_sent_seconds.labels(target)
         self._m_skipped = m.audio_skipped_chunks.labels(target)
         self._m_events = m.translator_events.labels(target)
-        self.last_send_latency_s: deque[float] = deque(maxlen=10_000)
+        self.send_latency_s: deque[float] = deque(maxlen=10_000)
 
     # ---- audio in -------------------------------------------------------------------------------
-    def feed(self, chunk: bytes, captured_at: float) -> None:
-        """Hand one 16 kHz PCM16 chunk over; dropped (and counted) unless the session is streaming."""
-        if not self._ready or self._stop.is_set():
+    def feed(self, chunk: bytes, captured_at: float, level: float | None = None) -> None:
+        """Hand one 16 kHz PCM16 chunk over; dropped (and counted) unless a session is streaming."""
+        speech = (rms(chunk) if level is None else level) >= SPEECH_RMS
+        self._quiet_chunks = 0 if speech else self._quiet_chunks + 1
+        conn = self._active
+        if conn is None or conn.finishing or self._stop.is_set():
             # Audio from before session.updated is never queued: sent later it gives stale captions.
             self._m_skipped.inc()
             return
-        if len(self._queue) == self._queue.maxlen:
-            self._m_skipped.inc()
-        self._queue.append((chunk, captured_at))
-        self._has_audio.set()
+        conn.feed(chunk, captured_at, speech)
+
+    @property
+    def connected(self) -> bool:
+        return self._active is not None
 
     # ---- lifecycle --------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Connect, stream, and reconnect with backoff until finish() completes or cancellation."""
-        while not self._stop.is_set():
-            started = time.monotonic()
-            connected_for: float | None = None
-            try:
-                self.link.set(
-                    LinkState.CONNECTING if self.link.state != LinkState.RECONNECTING else LinkState.RECONNECTING
-                )
-                await self.budget.acquire()
-                connected_for = await self._connect_once()
-                if self._stop.is_set():
-                    break
-                raise LinkError("the service closed the connection")
-            except asyncio.CancelledError:
-                raise
-            except AuthError as e:
-                delay = _AUTH_BACKOFF_S
-                self._fail(LinkState.AUTH_FAILED, f"auth failed: {e}", delay, "auth_failed")
-            except SessionRejected as e:
-                delay = max(self.backoff.next_delay(), 60.0)
-                self._fail(LinkState.FAILED, f"session rejected: {e}", delay, "rejected")
-            except RateLimited as e:
-                delay = _RATE_LIMIT_BACKOFF_S + self.backoff.next_delay()
-                self._fail(LinkState.RECONNECTING, f"rate limited: {e}", delay, "rate_limited")
-            except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
-                lasted = connected_for if connected_for is not None else time.monotonic() - started
-                delay = self.backoff.next_delay(lasted)
-                self._fail(
-                    LinkState.RECONNECTING,
-                    f"{type(e).__name__}: {e}" if str(e) else type(e).__name__,
-                    delay,
-                    "error",
-                )
-            else:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
-        self.link.set(LinkState.STOPPED)
-        self._finished.set()
+        """Connect, stream, rotate, and reconnect with backoff until finish() or cancellation."""
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    await self.budget.acquire()
+                    conn = await self._connect()
+                    self._activate(conn)
+                    lasted = await self._supervise(conn)
+                    if self._stop.is_set():
+                        break
+                    raise LinkError(f"connection ended after {lasted:.0f} s")
+                except asyncio.CancelledError:
+                    raise
+                except AuthError as e:
+                    delay = _AUTH_BACKOFF_S
+                    self._fail(LinkState.AUTH_FAILED, f"auth failed: {e}", delay, "auth_failed")
+                except SessionRejected as e:
+                    delay = max(self.backoff.next_delay(), 60.0)
+                    self._fail(LinkState.FAILED, f"session rejected: {e}", delay, "rejected")
+                except RateLimited as e:
+                    delay = _RATE_LIMIT_BACKOFF_S + self.backoff.next_delay()
+                    self._fail(LinkState.RECONNECTING, f"rate limited: {e}", delay, "rate_limited")
+                except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
+                    delay = self.backoff.next_delay(time.monotonic() - started)
+                    self._fail(LinkState.RECONNECTING, _describe(e), delay, "error")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+        finally:
+            if self._active is not None:
+                await self._active.close()
+                self._active = None
+            self.link.set(LinkState.STOPPED)
+            self._finished.set()
+
+    def _activate(self, conn: _Connection) -> None:
+        self._active = conn
+        conn.start()
+        self.link.set(LinkState.CONNECTED)
+        self.status.metrics.translator_connects.labels(self.target, "ok").inc()
+        log.info("translator %s: session ready (%s)", self.target, self.cfg.model)
+
+    async def _supervise(self, conn: _Connection) -> float:
+        """Watch the active connection: rotate it when due, replace it when stalled, finish it on stop."""
+        next_rotation_try = 0.0
+        while True:
+            assert conn.task is not None
+            done, _ = await asyncio.wait({conn.task}, timeout=_SUPERVISE_TICK_S)
+            lasted = time.monotonic() - conn.opened_at
+            if conn.task in done:
+                self._active = None
+                await conn.close()
+                conn.task.result()  # raises why it ended
+                return lasted
+            if self._stop.is_set():
+                self._active = None
+                await conn.finish(self.cfg.finish_timeout_s)
+                return lasted
+            now = time.monotonic()
+            if conn.unanswered_since is not None and now - conn.unanswered_since > self.watchdog_s:
+                self.status.metrics.translator_rotations.labels(self.target, "watchdog").inc()
+                self._active = None
+                await conn.close()
+                raise Stalled(f"no events for {self.watchdog_s:.0f} s while speech was sent")
+            reason = self._rotation_due(conn)
+            if reason and now >= next_rotation_try:
+                new = await self._rotate(conn, reason)
+                if new is None:
+                    next_rotation_try = now + 60.0
+                else:
+                    conn = new
+
+    def _rotation_due(self, conn: _Connection) -> str | None:
+        if time.monotonic() - conn.opened_at >= self.rotate_after_s:
+            return "age"
+        if conn.audio_s * self.cfg.dialect.input_tokens_per_s >= self.rotate_after_tokens:
+            return "context"
+        return None
+
+    async def _rotate(self, old: _Connection, reason: str) -> _Connection | None:
+        """Make before break: open the next session, switch at a pause, finish the old one in the background."""
+        try:
+            await self.budget.acquire()
+            new = await self._connect()
+        except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
+            log.warning("translator %s: rotation failed (%s); keeping the current session", self.target, _describe(e))
+            return None
+        assert old.task is not None
+        deadline = time.monotonic() + _ROTATE_PAUSE_WAIT_S
+        while self._quiet_chunks < _PAUSE_CHUNKS and time.monotonic() < deadline and not old.task.done():
+            await asyncio.sleep(self.chunk_s)
+        self._active = new
+        new.start()
+        self.status.metrics.translator_rotations.labels(self.target, reason).inc()
+        log.info("translator %s: rotated session (%s)", self.target, reason)
+        retire = asyncio.create_task(old.finish(self.cfg.finish_timeout_s + 5))
+        self._retiring.add(retire)
+        retire.add_done_callback(self._retiring.discard)
+        return new
 
     def _fail(self, state: LinkState, message: str, delay: float, result: str) -> None:
-        self._ready = False
         first = self.link.state not in (LinkState.RECONNECTING, LinkState.FAILED, LinkState.AUTH_FAILED)
         self.link.set(state, message)
         self.status.metrics.translator_connects.labels(self.target, result).inc()
@@ -143,50 +333,57 @@ class TranslatorSession:
         )
 
     async def finish(self) -> None:
-        """Stop taking audio, send what is queued and `session.finish`, wait for `session.finished`."""
+        """Stop taking audio, send what is queued and `session.finish`, wait for the last captions."""
         self._stop.set()
-        self._has_audio.set()
-        try:
-            await asyncio.wait_for(self._finished.wait(), self.cfg.finish_timeout_s)
-        except TimeoutError:
-            log.warning("translator %s: no session.finished within %.1f s", self.target, self.cfg.finish_timeout_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), self.cfg.finish_timeout_s + 1)
+        if self._retiring:
+            await asyncio.wait(self._retiring, timeout=self.cfg.finish_timeout_s)
 
-    # ---- one connection ------------------------------------------------------------------------
+    # ---- connecting ----------------------------------------------------------------------------
     async def probe(self) -> None:
         """Connect and set the session up once, then close; raises what run() would retry on."""
-        async with self._open() as ws:
-            await self._setup(ws, SessionInterpreter(self.target, SOURCE))
+        conn = await self._connect()
+        await conn.close()
 
-    @contextlib.asynccontextmanager
-    async def _open(self) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    async def _connect(self) -> _Connection:
+        """Open the socket and set the session up; the caller starts streaming."""
         cfg = self.cfg
         url = f"{cfg.url}?model={cfg.model}"
         headers = {"Authorization": f"Bearer {cfg.api_key.get_secret_value()}"}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            try:
-                ws = await asyncio.wait_for(
-                    http.ws_connect(
-                        url,
-                        headers=headers,
-                        max_msg_size=_MAX_FRAME_BYTES,
-                        # The server may never answer our close frame (§4.5): do not wait 10 s for it.
-                        timeout=aiohttp.ClientWSTimeout(ws_close=1.5),
-                    ),
-                    cfg.connect_timeout_s,
-                )
-            except aiohttp.WSServerHandshakeError as e:
-                if e.status in (401, 403):
-                    raise AuthError(f"HTTP {e.status} at handshake") from None
-                if e.status == 429:
-                    raise RateLimited(f"HTTP {e.status} at handshake") from None
-                raise LinkError(f"HTTP {e.status} at handshake") from None
-            async with ws:
-                yield ws
+        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s))
+        try:
+            ws = await asyncio.wait_for(
+                http.ws_connect(
+                    url,
+                    headers=headers,
+                    max_msg_size=_MAX_FRAME_BYTES,
+                    # The server may never answer our close frame (§4.5): do not wait 10 s for it.
+                    timeout=aiohttp.ClientWSTimeout(ws_close=1.5),
+                ),
+                cfg.connect_timeout_s,
+            )
+        except aiohttp.WSServerHandshakeError as e:
+            await http.close()
+            if e.status in (401, 403):
+                raise AuthError(f"HTTP {e.status} at handshake") from None
+            if e.status == 429:
+                raise RateLimited(f"HTTP {e.status} at handshake") from None
+            raise LinkError(f"HTTP {e.status} at handshake") from None
+        except BaseException:
+            await http.close()
+            raise
+        conn = _Connection(self, http, ws)
+        try:
+            await self._setup(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
 
-    async def _setup(self, ws: aiohttp.ClientWebSocketResponse, interpreter: SessionInterpreter) -> None:
+    async def _setup(self, conn: _Connection) -> None:
         """session.created -> our complete session.update -> session.updated (or a rejection)."""
-        await self._expect(ws, interpreter, {"session.created"})
+        await self._expect(conn, "session.created")
         update = session_update(
             self.cfg.dialect,
             target=self.target,
@@ -195,133 +392,62 @@ class TranslatorSession:
             voice=self.cfg.voice,
             audio_output=self.cfg.audio_output,
         )
-        await ws.send_str(json.dumps(update))
-        await self._expect(ws, interpreter, {"session.updated"})
+        await conn.ws.send_str(json.dumps(update))
+        await self._expect(conn, "session.updated")
 
-    async def _connect_once(self) -> float:
-        """One connection's whole life; returns how long it streamed."""
-        async with self._open() as ws:
-            interpreter = SessionInterpreter(self.target, SOURCE)
-            await self._setup(ws, interpreter)
-            self._queue.clear()
-            self._ready = True
-            connected_at = time.monotonic()
-            self.link.set(LinkState.CONNECTED)
-            self.status.metrics.translator_connects.labels(self.target, "ok").inc()
-            log.info("translator %s: session ready (%s)", self.target, self.cfg.model)
-            sender = asyncio.create_task(self._send_audio(ws))
-            try:
-                await self._receive(ws, interpreter)
-            finally:
-                self._ready = False
-                sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError, ConnectionError):
-                    await sender
-                # What was on screen but never finalized is the best text there is: keep it.
-                self._flush_pending(interpreter)
-            return time.monotonic() - connected_at
-
-    async def _expect(
-        self, ws: aiohttp.ClientWebSocketResponse, interpreter: SessionInterpreter, wanted: set[str]
-    ) -> None:
-        """Read until one of `wanted` arrives during setup; an `error` here is a rejection."""
+    async def _expect(self, conn: _Connection, wanted: str) -> None:
+        """Read until `wanted` arrives during setup; an `error` here is a rejection."""
         deadline = time.monotonic() + self.cfg.connect_timeout_s
         while True:
-            msg = await asyncio.wait_for(ws.receive(), max(0.01, deadline - time.monotonic()))
-            event = self._decode(msg, ws)
+            msg = await asyncio.wait_for(conn.ws.receive(), max(0.01, deadline - time.monotonic()))
+            if msg.type in _CLOSED:
+                code, reason = conn.ws.close_code, str(msg.extra or "")
+                if code == 1007 and "rate" in reason.lower():
+                    raise RateLimited(reason)
+                raise LinkError(f"connection closed during setup (code {code})")
+            event = self._decode(msg)
             if event is None:
                 continue
-            if event.get("type") in wanted:
+            if event.get("type") == wanted:
                 return
-            result = interpreter.feed(event)
+            result = conn.interpreter.feed(event)
             if result.error is not None:
                 self._raise_for_error(result.error.code, result.error.message)
                 raise SessionRejected(result.error.message or result.error.code)
 
-    async def _send_audio(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        while True:
-            while self._queue:
-                chunk, captured_at = self._queue.popleft()
-                await ws.send_str(
-                    '{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(chunk).decode() + '"}'
-                )
-                self.last_send_latency_s.append(time.monotonic() - captured_at)
-                self._m_sent.inc(len(chunk) / 32_000)
-            if self._stop.is_set():
-                await ws.send_str('{"type":"session.finish"}')
-                return
-            self._has_audio.clear()
-            await self._has_audio.wait()
-
-    async def _receive(self, ws: aiohttp.ClientWebSocketResponse, interpreter: SessionInterpreter) -> None:
-        while True:
-            msg = await ws.receive()
-            if msg.type in (
-                aiohttp.WSMsgType.CLOSE,
-                aiohttp.WSMsgType.CLOSING,
-                aiohttp.WSMsgType.CLOSED,
-                aiohttp.WSMsgType.ERROR,
-            ):
-                code, reason = ws.close_code, str(msg.extra or "")
-                log.debug(
-                    "translator %s: closed %s %s; recent events: %s",
-                    self.target,
-                    code,
-                    reason,
-                    list(self._recent_types),
-                )
-                if code == 1007 and "rate" in reason.lower():
-                    raise RateLimited(reason)
-                if self._stop.is_set():
-                    return
-                raise LinkError(f"connection closed (code {code}{': ' + reason if reason else ''})")
-            event = self._decode(msg, ws)
-            if event is None:
-                continue
-            if event.get("type") == "session.finished":
-                return
-            result = interpreter.feed(event)
-            if result.problem:
-                self.status.metrics.translator_bad_events.labels(self.target, result.problem).inc()
-                log.debug("translator %s: %s event %.80s", self.target, result.problem, event.get("type"))
-            if result.usage is not None:
-                self.status.metrics.usage_tokens.labels(self.target, "input").inc(result.usage.input_tokens)
-                self.status.metrics.usage_tokens.labels(self.target, "output").inc(result.usage.output_tokens)
-            if result.error is not None:
-                self.status.metrics.translator_errors.labels(self.target, result.error.code or "unknown").inc()
-                self.link.last_error = f"{result.error.code}: {result.error.message}"
-                log.warning(
-                    "translator %s: service error %s: %s",
-                    self.target,
-                    result.error.code,
-                    result.error.message,
-                )
-                self._raise_for_error(result.error.code, result.error.message)
-                if normalise_code(result.error.code) == "commonerror":
-                    raise LinkError(result.error.message or "COMMON_ERROR")
-            for caption in result.captions:
-                self._emit(caption)
+    # ---- events ----------------------------------------------------------------------------------
+    def _handle(self, interpreter: SessionInterpreter, event: dict[str, Any]) -> None:
+        result = interpreter.feed(event)
+        m = self.status.metrics
+        if result.problem:
+            m.translator_bad_events.labels(self.target, result.problem).inc()
+            log.debug("translator %s: %s event %.80s", self.target, result.problem, event.get("type"))
+        if result.usage is not None:
+            m.usage_tokens.labels(self.target, "input").inc(result.usage.input_tokens)
+            m.usage_tokens.labels(self.target, "output").inc(result.usage.output_tokens)
+        if result.error is not None:
+            m.translator_errors.labels(self.target, result.error.code or "unknown").inc()
+            self.link.last_error = f"{result.error.code}: {result.error.message}"
+            log.warning("translator %s: service error %s: %s", self.target, result.error.code, result.error.message)
+            self._raise_for_error(result.error.code, result.error.message)
+            if normalise_code(result.error.code) == "commonerror":
+                raise LinkError(result.error.message or "COMMON_ERROR")
+        for caption in result.captions:
+            self._emit(caption)
 
     def _raise_for_error(self, code: str, message: str) -> None:
         if normalise_code(code) in _FATAL_CODES:
             raise AuthError(f"{code}: {message}")
 
-    def _decode(self, msg: aiohttp.WSMessage, ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any] | None:
+    def _decode(self, msg: aiohttp.WSMessage) -> dict[str, Any] | None:
         """A text frame as a JSON object; anything else is counted and skipped."""
-        if msg.type in (
-            aiohttp.WSMsgType.CLOSE,
-            aiohttp.WSMsgType.CLOSING,
-            aiohttp.WSMsgType.CLOSED,
-            aiohttp.WSMsgType.ERROR,
-        ):
-            raise LinkError(f"connection closed during setup (code {ws.close_code})")
         self._m_events.inc()
         if msg.type != aiohttp.WSMsgType.TEXT:
             self.status.metrics.translator_bad_events.labels(self.target, "binary").inc()
             return None
         try:
             event = json.loads(msg.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             self.status.metrics.translator_bad_events.labels(self.target, "invalid_json").inc()
             return None
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
@@ -336,6 +462,6 @@ class TranslatorSession:
         except Exception:  # a consumer bug must not kill the session
             log.exception("caption consumer failed")
 
-    def _flush_pending(self, interpreter: SessionInterpreter) -> None:
-        for caption in interpreter.pending():
-            self._emit(Caption(caption.language, caption.item_id, caption.text, True))
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

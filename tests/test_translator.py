@@ -76,10 +76,11 @@ class Harness:
             await asyncio.sleep(0.01)
         raise AssertionError(f"not connected: {self.session.link.as_dict()}")
 
-    async def stream(self, pattern: list[tuple[str, float]]) -> None:
+    async def stream(self, pattern: list[tuple[str, float]], pace_s: float = 0.004) -> None:
+        # Faster than real time works with the service (§6); tests that need wall time pace it.
         for chunk in chunks(pattern):
             self.session.feed(chunk, asyncio.get_running_loop().time())
-            await asyncio.sleep(0.004)  # faster than real time works with the service (§6)
+            await asyncio.sleep(pace_s)
 
     def finals(self, language: str = "ja") -> list[str]:
         return [c.text for c in self.captions if c.final and c.language == language]
@@ -191,3 +192,103 @@ async def test_audio_before_ready_is_dropped_not_replayed(fake: FakeTranslator) 
         await asyncio.sleep(0.2)
         assert fake.connections[0].audio_bytes == 0
         assert h.metric("captioner_audio_skipped_chunks_total", target="ja") >= 5
+
+
+async def test_rotation_switches_at_a_pause_without_losing_or_repeating_speech(fake: FakeTranslator) -> None:
+    async with Harness(fake) as h:
+        h.session.rotate_after_s = 1.5
+        await h.connected()
+        # continuous talk: utterances with short pauses, across several planned rotations
+        for _ in range(4):
+            await h.stream([("tone", 0.8), ("silence", 0.9)], pace_s=0.05)
+        finals = await h.wait_finals(4)
+        await asyncio.sleep(0.5)
+        assert h.finals() == [f"[ja] utterance {i}" for i in range(1, 5)]
+        assert len(fake.connections) >= 2
+        assert h.metric("captioner_translator_rotations_total", target="ja", reason="age") >= 1
+        assert finals == h.finals()
+    # the retired sessions were finished and closed by us, not cut
+    for conn in fake.connections[:-1]:
+        assert conn.finished and conn.closed_by_client, conn
+
+
+async def test_rotation_by_context_size(fake: FakeTranslator) -> None:
+    async with Harness(fake) as h:
+        h.session.rotate_after_tokens = 20  # ~1.6 s of audio on qwen3
+        await h.connected()
+        await h.stream([("tone", 0.8), ("silence", 1.2), ("tone", 0.8), ("silence", 1.2)], pace_s=0.03)
+        assert await h.wait_finals(2) == ["[ja] utterance 1", "[ja] utterance 2"]
+        assert h.metric("captioner_translator_rotations_total", target="ja", reason="context") >= 1
+        assert len(fake.connections) >= 2
+
+
+async def test_watchdog_replaces_a_hung_session(fake: FakeTranslator) -> None:
+    async with Harness(fake) as h:
+        h.session.watchdog_s = 1.0
+        await h.connected()
+        fake.stall = True
+        await h.stream([("tone", 0.6)])
+        for _ in range(300):
+            if h.metric("captioner_translator_rotations_total", target="ja", reason="watchdog"):
+                break
+            await asyncio.sleep(0.01)
+        assert h.metric("captioner_translator_rotations_total", target="ja", reason="watchdog") == 1
+        fake.stall = False
+        await h.connected()
+        await h.stream([("silence", 0.2), ("tone", 0.8), ("silence", 1.0)])
+        assert (await h.wait_finals(1))[-1].startswith("[ja] utterance")
+        assert len(fake.connections) >= 2
+
+
+async def test_refused_first_connections_then_streaming(fake: FakeTranslator) -> None:
+    fake.reject_next(2, 503)
+    async with Harness(fake) as h:
+        await h.connected(within=10)
+        assert fake.handshakes_rejected == 2
+        assert h.metric("captioner_translator_connects_total", target="ja", result="error") == 2
+        await h.stream(TWO_UTTERANCES)
+        assert await h.wait_finals(2) == ["[ja] utterance 1", "[ja] utterance 2"]
+
+
+async def test_rate_limit_close_waits_instead_of_hammering(fake: FakeTranslator) -> None:
+    fake.rate_limit_per_minute = 1
+    async with Harness(fake) as h:
+        await h.connected()
+        fake.drop_all()  # the reconnect is over the limit: the service closes it with 1007
+        for _ in range(300):
+            if h.session.link.state == LinkState.RECONNECTING and "rate limited" in (h.session.link.last_error or ""):
+                break
+            await asyncio.sleep(0.01)
+        assert "rate limited" in (h.session.link.last_error or "")
+        attempts = len(fake.connections)
+        await asyncio.sleep(1.5)
+        assert len(fake.connections) == attempts, "no new connection while the rate limit wait runs"
+
+
+def test_shared_budget_spaces_out_connections() -> None:
+    async def scenario() -> float:
+        server = FakeTranslator(api_key=KEY)
+        await server.start()
+        budget = ConnectBudget(limit=2, window_s=1.0)
+        status = Status("t")
+        cfg = TranslatorConfig(url=server.url, api_key=KEY, targets=("ja", "zh", "ko"))
+        sessions = [
+            TranslatorSession(cfg, t, transcribe_source=False, status=status, on_caption=lambda c: None, budget=budget)
+            for t in cfg.targets
+        ]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tasks = [asyncio.create_task(s.run()) for s in sessions]
+        while not all(s.connected for s in sessions):
+            await asyncio.sleep(0.01)
+        took = loop.time() - start
+        for s in sessions:
+            await s.finish()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.stop()
+        return took
+
+    # three sessions, two connections per second allowed: the third waits for the window
+    assert asyncio.run(scenario()) >= 0.9
