@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .app import serve
 
     try:
-        return asyncio.run(serve(cfg))
+        return asyncio.run(serve(cfg, path))
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception:

@@ -1,4 +1,4 @@
-"""Wires capture, translator sessions, OBS and HTTP; supervises them; ordered shutdown."""
+"""Wires capture, translator sessions, OBS and HTTP; supervises them; reloads; ordered shutdown."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -15,7 +16,8 @@ from . import __version__
 from . import http as http_api
 from .audio import AudioCapture
 from .captions import Caption
-from .config import Config
+from .config import Config, load
+from .errors import ConfigError
 from .obs import ObsSink
 from .reconnect import ConnectBudget
 from .status import LinkState, Status
@@ -23,6 +25,7 @@ from .translator import TranslatorSession
 
 log = logging.getLogger(__name__)
 _SHUTDOWN_LIMIT_S = 15.0
+_STATUS_EVERY_S = 5.0
 
 
 class Daemon:
@@ -32,61 +35,90 @@ class Daemon:
         self.cfg = cfg
         self.status = Status(__version__)
         self.budget = ConnectBudget()
-        tr = cfg.translator
-        self.sessions = [
-            TranslatorSession(
-                tr,
-                target,
-                # One session is enough to transcribe the source; more would bill it twice.
-                transcribe_source=tr.transcribe_source and i == 0,
-                status=self.status,
-                on_caption=self.on_caption,
-                budget=self.budget,
-                chunk_ms=cfg.audio.chunk_ms,
-            )
-            for i, target in enumerate(tr.targets)
-        ]
+        self._capture_factory = capture_factory
+        self.sessions: dict[str, TranslatorSession] = {}
+        self._session_tasks: dict[str, asyncio.Task[None]] = {}
+        self.obs: ObsSink | None = None
+        self._obs_task: asyncio.Task[None] | None = None
+        self.capture = self._new_capture(cfg)
+        self._capture_task: asyncio.Task[None] | None = None
+        self.http_port: int | None = None
         for lang in cfg.languages():
             self.status.language(lang)
-        self.obs: ObsSink | None = None
+
+    # ---- parts ------------------------------------------------------------------------------------
+    def _new_capture(self, cfg: Config) -> AudioCapture:
+        a = cfg.audio
+        return self._capture_factory(a.device, a.chunk_ms, a.queue_chunks, self.on_chunk, self.status)
+
+    def _new_session(self, cfg: Config, target: str) -> TranslatorSession:
+        tr = cfg.translator
+        return TranslatorSession(
+            tr,
+            target,
+            transcribe_source=_transcribes(cfg, target),
+            status=self.status,
+            on_caption=self.on_caption,
+            budget=self.budget,
+            chunk_ms=cfg.audio.chunk_ms,
+        )
+
+    def _start_session(self, session: TranslatorSession) -> None:
+        self.sessions[session.target] = session
+        self._session_tasks[session.target] = asyncio.create_task(session.run(), name=f"translator:{session.target}")
+
+    async def _stop_session(self, target: str) -> None:
+        session = self.sessions.pop(target)
+        await session.finish()
+        await _cancel(self._session_tasks.pop(target))
+
+    def _start_obs(self, cfg: Config) -> None:
         if cfg.obs.enabled and cfg.outputs:
             self.obs = ObsSink(cfg.obs, [o.obs_source for o in cfg.outputs], self.status)
+            self._obs_task = asyncio.create_task(self.obs.run(), name="obs")
         else:
+            self.obs = None
             self.status.link("obs").set(LinkState.DISABLED)
-        self.capture = capture_factory(
-            cfg.audio.device, cfg.audio.chunk_ms, cfg.audio.queue_chunks, self.on_chunk, self.status
-        )
-        self.http_port: int | None = None
 
+    async def _stop_obs(self) -> None:
+        if self.obs is not None and self._obs_task is not None:
+            await _cancel(self._obs_task)
+            await self.obs.close()
+        self.obs, self._obs_task = None, None
+
+    # ---- data flow ----------------------------------------------------------------------------------
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
         level = self.capture.level
-        for session in self.sessions:
+        for session in self.sessions.values():
             session.feed(chunk, captured_at, level)
         self.status.metrics.audio_level.set(level)
 
     def on_caption(self, caption: Caption) -> None:
         lang = caption.language
-        if caption.final:
-            self.status.record_final(lang, caption.text)
-            log.info("caption [%s] %s", lang, caption.text)
-        else:
+        if not caption.final:
             self.status.language(lang).last_partial = caption.text
             self.status.metrics.captions_partial.labels(lang).inc()
             return
+        self.status.record_final(lang, caption.text)
+        log.info("caption [%s] %s", lang, caption.text)
         if self.obs is not None:
             for out in self.cfg.outputs:
                 if out.language == lang:
                     self.obs.set_text(out.obs_source, caption.text)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set, then shut down in order: audio, sessions (finish), OBS, HTTP."""
+    # ---- lifecycle ----------------------------------------------------------------------------------
+    async def run(
+        self, stop: asyncio.Event, reload: asyncio.Event | None = None, config_path: Path | None = None
+    ) -> None:
+        """Run until `stop` is set (reloading on `reload`), then shut down in order."""
         runner: web.AppRunner | None = None
         if self.cfg.http.enabled:
             runner, self.http_port = await http_api.start(self.status, self.cfg.http.host, self.cfg.http.port)
             log.info("HTTP on http://%s:%d/status", self.cfg.http.host, self.http_port)
-        capture = asyncio.create_task(self.capture.run(), name="audio")
-        sessions = [asyncio.create_task(s.run(), name=f"translator:{s.target}") for s in self.sessions]
-        obs = asyncio.create_task(self.obs.run(), name="obs") if self.obs else None
+        self._capture_task = asyncio.create_task(self.capture.run(), name="audio")
+        for target in self.cfg.translator.targets:
+            self._start_session(self._new_session(self.cfg, target))
+        self._start_obs(self.cfg)
         notify("READY=1\nSTATUS=running")
         log.info(
             "captioner %s running: %s -> %s",
@@ -94,25 +126,101 @@ class Daemon:
             self.cfg.translator.source_language or "auto",
             ", ".join(self.cfg.translator.targets),
         )
-        await stop.wait()
+        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        reload = reload or asyncio.Event()
+        while not stop.is_set():
+            waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(reload.wait())}
+            _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for w in pending:
+                w.cancel()
+            if reload.is_set() and not stop.is_set():
+                reload.clear()
+                await self.reload_from(config_path)
         log.info("stopping")
         notify("STOPPING=1")
+        await _cancel(heartbeat)
         # 1. no new audio; 2. sessions send what they have and wait for their last captions;
         # 3. OBS gets those captions; 4. HTTP last, so /status answers during the stop.
         self.capture.stop()
-        await _cancel(capture)
-        await asyncio.gather(*(s.finish() for s in self.sessions))
-        for task in sessions:
+        await _cancel(self._capture_task)
+        await asyncio.gather(*(s.finish() for s in self.sessions.values()))
+        for task in self._session_tasks.values():
             await _cancel(task)
-        if self.obs is not None and obs is not None:
-            await _cancel(obs)
-            await self.obs.close()
+        await self._stop_obs()
         if runner is not None:
             await runner.cleanup()
         log.info("stopped")
 
+    async def reload_from(self, path: Path | None) -> None:
+        """SIGHUP: load the file again; an invalid file keeps the running config."""
+        try:
+            new = await asyncio.to_thread(load, path)
+        except ConfigError as e:
+            log.error("reload rejected, keeping the running config: %s", e)
+            self.status.reload_error = str(e)
+            return
+        await self.apply(new)
+        self.status.reload_error = None
 
-async def _cancel(task: asyncio.Task[None]) -> None:
+    async def apply(self, new: Config) -> None:
+        """Move to `new`, restarting only the parts whose settings changed."""
+        old, self.cfg = self.cfg, new
+        changed: list[str] = []
+        if new.audio != old.audio:
+            changed.append("audio")
+            self.capture.stop()
+            if self._capture_task is not None:
+                await _cancel(self._capture_task)
+            self.capture = self._new_capture(new)
+            self._capture_task = asyncio.create_task(self.capture.run(), name="audio")
+        same_service = new.translator.model_copy(update={"targets": (), "transcribe_source": False}) == (
+            old.translator.model_copy(update={"targets": (), "transcribe_source": False})
+        )
+        for target in list(self.sessions):
+            keep = (
+                same_service
+                and target in new.translator.targets
+                and self.sessions[target].transcribe_source == _transcribes(new, target)
+            )
+            if not keep:
+                changed.append(f"translator:{target}")
+                await self._stop_session(target)
+        for target in new.translator.targets:
+            if target not in self.sessions:
+                changed.append(f"translator:{target}")
+                self._start_session(self._new_session(new, target))
+        if new.obs != old.obs or (self.obs is None) != (not (new.obs.enabled and new.outputs)):
+            changed.append("obs")
+            await self._stop_obs()
+            self._start_obs(new)
+        elif new.outputs != old.outputs and self.obs is not None:
+            changed.append("outputs")
+            self.obs.set_sources([o.obs_source for o in new.outputs])
+        for lang in new.languages():
+            self.status.language(lang)
+        if new.http != old.http:
+            log.warning("http settings change on restart only")
+        log.info("config reloaded; changed: %s", ", ".join(changed) or "nothing")
+
+    async def _heartbeat(self) -> None:
+        """systemd watchdog pings from the event loop (a hung loop stops them) and a STATUS line."""
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        interval = min(_STATUS_EVERY_S, int(usec) / 2e6) if usec.isdigit() and int(usec) > 0 else _STATUS_EVERY_S
+        while True:
+            links = ", ".join(f"{name} {link.state.value}" for name, link in self.status.links.items())
+            count = sum(o.final_count for o in self.status.languages.values())
+            notify(f"WATCHDOG=1\nSTATUS={count} captions; {links}" if usec else f"STATUS={count} captions; {links}")
+            await asyncio.sleep(interval)
+
+
+def _transcribes(cfg: Config, target: str) -> bool:
+    # One session is enough to transcribe the source; more would bill it twice.
+    return cfg.translator.transcribe_source and target == cfg.translator.targets[0]
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is None:
+        return
     task.cancel()
     try:
         await task
@@ -137,10 +245,10 @@ def notify(message: str) -> None:
         log.debug("sd_notify failed: %s", e)
 
 
-async def serve(cfg: Config) -> int:
+async def serve(cfg: Config, config_path: Path | None = None) -> int:
     """Run the daemon with signal handling; first SIGTERM/SIGINT stops gracefully, a second forces."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop, reload = asyncio.Event(), asyncio.Event()
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
@@ -149,14 +257,19 @@ async def serve(cfg: Config) -> int:
         log.info("%s received", signal.Signals(signum).name)
         stop.set()
 
+    def on_hup() -> None:
+        log.info("SIGHUP received: reloading %s", config_path or "built-in defaults")
+        reload.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     daemon = Daemon(cfg)
-    run = asyncio.create_task(daemon.run(stop))
+    run = asyncio.create_task(daemon.run(stop, reload, config_path))
     try:
         await _until_stopped(run, stop)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     return 0
 

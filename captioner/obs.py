@@ -71,7 +71,8 @@ class ObsSink:
         self.sources = list(sources)
         self.status = status
         self.link = status.link("obs")
-        self.backoff = backoff or Backoff(initial_s=1.0, cap_s=15.0, healthy_after_s=30.0)
+        # OBS is local and cheap to ask: retry often so captions return soon after OBS does.
+        self.backoff = backoff or Backoff(initial_s=1.0, cap_s=5.0, healthy_after_s=30.0)
         self._factory = client_factory or _new_client
         # One thread owns the client: obsws-python reads the next frame as the reply to any request.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="obs")
@@ -80,7 +81,7 @@ class ObsSink:
         self._shown: dict[str, str] = {}
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
-        self._kind: str | None = None
+        self._sources_changed = False
 
     def set_text(self, source: str, text: str) -> None:
         """Show `text` in `source` as soon as OBS allows; only the newest text per source is kept."""
@@ -115,8 +116,17 @@ class ObsSink:
                 await self._discard()
                 await asyncio.sleep(delay)
 
+    def set_sources(self, sources: list[str]) -> None:
+        """A reload changed the outputs: find or create the new sources."""
+        self.sources = list(sources)
+        self._sources_changed = True
+        self._wake.set()
+
     async def _serve(self) -> None:
         while True:
+            if self._sources_changed:
+                self._sources_changed = False
+                await self._call(self._prepare_sources)
             await self._write_dirty()
             self._wake.clear()
             try:

@@ -125,6 +125,8 @@ class Status:
         self.metrics = Metrics()
         self.links: dict[str, Link] = {}
         self.languages: dict[str, OutputLanguage] = {}
+        # Why the last SIGHUP reload was refused; None when it applied.
+        self.reload_error: str | None = None
 
     def link(self, name: str) -> Link:
         if name not in self.links:
@@ -146,6 +148,7 @@ class Status:
             "version": self.version,
             "uptime_s": round(time.time() - self.started, 3),
             "links": {name: link.as_dict() for name, link in self.links.items()},
+            "reload_error": self.reload_error,
             "outputs": {
                 lang: {
                     "last_final": out.last_final,
