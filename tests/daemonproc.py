@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tests.realenv import free_port
+from tests.realenv import ObsEnv, free_port
 
 
 class DaemonProc:
@@ -97,3 +98,39 @@ class DaemonProc:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+
+
+class TextRecorder:
+    """Polls OBS text sources the way a viewer would see them: every distinct value, in order."""
+
+    def __init__(self, obs: ObsEnv, sources: list[str]) -> None:
+        self.obs = obs
+        self.seen: dict[str, list[str]] = {s: [] for s in sources}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TextRecorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        client = self.obs.client(timeout=3)
+        while not self._stop.is_set():
+            for source, values in self.seen.items():
+                try:
+                    text = client.send("GetInputSettings", {"inputName": source}, raw=True)["inputSettings"].get("text")
+                except Exception:  # noqa: BLE001 - not created yet
+                    continue
+                if text and (not values or values[-1] != text):
+                    values.append(text)
+            time.sleep(0.05)
+
+    def wait_for(self, source: str, n: int, timeout: float) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.seen[source]) < n:
+            time.sleep(0.1)
+        return list(self.seen[source])

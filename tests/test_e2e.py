@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.daemonproc import DaemonProc
+from tests.daemonproc import DaemonProc, TextRecorder
 from tests.fake_translator import FakeTranslator
 from tests.realenv import ObsEnv, PulseEnv, free_port, silence_padded_sequence, speech_wav
 
@@ -25,42 +23,6 @@ PHRASES = [
     "Thank you all for watching",
 ]
 LAST_PHRASE = "This sentence is cut short by a stop signal while it is still being spoken"
-
-
-class TextRecorder:
-    """Polls OBS text sources the way a viewer would see them: every distinct value, in order."""
-
-    def __init__(self, obs: ObsEnv, sources: list[str]) -> None:
-        self.obs = obs
-        self.seen: dict[str, list[str]] = {s: [] for s in sources}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> TextRecorder:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        client = self.obs.client(timeout=3)
-        while not self._stop.is_set():
-            for source, values in self.seen.items():
-                try:
-                    text = client.send("GetInputSettings", {"inputName": source}, raw=True)["inputSettings"].get("text")
-                except Exception:  # noqa: BLE001 - not created yet
-                    continue
-                if text and (not values or values[-1] != text):
-                    values.append(text)
-            time.sleep(0.05)
-
-    def wait_for(self, source: str, n: int, timeout: float) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(self.seen[source]) < n:
-            time.sleep(0.1)
-        return list(self.seen[source])
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,168 @@
+"""End to end under faults: OBS quits, is killed, freezes; the config is reloaded; the audio device goes away."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.daemonproc import DaemonProc
+from tests.fake_translator import FakeTranslator
+from tests.realenv import ObsEnv, PulseEnv, speech_wav
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+KEY = "sk-faults-secret"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTranslator]:
+    server = FakeTranslator(api_key=KEY)
+    server.start_in_thread()
+    yield server
+    server.stop_thread()
+
+
+@pytest.fixture(scope="module")
+def phrase(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return speech_wav("Good evening and welcome back to the show", tmp_path_factory.mktemp("faults") / "p.wav")
+
+
+def make_config(fake: FakeTranslator, obs: ObsEnv, targets: list[str], sources: dict[str, str]) -> dict[str, Any]:
+    return {
+        "audio": {"device": "loopback"},
+        "translator": {"url": fake.url, "api_key": "${DASHSCOPE_API_KEY}", "targets": targets},
+        "obs": {"port": obs.ws_port, "password": "${OBS_WEBSOCKET_PASSWORD}", "timeout_s": 1},
+        "outputs": [{"obs_source": name, "language": lang} for lang, name in sources.items()],
+    }
+
+
+def start_daemon(tmp: Path, cfg: dict[str, Any], pulse: PulseEnv, obs: ObsEnv) -> DaemonProc:
+    env = pulse.child_env(DASHSCOPE_API_KEY=KEY, OBS_WEBSOCKET_PASSWORD=obs.password)
+    daemon = DaemonProc(tmp, cfg, env).start()
+    for link in ["audio", "obs", *(f"translator:{t}" for t in cfg["translator"]["targets"])]:
+        daemon.wait(lambda link=link: daemon.link_state(link) == "connected", 30, f"{link} connected")
+    return daemon
+
+
+def wait_text(obs: ObsEnv, source: str, expected: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        try:
+            seen = obs.text_of(source)
+        except Exception:  # noqa: BLE001 - OBS may still be starting
+            seen = None
+        if seen == expected:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{source!r} shows {seen!r}, expected {expected!r}")
+
+
+def test_obs_quits_is_killed_and_comes_back(
+    obs: ObsEnv, pulse_env: PulseEnv, fake: FakeTranslator, phrase: Path, tmp_path: Path
+) -> None:
+    src = "E2E Faults JA"
+    daemon = start_daemon(tmp_path, make_config(fake, obs, ["ja"], {"ja": src}), pulse_env, obs)
+    try:
+        pulse_env.play(phrase)
+        wait_text(obs, src, "[ja] utterance 1", 15)
+
+        obs.stop_obs()  # a clean quit
+        daemon.wait(lambda: daemon.link_state("obs") == "reconnecting", 20, "obs reconnecting")
+        pulse_env.play(phrase)  # finalized while OBS is away
+        daemon.wait(lambda: daemon.status()["outputs"]["ja"]["final_count"] == 2, 15, "second caption")
+        obs.start_obs()
+        wait_text(obs, src, "[ja] utterance 2", 20)  # re-applied after the restart
+
+        obs.kill_obs()  # a crash: no goodbye at all
+        daemon.wait(lambda: daemon.link_state("obs") == "reconnecting", 20, "obs reconnecting after kill")
+        obs.start_obs()
+        wait_text(obs, src, "[ja] utterance 2", 20)
+        pulse_env.play(phrase)
+        wait_text(obs, src, "[ja] utterance 3", 15)
+        assert daemon.status()["outputs"]["ja"]["final_count"] == 3
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+
+
+def test_obs_freezes_and_thaws(
+    obs: ObsEnv, pulse_env: PulseEnv, fake: FakeTranslator, phrase: Path, tmp_path: Path
+) -> None:
+    src = "E2E Freeze JA"
+    daemon = start_daemon(tmp_path, make_config(fake, obs, ["ja"], {"ja": src}), pulse_env, obs)
+    try:
+        obs.freeze_obs()
+        pulse_env.play(phrase)
+        daemon.wait(lambda: daemon.status()["outputs"]["ja"]["final_count"] == 1, 15, "caption while frozen")
+        daemon.wait(lambda: daemon.link_state("obs") == "reconnecting", 20, "frozen OBS noticed")
+        obs.thaw_obs()
+        wait_text(obs, src, "[ja] utterance 1", 20)
+        daemon.wait(lambda: daemon.link_state("obs") == "connected", 20, "obs connected again")
+        assert daemon.stop() == 0
+    finally:
+        obs.thaw_obs()
+        daemon.kill()
+
+
+def test_sighup_applies_changes_and_refuses_an_invalid_config(
+    obs: ObsEnv, pulse_env: PulseEnv, fake: FakeTranslator, phrase: Path, tmp_path: Path
+) -> None:
+    cfg = make_config(fake, obs, ["ja"], {"ja": "E2E Reload JA"})
+    daemon = start_daemon(tmp_path, cfg, pulse_env, obs)
+    try:
+        pulse_env.play(phrase)
+        wait_text(obs, "E2E Reload JA", "[ja] utterance 1", 15)
+
+        changed = make_config(fake, obs, ["ja", "ko"], {"ja": "E2E Reload JA", "ko": "E2E Reload KO"})
+        daemon.config_path.write_text(yaml.safe_dump({**changed, "http": {"port": daemon.http_port}}))
+        daemon.send_signal(1)  # SIGHUP
+        daemon.wait(lambda: daemon.link_state("translator:ko") == "connected", 20, "new target connected")
+        pulse_env.play(phrase)
+        wait_text(obs, "E2E Reload JA", "[ja] utterance 2", 15)
+        wait_text(obs, "E2E Reload KO", "[ko] utterance 1", 15)
+        ja_connections = [c for c in fake.connections if c.session and c.session["translation"]["language"] == "ja"]
+        assert len(ja_connections) == 1, "the unchanged session was kept"
+
+        broken = {**changed, "translator": {**changed["translator"], "targets": ["ja", "xx"]}}
+        daemon.config_path.write_text(yaml.safe_dump({**broken, "http": {"port": daemon.http_port}}))
+        daemon.send_signal(1)
+        daemon.wait(
+            lambda: (daemon.status()["reload_error"] or "").startswith("translator.targets[1]"), 10, "reload refused"
+        )
+        pulse_env.play(phrase)
+        wait_text(obs, "E2E Reload KO", "[ko] utterance 2", 15)  # still running on the old config
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    assert "reload rejected, keeping the running config: translator.targets[1]" in daemon.log()
+
+
+def test_audio_device_disappears_and_returns(obs: ObsEnv, fake: FakeTranslator, phrase: Path, tmp_path: Path) -> None:
+    # The daemon captures from its own PulseAudio server, which goes away like an unplugged USB device.
+    device = PulseEnv(base=tmp_path / "pulse").start()
+    src = "E2E Device JA"
+    daemon = None
+    try:
+        env = device.child_env(DASHSCOPE_API_KEY=KEY, OBS_WEBSOCKET_PASSWORD=obs.password)
+        daemon = DaemonProc(tmp_path, make_config(fake, obs, ["ja"], {"ja": src}), env).start()
+        daemon.wait(lambda: daemon.link_state("audio") == "connected", 30, "audio connected")
+        device.play(phrase)
+        wait_text(obs, src, "[ja] utterance 1", 20)
+
+        device.stop()
+        daemon.wait(lambda: daemon.link_state("audio") == "reconnecting", 20, "device loss noticed")
+        assert daemon.status()["links"]["audio"]["last_error"]
+        device.start()
+        daemon.wait(lambda: daemon.link_state("audio") == "connected", 30, "device reopened")
+        device.play(phrase)
+        wait_text(obs, src, "[ja] utterance 2", 20)
+        assert daemon.stop() == 0
+    finally:
+        if daemon is not None:
+            daemon.kill()
+        device.stop()
