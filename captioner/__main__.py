@@ -64,6 +64,19 @@ def _load(path_arg: str | None) -> tuple[Config, Path | None]:
     return load(path), path
 
 
+def warn_if_exposed(path: Path | None, secrets: list[str]) -> None:
+    """A file that holds a secret itself (not ${VAR}) should not be readable by other users."""
+    if path is None:
+        return
+    try:
+        readable_by_others = path.stat().st_mode & 0o044
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return
+    if readable_by_others and any(s and s in text for s in secrets):
+        log.warning("%s holds a secret and is readable by other users: chmod 600 it, or use ${VAR}", path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -78,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     secrets = [cfg.translator.api_key.get_secret_value(), cfg.obs.password.get_secret_value()]
     if args.command == "check":
         setup_logging("warning", secrets)
+        warn_if_exposed(path, secrets)
         print(f"config ok: {path or 'built-in defaults'}")
         if args.connect:
             from .cli_tools import check_connections
@@ -85,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(check_connections(cfg))
         return EXIT_OK
     setup_logging(args.log_level or cfg.log_level, secrets)
+    warn_if_exposed(path, secrets)
     from .app import serve
 
     try:

@@ -111,3 +111,20 @@ def test_devices_lists_inputs_and_the_loopback_monitor(pulse_env: PulseEnv) -> N
     assert pulse, r.stdout
     assert "ALSA" in pulse[0]
     assert f'"loopback" captures {pulse_env.monitor}' in r.stdout
+
+
+def test_warns_when_a_file_holding_a_secret_is_world_readable(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("translator:\n  api_key: sk-literal-in-file\n")
+    cfg.chmod(0o644)
+    r = captioner("check", "--config", str(cfg))
+    assert r.returncode == 0
+    assert "holds a secret and is readable by other users" in r.stderr
+    assert "sk-literal-in-file" not in r.stderr + r.stdout
+    cfg.chmod(0o600)
+    assert "readable by other users" not in captioner("check", "--config", str(cfg)).stderr
+    env_cfg = tmp_path / "env.yaml"
+    env_cfg.write_text("translator:\n  api_key: ${K}\n")
+    env_cfg.chmod(0o644)
+    r = captioner("check", "--config", str(env_cfg), env={"K": "sk-from-env", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and "readable by other users" not in r.stderr

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.daemonproc import DaemonProc
+from tests.daemonproc import DaemonProc, TextRecorder
 from tests.fake_translator import FakeTranslator
 from tests.realenv import ObsEnv, PulseEnv, speech_wav
 
@@ -166,3 +166,71 @@ def test_audio_device_disappears_and_returns(obs: ObsEnv, fake: FakeTranslator, 
         if daemon is not None:
             daemon.kill()
         device.stop()
+
+
+def metric(daemon: DaemonProc, name: str, labels: str) -> float:
+    for line in daemon.get("/metrics")[1].splitlines():
+        if line.startswith(f"{name}{{{labels}}} "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_translator_drops_mid_utterance_and_later_hangs(
+    obs: ObsEnv, pulse_env: PulseEnv, fake: FakeTranslator, tmp_path: Path
+) -> None:
+    src = "E2E Drop JA"
+    long_phrase = speech_wav(
+        "We are now talking for a rather long time so that the link can drop in the middle", tmp_path / "long.wav"
+    )
+    short = speech_wav("Short again", tmp_path / "short.wav")
+    cfg = make_config(fake, obs, ["ja"], {"ja": src})
+    cfg["translator"]["watchdog_s"] = 3
+    daemon = start_daemon(tmp_path, cfg, pulse_env, obs)
+    try:
+        with TextRecorder(obs, [src]) as rec:
+            player = pulse_env.play_async(long_phrase)
+            daemon.wait(
+                lambda: (daemon.status()["outputs"]["ja"]["last_partial"] or "").startswith("[ja] "),
+                15,
+                "partial caption",
+            )
+            fake.drop_all()  # network drop in the middle of the sentence
+            player.wait(30)
+            # what was on screen becomes final instead of vanishing; the link comes back
+            daemon.wait(lambda: daemon.status()["outputs"]["ja"]["final_count"] >= 1, 15, "kept caption")
+            daemon.wait(lambda: daemon.link_state("translator:ja") == "connected", 30, "reconnected")
+            assert len(fake.connections) >= 2
+            time.sleep(1.5)
+            pulse_env.play(short)
+            daemon.wait(
+                lambda: (
+                    rec.seen[src]
+                    and rec.seen[src][-1] == daemon.status()["outputs"]["ja"]["last_final"]
+                    and len(fake.connections[-1].translations) >= 1
+                ),
+                15,
+                "caption after reconnect",
+            )
+
+            fake.stall = True  # the service stops answering
+            pulse_env.play_async(short)
+            daemon.wait(
+                lambda: metric(daemon, "captioner_translator_rotations_total", 'reason="watchdog",target="ja"') == 1,
+                20,
+                "watchdog",
+            )
+            fake.stall = False
+            daemon.wait(lambda: daemon.link_state("translator:ja") == "connected", 30, "replaced session")
+            time.sleep(1.0)
+            before = daemon.status()["outputs"]["ja"]["final_count"]
+            pulse_env.play(short)
+            daemon.wait(lambda: daemon.status()["outputs"]["ja"]["final_count"] == before + 1, 15, "captions again")
+            time.sleep(0.5)
+            finals = daemon.status()["outputs"]["ja"]["final_count"]
+        # every final reached OBS exactly once, in order, none repeated
+        assert len(rec.seen[src]) == finals, (rec.seen[src], finals)
+        assert len(set(rec.seen[src])) == len(rec.seen[src])
+        assert rec.seen[src][-1] == daemon.status()["outputs"]["ja"]["last_final"]
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
