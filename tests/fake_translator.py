@@ -32,7 +32,6 @@ ASR_MODEL = "qwen3-asr-flash-realtime"
 RATE_LIMIT_REASON = "Requests rate limit exceeded, please try again later."
 
 
-
 def _codes(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
@@ -42,13 +41,18 @@ _Q3_AUDIO = _codes("en zh ru fr de pt es it ko ja yue")
 _Q35_AUDIO = _codes("zh en ar de fr es pt id it ko ru th vi ja tr hi ms nl ur nb sv da he fi pl is cs fil fa")
 LANGUAGES = {
     "q3": _Q3_AUDIO | _codes("id vi th ar hi el tr"),
-    "q3.5": _Q35_AUDIO | _codes("yue el af ast be bg bn bs ca ceb et gl gu hr hu jv kk kn ky lv mk ml mr"
-                                " pa ro sk sl sw tg az uk"),
+    "q3.5": _Q35_AUDIO
+    | _codes("yue el af ast be bg bn bs ca ceb et gl gu hr hu jv kk kn ky lv mk ml mr pa ro sk sl sw tg az uk"),
 }
 AUDIO_LANGUAGES = {"q3": _Q3_AUDIO, "q3.5": _Q35_AUDIO}
 AUDIO_TOKENS_PER_S = {"q3": 12.5, "q3.5": 7.0}  # §8
-HTTP_ERROR_CODES = {401: "InvalidApiKey", 403: "AccessDenied", 404: "ModelNotFound",
-                    429: "Throttling.RateQuota", 503: "ServiceUnavailable"}
+HTTP_ERROR_CODES = {
+    401: "InvalidApiKey",
+    403: "AccessDenied",
+    404: "ModelNotFound",
+    429: "Throttling.RateQuota",
+    503: "ServiceUnavailable",
+}
 
 FRAME_MS = 100
 MIN_SPEECH_FRAMES = 2  # segments with < 200 ms of speech are noise
@@ -67,7 +71,7 @@ def _tone(start: int, end: int) -> bytes:
     """Bytes [start, end) of an endless tone, so deltas may split samples (odd lengths)."""
     off = start % len(_TONE)
     n = end - start
-    return (_TONE * ((off + n) // len(_TONE) + 1))[off:off + n]
+    return (_TONE * ((off + n) // len(_TONE) + 1))[off : off + n]
 
 
 @dataclass
@@ -144,8 +148,15 @@ class _Conn:
 class FakeTranslator:
     """Real aiohttp WebSocket server speaking the Q3 / Q3.5 LiveTranslate dialects."""
 
-    def __init__(self, api_key: str = "test-key", script: list[str] | None = None, silence_ms: int = 600,
-                 speech_rms: float = 0.02, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        script: list[str] | None = None,
+        silence_ms: int = 600,
+        speech_rms: float = 0.02,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.api_key = api_key
         self.script = list(script or [])
         self.silence_ms = silence_ms
@@ -369,17 +380,26 @@ class FakeTranslator:
     def _defaults(self, family: str, model: str) -> dict[str, Any]:
         q3 = family == "q3"
         s: dict[str, Any] = {
-            "id": _new_id("sess"), "object": "realtime.session", "model": model,
-            "modalities": ["text", "audio"], "voice": "Cherry" if q3 else "Tina",
-            "input_audio_format": "pcm16" if q3 else "pcm", "output_audio_format": "pcm24" if q3 else "pcm",
+            "id": _new_id("sess"),
+            "object": "realtime.session",
+            "model": model,
+            "modalities": ["text", "audio"],
+            "voice": "Cherry" if q3 else "Tina",
+            "input_audio_format": "pcm16" if q3 else "pcm",
+            "output_audio_format": "pcm24" if q3 else "pcm",
             "input_audio_transcription": None if q3 else {"model": ASR_MODEL},
             "translation": {"language": "en"},
         }
         if not q3:
             s["sample_rate"] = 16000
-            s["turn_detection"] = {"type": "server_vad", "threshold": 0.2,
-                                   "silence_duration_ms": self.silence_ms, "prefix_padding_ms": 300,
-                                   "create_response": True, "interrupt_response": True}
+            s["turn_detection"] = {
+                "type": "server_vad",
+                "threshold": 0.2,
+                "silence_duration_ms": self.silence_ms,
+                "prefix_padding_ms": 300,
+                "create_response": True,
+                "interrupt_response": True,
+            }
         return s
 
     # ---- sending ---------------------------------------------------------------------------
@@ -459,16 +479,22 @@ class FakeTranslator:
     def _validate(self, family: str, upd: dict[str, Any], eff: dict[str, Any]) -> tuple[str, str] | None:
         """Return (message, param) of the first problem, mirroring what the service rejects."""
         if "modalities" in upd and upd["modalities"] not in (["text"], ["text", "audio"]):
-            return (f"Invalid modalities: {upd['modalities']!r}. Supported combinations are "
-                    "['text'] and ['text', 'audio'].", "session.modalities")
+            return (
+                f"Invalid modalities: {upd['modalities']!r}. Supported combinations are "
+                "['text'] and ['text', 'audio'].",
+                "session.modalities",
+            )
         tr = upd.get("translation")
         if "instructions" in upd or not isinstance(tr, dict) or not tr.get("language"):
             return "Invalid translation parameter.", "session.translation"
         lang = tr["language"]
         if lang not in LANGUAGES[family]:
             return f"Unsupported translation language: '{lang}'.", "session.translation.language"
-        if ("audio" in eff["modalities"] and lang not in AUDIO_LANGUAGES[family]
-                and self.reject_audio_for_text_only_targets):
+        if (
+            "audio" in eff["modalities"]
+            and lang not in AUDIO_LANGUAGES[family]
+            and self.reject_audio_for_text_only_targets
+        ):
             return f"Language '{lang}' does not support audio output.", "session.modalities"
         if eff.get("input_audio_format") not in ("pcm", "pcm16"):
             return "Only PCM input is supported by the fake.", "session.input_audio_format"
@@ -530,8 +556,8 @@ class FakeTranslator:
             return  # swallow audio without consuming script lines
         c.buf.extend(pcm)
         while len(c.buf) >= c.frame_bytes and not c.closing:
-            frame = bytes(c.buf[:c.frame_bytes])
-            del c.buf[:c.frame_bytes]
+            frame = bytes(c.buf[: c.frame_bytes])
+            del c.buf[: c.frame_bytes]
             await self._frame(c, frame)
 
     # ---- VAD and response generation ------------------------------------------------------
@@ -593,13 +619,26 @@ class FakeTranslator:
 
     def _response(self, c: _Conn, seg: _Segment, status: str, output: list[Any]) -> dict[str, Any]:
         s = c.session
-        return {"id": seg.resp_id, "object": "realtime.response", "conversation_id": "", "status": status,
-                "modalities": s["modalities"], "voice": s["voice"],
-                "output_audio_format": s["output_audio_format"], "output": output}
+        return {
+            "id": seg.resp_id,
+            "object": "realtime.response",
+            "conversation_id": "",
+            "status": status,
+            "modalities": s["modalities"],
+            "voice": s["voice"],
+            "output_audio_format": s["output_audio_format"],
+            "output": output,
+        }
 
     def _item(self, seg: _Segment, status: str, content: list[Any]) -> dict[str, Any]:
-        return {"id": seg.out_item, "object": "realtime.item", "type": "message", "status": status,
-                "role": "assistant", "content": content}
+        return {
+            "id": seg.out_item,
+            "object": "realtime.item",
+            "type": "message",
+            "status": status,
+            "role": "assistant",
+            "content": content,
+        }
 
     def _part(self, seg: _Segment, text: str) -> dict[str, Any]:
         return {"type": "audio", "transcript": text} if seg.audio else {"type": "text", "text": text}
@@ -612,26 +651,37 @@ class FakeTranslator:
         seg.open_frame = seg.frames
         q35 = c.rec.family == "q3.5"
         if q35 and not c.manual:
-            await self._send(c, {"type": "input_audio_buffer.speech_started",
-                                 "audio_start_ms": seg.start_frame * FRAME_MS, "item_id": seg.src_item})
+            await self._send(
+                c,
+                {
+                    "type": "input_audio_buffer.speech_started",
+                    "audio_start_ms": seg.start_frame * FRAME_MS,
+                    "item_id": seg.src_item,
+                },
+            )
         await self._asr_step(c, seg)
         item = self._item(seg, "in_progress", [])
         resp = self._response(c, seg, "in_progress", [])
         await self._send(c, {"type": "response.created", "response": resp})
-        await self._send(c, {"type": "response.output_item.added", "response_id": seg.resp_id,
-                             "output_index": 0, "item": item})
+        await self._send(
+            c, {"type": "response.output_item.added", "response_id": seg.resp_id, "output_index": 0, "item": item}
+        )
         if q35:
-            await self._send(c, {"type": "conversation.item.created", "previous_item_id": seg.src_item,
-                                 "item": item})
-        await self._send(c, {"type": "response.content_part.added", **self._ids(seg),
-                             "part": self._part(seg, "")})
+            await self._send(c, {"type": "conversation.item.created", "previous_item_id": seg.src_item, "item": item})
+        await self._send(c, {"type": "response.content_part.added", **self._ids(seg), "part": self._part(seg, "")})
         await self._tr_step(c, seg)
 
     async def _asr_step(self, c: _Conn, seg: _Segment) -> None:
         if not seg.asr_on or seg.asr_pos >= len(seg.asr_snaps):
             return
-        ev = {"type": "conversation.item.input_audio_transcription.text", "item_id": seg.src_item,
-              "content_index": 0, "text": "", "stash": seg.asr_snaps[seg.asr_pos], "language": seg.asr_lang}
+        ev = {
+            "type": "conversation.item.input_audio_transcription.text",
+            "item_id": seg.src_item,
+            "content_index": 0,
+            "text": "",
+            "stash": seg.asr_snaps[seg.asr_pos],
+            "language": seg.asr_lang,
+        }
         if c.rec.family == "q3.5":
             ev["emotion"] = "neutral"
         seg.asr_pos += 1
@@ -651,8 +701,9 @@ class FakeTranslator:
         data = _tone(seg.audio_sent, end)
         seg.audio_sent = end
         c.audio_out_bytes += len(data)
-        await self._send(c, {"type": "response.audio.delta", **self._ids(seg),
-                             "delta": base64.b64encode(data).decode()})
+        await self._send(
+            c, {"type": "response.audio.delta", **self._ids(seg), "delta": base64.b64encode(data).decode()}
+        )
 
     async def _step(self, c: _Conn, seg: _Segment) -> None:
         await self._asr_step(c, seg)
@@ -672,25 +723,39 @@ class FakeTranslator:
         q35 = c.rec.family == "q3.5"
         final = seg.final
         if q35 and not c.manual:
-            await self._send(c, {"type": "input_audio_buffer.speech_stopped",
-                                 "audio_end_ms": seg.last_speech_end * FRAME_MS, "item_id": seg.src_item})
+            await self._send(
+                c,
+                {
+                    "type": "input_audio_buffer.speech_stopped",
+                    "audio_end_ms": seg.last_speech_end * FRAME_MS,
+                    "item_id": seg.src_item,
+                },
+            )
         if seg.audio:
             end = max(seg.frames - seg.open_frame, 1) * FRAME_MS * OUT_BYTES_PER_MS
             await self._audio_delta(c, seg, max(end, seg.audio_sent + (seg.audio_sent % 2)))
-            await self._send(c, {"type": "response.audio_transcript.done", **self._ids(seg),
-                                 "transcript": final})
+            await self._send(c, {"type": "response.audio_transcript.done", **self._ids(seg), "transcript": final})
             await self._send(c, {"type": "response.audio.done", **self._ids(seg)})
         else:
             await self._send(c, {"type": "response.text.done", **self._ids(seg), "text": final + " "})
         part = self._part(seg, final)
         await self._send(c, {"type": "response.content_part.done", **self._ids(seg), "part": part})
         done_item = self._item(seg, "completed", [part])
-        await self._send(c, {"type": "response.output_item.done", "response_id": seg.resp_id,
-                             "output_index": 0, "item": done_item})
+        await self._send(
+            c, {"type": "response.output_item.done", "response_id": seg.resp_id, "output_index": 0, "item": done_item}
+        )
         if seg.asr_on:  # observed after the translation's .done (§5.2)
-            await self._send(c, {"type": "conversation.item.input_audio_transcription.completed",
-                                 "item_id": seg.src_item, "content_index": 0, "transcript": seg.sentence,
-                                 "language": seg.asr_lang, "emotion": ""})
+            await self._send(
+                c,
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": seg.src_item,
+                    "content_index": 0,
+                    "transcript": seg.sentence,
+                    "language": seg.asr_lang,
+                    "emotion": "",
+                },
+            )
         c.text_tokens += max(1, len(final) // 3)
         resp = self._response(c, seg, "completed", [done_item])
         resp["usage"] = self._usage(c)
@@ -709,6 +774,10 @@ class FakeTranslator:
         if "audio" in c.session["modalities"]:
             out_details["audio_tokens"] = round(c.audio_out_bytes / (OUT_BYTES_PER_MS * 1000) * 12.5)
         out = sum(out_details.values())
-        return {"total_tokens": audio_in + out, "input_tokens": audio_in, "output_tokens": out,
-                "input_tokens_details": {"text_tokens": 0, "audio_tokens": audio_in},
-                "output_tokens_details": out_details}
+        return {
+            "total_tokens": audio_in + out,
+            "input_tokens": audio_in,
+            "output_tokens": out,
+            "input_tokens_details": {"text_tokens": 0, "audio_tokens": audio_in},
+            "output_tokens_details": out_details,
+        }

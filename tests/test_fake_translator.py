@@ -46,8 +46,9 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def connect(http: aiohttp.ClientSession, fake: FakeTranslator, model: str = Q35_MODEL,
-                  key: str | None = "test-key") -> aiohttp.ClientWebSocketResponse:
+async def connect(
+    http: aiohttp.ClientSession, fake: FakeTranslator, model: str = Q35_MODEL, key: str | None = "test-key"
+) -> aiohttp.ClientWebSocketResponse:
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
     return await http.ws_connect(f"{fake.url}?model={model}", headers=headers)
 
@@ -68,8 +69,7 @@ async def recv_until(ws: aiohttp.ClientWebSocketResponse, etype: str, count: int
 
 async def send_audio(ws: aiohttp.ClientWebSocketResponse, pcm: bytes) -> None:
     for i in range(0, len(pcm), 3200):  # 100 ms chunks, faster than real time (§6)
-        await ws.send_json({"type": "input_audio_buffer.append",
-                            "audio": base64.b64encode(pcm[i:i + 3200]).decode()})
+        await ws.send_json({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm[i : i + 3200]).decode()})
 
 
 async def configure(ws: aiohttp.ClientWebSocketResponse, **session: Any) -> Event:
@@ -101,7 +101,8 @@ def per_response(events: list[Event]) -> list[list[Event]]:
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
 async def test_bad_key_and_unknown_model_rejected_before_upgrade(
-        fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
+    fake: FakeTranslator, http: aiohttp.ClientSession
+) -> None:
     for key in ("wrong", None):
         with pytest.raises(aiohttp.WSServerHandshakeError) as ei:
             await connect(http, fake, key=key)
@@ -118,24 +119,29 @@ async def test_bad_key_and_unknown_model_rejected_before_upgrade(
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(("model", "voice"), [(Q3_MODEL + "-2025-09-22", "Cherry"), (Q35_MODEL, "Tina")])
 async def test_created_then_update_then_updated(
-        fake: FakeTranslator, http: aiohttp.ClientSession, model: str, voice: str) -> None:
+    fake: FakeTranslator, http: aiohttp.ClientSession, model: str, voice: str
+) -> None:
     ws = await connect(http, fake, model=model)
     created = await recv(ws)
     assert created["type"] == "session.created"
     s = created["session"]
     assert (s["object"], s["model"], s["voice"], s["modalities"]) == (
-        "realtime.session", model, voice, ["text", "audio"])
+        "realtime.session",
+        model,
+        voice,
+        ["text", "audio"],
+    )
     assert s["id"]
-    await ws.send_json({"type": "session.update", "session": {"modalities": ["text"],
-                                                              "translation": {"language": "fr"}}})
+    await ws.send_json(
+        {"type": "session.update", "session": {"modalities": ["text"], "translation": {"language": "fr"}}}
+    )
     updated = await recv(ws)
     assert updated["type"] == "session.updated"
     eff = updated["session"]
     assert eff["modalities"] == ["text"] and eff["translation"]["language"] == "fr"
     assert eff["voice"] == voice and eff["id"] == s["id"]  # merged with defaults
     rec = fake.connections[0]
-    assert rec.model == model and rec.session_update == {"modalities": ["text"],
-                                                         "translation": {"language": "fr"}}
+    assert rec.model == model and rec.session_update == {"modalities": ["text"], "translation": {"language": "fr"}}
     assert rec.headers["Authorization"] == "Bearer test-key"
     await ws.close()
 
@@ -159,8 +165,9 @@ async def test_invalid_updates_give_nested_errors(fake: FakeTranslator, http: ai
         err = ev["error"]
         assert (err["type"], err["code"], err["param"]) == ("invalid_request_error", "invalid_value", param)
         assert message in err["message"]
-    await ws.send_json({"type": "session.update", "session": {"translation": {"language": "ar"},
-                                                              "modalities": ["text"]}})
+    await ws.send_json(
+        {"type": "session.update", "session": {"translation": {"language": "ar"}, "modalities": ["text"]}}
+    )
     assert (await recv(ws))["type"] == "session.updated"
     await ws.close()
 
@@ -178,11 +185,21 @@ async def test_two_segments_text_only_q35(fake: FakeTranslator, http: aiohttp.Cl
     assert not any(e["type"].startswith("response.audio") for e in events)
     for g, final, src in zip(groups, finals, SCRIPT, strict=True):
         types = [e["type"] for e in g]
-        order = ["input_audio_buffer.speech_started", "conversation.item.input_audio_transcription.text",
-                 "response.created", "response.output_item.added", "conversation.item.created",
-                 "response.content_part.added", "response.text.text", "input_audio_buffer.speech_stopped",
-                 "response.text.done", "response.content_part.done", "response.output_item.done",
-                 "conversation.item.input_audio_transcription.completed", "response.done"]
+        order = [
+            "input_audio_buffer.speech_started",
+            "conversation.item.input_audio_transcription.text",
+            "response.created",
+            "response.output_item.added",
+            "conversation.item.created",
+            "response.content_part.added",
+            "response.text.text",
+            "input_audio_buffer.speech_stopped",
+            "response.text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "conversation.item.input_audio_transcription.completed",
+            "response.done",
+        ]
         assert [types.index(t) for t in order] == sorted(types.index(t) for t in order)
         started = next(e for e in g if e["type"] == "input_audio_buffer.speech_started")
         created = next(e for e in g if e["type"] == "conversation.item.created")
@@ -213,8 +230,13 @@ async def test_two_segments_text_only_q35(fake: FakeTranslator, http: aiohttp.Cl
 @pytest.mark.timeout(30)
 async def test_two_segments_text_audio_q3(fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
     ws = await connect(http, fake, model=Q3_MODEL)
-    await configure(ws, modalities=["text", "audio"], voice="Cherry", translation={"language": "ja"},
-                    input_audio_transcription={"model": "qwen3-asr-flash-realtime", "language": "en"})
+    await configure(
+        ws,
+        modalities=["text", "audio"],
+        voice="Cherry",
+        translation={"language": "ja"},
+        input_audio_transcription={"model": "qwen3-asr-flash-realtime", "language": "en"},
+    )
     await send_audio(ws, TWO_BURSTS)
     events = await recv_until(ws, "response.done", 2)
     types = {e["type"] for e in events}
@@ -242,8 +264,7 @@ async def test_two_segments_text_audio_q3(fake: FakeTranslator, http: aiohttp.Cl
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
-async def test_q3_asr_is_opt_in_and_q35_asr_can_be_disabled(
-        fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
+async def test_q3_asr_is_opt_in_and_q35_asr_can_be_disabled(fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
     for model, extra in ((Q3_MODEL, {}), (Q35_MODEL, {"input_audio_transcription": None})):
         ws = await connect(http, fake, model=model)
         await configure(ws, modalities=["text"], translation={"language": "en"}, **extra)
@@ -256,7 +277,8 @@ async def test_q3_asr_is_opt_in_and_q35_asr_can_be_disabled(
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
 async def test_finish_mid_segment_flushes_then_finished_and_stays_open(
-        fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
+    fake: FakeTranslator, http: aiohttp.ClientSession
+) -> None:
     ws = await connect(http, fake)
     await configure(ws, modalities=["text"], translation={"language": "en"})
     await send_audio(ws, tone(0.5))  # no trailing silence: VAD alone would never end it
@@ -290,8 +312,12 @@ async def test_noise_and_short_segments_are_ignored(fake: FakeTranslator, http: 
 @pytest.mark.timeout(30)
 async def test_turn_detection_silence_overrides_default(fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
     ws = await connect(http, fake)
-    await configure(ws, modalities=["text"], translation={"language": "en"},
-                    turn_detection={"type": "server_vad", "silence_duration_ms": 300})
+    await configure(
+        ws,
+        modalities=["text"],
+        translation={"language": "en"},
+        turn_detection={"type": "server_vad", "silence_duration_ms": 300},
+    )
     await send_audio(ws, tone(0.5) + silence(0.3))  # < the fake's 600 ms default
     events = await recv_until(ws, "response.done")
     stopped = next(e for e in events if e["type"] == "input_audio_buffer.speech_stopped")
@@ -302,13 +328,17 @@ async def test_turn_detection_silence_overrides_default(fake: FakeTranslator, ht
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
 async def test_bad_client_events_give_errors_and_connection_survives(
-        fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
+    fake: FakeTranslator, http: aiohttp.ClientSession
+) -> None:
     ws = await connect(http, fake)
     await recv(ws)
     await send_audio(ws, silence(0.2))  # before session.updated: the client should not do this
-    for raw in (json.dumps({"type": "response.create"}), "{not json",
-                json.dumps({"type": "input_audio_buffer.append", "audio": "***"}),
-                json.dumps({"type": "input_audio_buffer.commit"})):  # VAD mode: commit is invalid
+    for raw in (
+        json.dumps({"type": "response.create"}),
+        "{not json",
+        json.dumps({"type": "input_audio_buffer.append", "audio": "***"}),
+        json.dumps({"type": "input_audio_buffer.commit"}),
+    ):  # VAD mode: commit is invalid
         await ws.send_str(raw)
         ev = await recv(ws)
         assert ev["type"] == "error" and ev["error"]["type"] == "invalid_request_error", ev
@@ -370,8 +400,7 @@ async def test_stall_receives_audio_but_sends_nothing(fake: FakeTranslator, http
 
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
-async def test_close_after_events_only_hits_next_connection(
-        fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
+async def test_close_after_events_only_hits_next_connection(fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
     fake.close_after_events(2, code=1011, reason="InternalError")
     ws = await connect(http, fake)
     await configure(ws, modalities=["text"], translation={"language": "en"})
