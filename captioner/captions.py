@@ -79,8 +79,13 @@ def _str(d: dict[str, Any], *keys: str) -> str:
     return ""
 
 
+_MAX_TOKENS = 10**12
+
+
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count; anything else (negative, absurd, not an int) counts as 0."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_TOKENS
+    return value if ok else 0
 
 
 def normalise_code(code: str) -> str:
@@ -142,11 +147,16 @@ class SessionInterpreter:
         elif kind == "error":
             err = ev.get("error")
             src = err if isinstance(err, dict) else ev
-            out.error = ServerError(_str(src, "code", "type"), _str(src, "message"), _str(src, "param"))
+            # Bounded: the text ends up in logs, /status and a metric label.
+            out.error = ServerError(
+                _str(src, "code", "type")[:64], _str(src, "message")[:300], _str(src, "param")[:100]
+            )
         elif kind == _ASR_FAILED:
             raw = ev.get("error")
             failure: dict[str, Any] = raw if isinstance(raw, dict) else {}
-            out.error = ServerError(_str(failure, "code") or "transcription_failed", _str(failure, "message"))
+            out.error = ServerError(
+                _str(failure, "code")[:64] or "transcription_failed", _str(failure, "message")[:300]
+            )
         elif kind not in _STRUCTURAL:
             out.problem = "unknown"
 

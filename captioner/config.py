@@ -121,8 +121,8 @@ BUILTIN: dict[str, Any] = {
 def key_path(loc: tuple[str | int, ...]) -> str:
     """('translator', 'targets', 1) -> 'translator.targets[1]'."""
     out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    for i, part in enumerate(loc):
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if i else str(part))
     return out or "(top level)"
 
 
@@ -140,7 +140,10 @@ def expand_env(value: Any, env: Mapping[str, str], loc: tuple[str | int, ...] = 
 
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
-        return {k: expand_env(v, env, (*loc, str(k))) for k, v in value.items()}
+        for k in value:
+            if not isinstance(k, str):
+                raise ConfigError(key_path((*loc, str(k))), f"key {k!r} must be a string")
+        return {k: expand_env(v, env, (*loc, k)) for k, v in value.items()}
     if isinstance(value, list):
         return [expand_env(v, env, (*loc, i)) for i, v in enumerate(value)]
     return value
@@ -203,7 +206,10 @@ def parse(raw: Any, env: Mapping[str, str] | None = None) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("(top level)", f"must be a mapping of sections, not {type(raw).__name__}")
-    raw = expand_env(raw, os.environ if env is None else env)
+    try:
+        raw = expand_env(raw, os.environ if env is None else env)
+    except RecursionError:
+        raise ConfigError("(top level)", "nested too deeply") from None
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as e:
@@ -234,6 +240,8 @@ def load(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(str(path), f"cannot read: {e.strerror or e}") from None
     try:
         raw = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(str(path), "not valid YAML: nested too deeply") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

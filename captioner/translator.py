@@ -249,6 +249,11 @@ class TranslatorSession:
                 except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
                     delay = self.backoff.next_delay(time.monotonic() - started)
                     self._fail(LinkState.RECONNECTING, _describe(e), delay, "error")
+                except Exception as e:
+                    # A bug must cost one connection, never the target for the rest of the stream.
+                    log.exception("translator %s: unexpected error", self.target)
+                    delay = self.backoff.next_delay(time.monotonic() - started)
+                    self._fail(LinkState.RECONNECTING, _describe(e), delay, "error")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
         finally:
@@ -426,7 +431,7 @@ class TranslatorSession:
             m.usage_tokens.labels(self.target, "input").inc(result.usage.input_tokens)
             m.usage_tokens.labels(self.target, "output").inc(result.usage.output_tokens)
         if result.error is not None:
-            m.translator_errors.labels(self.target, result.error.code or "unknown").inc()
+            m.translator_errors.labels(self.target, normalise_code(result.error.code) or "unknown").inc()
             self.link.last_error = f"{result.error.code}: {result.error.message}"
             log.warning("translator %s: service error %s: %s", self.target, result.error.code, result.error.message)
             self._raise_for_error(result.error.code, result.error.message)
