@@ -162,19 +162,19 @@ def resolve_device(spec: int | str | None, devices: list[DeviceInfo]) -> tuple[i
 
 def _resolve_loopback(devices: list[DeviceInfo]) -> tuple[int | None, str]:
     if sys.platform.startswith("linux"):
-        monitor = pulse_monitor_source()
-        # The ALSA "pulse"/"pipewire" device reads whatever source libpulse is told to use.
+        # The ALSA "pulse"/"pipewire" device reads whatever source libpulse is told to use; this special
+        # name follows the default sink even when the user switches outputs.
         for name in ("pulse", "pipewire"):
             match = next((d for d in devices if d.name == name), None)
-            if match and monitor:
-                os.environ["PULSE_SOURCE"] = monitor
-                return match.index, f"{match.name} ({monitor})"
+            if match:
+                os.environ["PULSE_SOURCE"] = "@DEFAULT_MONITOR@"
+                return match.index, f"{match.name} (monitor of the default sink: {pulse_monitor_source() or '?'})"
     for d in devices:
         if d.is_loopback:
             return d.index, d.name
     raise LookupError(
-        "no loopback device found (Linux: PulseAudio/PipeWire with pactl; Windows: enable 'Stereo Mix'; "
-        "macOS: install BlackHole)"
+        "no loopback device found (Linux: PulseAudio/PipeWire and the ALSA pulse plugin; Windows: enable "
+        "'Stereo Mix'; macOS: install BlackHole)"
     )
 
 

@@ -41,11 +41,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Turn any skip of an e2e test (importorskip, skipif, pytest.skip ...) into a failure."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
-    if (
-        report.skipped
-        and not hasattr(report, "wasxfail")
-        and item.get_closest_marker("e2e") is not None
-    ):
+    if report.skipped and not hasattr(report, "wasxfail") and item.get_closest_marker("e2e") is not None:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"e2e test was skipped, which is not allowed: {reason}"

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -29,7 +30,15 @@ logging.getLogger("obsws_python").setLevel(logging.CRITICAL)
 
 #: Executables the real-part tests need.
 REQUIRED_TOOLS: tuple[str, ...] = (
-    "obs", "Xvfb", "pulseaudio", "pactl", "paplay", "espeak-ng", "sox", "ffmpeg", "nginx",
+    "obs",
+    "Xvfb",
+    "pulseaudio",
+    "pactl",
+    "paplay",
+    "espeak-ng",
+    "sox",
+    "ffmpeg",
+    "nginx",
 )
 #: Files needed too: the nginx RTMP module; the ALSA->PulseAudio plugin behind the ALSA "pulse" device.
 REQUIRED_FILES: tuple[str, ...] = (
@@ -86,25 +95,44 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+_PRCTL: Any = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)  # resolved before any fork
+
+
 def _set_pdeathsig() -> None:
     """In the child: die with SIGKILL when the spawning (main) thread of the test process dies."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
-def _spawn(cmd: Sequence[str], log: Path, env: dict[str, str] | None = None,
-           cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def _spawn(
+    cmd: Sequence[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start a child in its own session, stdout+stderr appended to log, registered for the atexit net."""
     log.parent.mkdir(parents=True, exist_ok=True)
     pdeath = threading.current_thread() is threading.main_thread()
     with open(log, "ab") as out:
         p = subprocess.Popen(
-            list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-            start_new_session=True, preexec_fn=_set_pdeathsig if pdeath else None,
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_set_pdeathsig if pdeath else None,
         )
     with _LIVE_LOCK:
         _LIVE.add(p)
     return p
+
+
+def _killpg_leftovers(pid: int) -> None:
+    """SIGKILL what is left of the process group led by our just-reaped child pid (it ran in its own session).
+
+    Call this only right after reaping: while group members live, the kernel does not reuse the PID.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _reap(p: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, grace: float = 5.0) -> None:
@@ -112,6 +140,8 @@ def _reap(p: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, grace: f
     if p is None:
         return
     try:
+        if p.returncode is not None:
+            return  # reaped earlier: its PID (and so its process group id) may belong to someone else by now
         if p.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.pid, signal.SIGCONT)  # a frozen process cannot act on SIGINT/SIGTERM
@@ -122,9 +152,7 @@ def _reap(p: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, grace: f
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p.pid, signal.SIGKILL)
                 p.wait(timeout=10)
-        # The child led its own session/process group (pgid == its pid): kill helpers it left behind.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(p.pid, signal.SIGKILL)
+        _killpg_leftovers(p.pid)
     finally:
         with _LIVE_LOCK:
             _LIVE.discard(p)
@@ -138,8 +166,14 @@ def _kill_leftovers() -> None:
         _reap(p, signal.SIGKILL, grace=2.0)
 
 
-def _wait_for(pred: Any, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None,
-              log: Path | None = None, interval: float = 0.02) -> None:
+def _wait_for(
+    pred: Any,
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+    interval: float = 0.02,
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if pred():
@@ -160,13 +194,19 @@ def speech_wav(text: str, path: str | os.PathLike[str], voice: str = "en", wpm: 
     """Synthesize text with espeak-ng into a wav file (22050 Hz mono s16) and return its path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(out), "--", text],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(out), "--", text],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=60,
+    )
     return out
 
 
-def silence_padded_sequence(phrases: list[str], gap_s: float, path: str | os.PathLike[str],
-                            voice: str = "en", wpm: int = 160) -> Path:
+def silence_padded_sequence(
+    phrases: list[str], gap_s: float, path: str | os.PathLike[str], voice: str = "en", wpm: int = 160
+) -> Path:
     """Build ONE wav: the spoken phrases in order, separated by gap_s seconds of silence."""
     if not phrases:
         raise ValueError("phrases must not be empty")
@@ -180,8 +220,12 @@ def silence_padded_sequence(phrases: list[str], gap_s: float, path: str | os.Pat
             if i == 0 and gap_s > 0:
                 with wave.open(str(wav)) as w:
                     rate, ch = w.getframerate(), w.getnchannels()
-                subprocess.run(["sox", "-n", "-r", str(rate), "-c", str(ch), "-b", "16", str(sil),
-                                "trim", "0", f"{gap_s:.3f}"], check=True, capture_output=True, timeout=60)
+                subprocess.run(
+                    ["sox", "-n", "-r", str(rate), "-c", str(ch), "-b", "16", str(sil), "trim", "0", f"{gap_s:.3f}"],
+                    check=True,
+                    capture_output=True,
+                    timeout=60,
+                )
             if i > 0 and gap_s > 0:
                 parts.append(str(sil))
             parts.append(str(wav))
@@ -192,8 +236,14 @@ def silence_padded_sequence(phrases: list[str], gap_s: float, path: str | os.Pat
     return out
 
 
-def tone_wav(path: str | os.PathLike[str], seconds: float, freq: float, rate: int = 48000, channels: int = 2,
-             amplitude: float = 0.5) -> Path:
+def tone_wav(
+    path: str | os.PathLike[str],
+    seconds: float,
+    freq: float,
+    rate: int = 48000,
+    channels: int = 2,
+    amplitude: float = 0.5,
+) -> Path:
     """Write a sine tone as a 16-bit wav and return its path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -259,12 +309,18 @@ class PulseEnv:
         env = {**os.environ, "HOME": str(self.home), "XDG_RUNTIME_DIR": str(self.runtime), **self.env}
         env.pop("DISPLAY", None)
         cmd = [
-            "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
+            "pulseaudio",
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--use-pid-file=no",
             "--log-target=stderr",
-            "-L", f"module-native-protocol-unix socket={self.socket} auth-anonymous=1",
-            "-L", f"module-null-sink sink_name={self.sink} rate=48000 channels=2 "
-                  "sink_properties=device.description=E2E_Sink",
-            "-L", "module-always-sink",
+            "-L",
+            f"module-native-protocol-unix socket={self.socket} auth-anonymous=1",
+            "-L",
+            f"module-null-sink sink_name={self.sink} rate=48000 channels=2 sink_properties=device.description=E2E_Sink",
+            "-L",
+            "module-always-sink",
         ]
         self.proc = _spawn(cmd, self.log, env=env, cwd=self.base)
         try:
@@ -283,15 +339,44 @@ class PulseEnv:
 
         An idle module-null-sink renders in 2 s blocks and only re-reads the requested latency when its current
         block ends, so without a steady low-latency input a recorder on the monitor gets its first data up to 2 s
-        late (and paplay overruns by as much). The silent stream makes the null sink clock like a sound card.
+        late (and paplay overruns by as much). The silent stream makes the null sink clock like a sound card;
+        it adds nothing audible (digital zeros) and costs ~0.5 % CPU.
         """
         self.keepalive_proc = _spawn(
-            ["pacat", "--playback", f"--device={self.sink}", "--latency-msec=40", "--raw", "--format=s16le",
-             "--rate=48000", "--channels=2", "--client-name=e2e-keepalive", "/dev/zero"],
-            self.log.parent / "keepalive.log", env=self.child_env())
+            [
+                "pacat",
+                "--playback",
+                f"--device={self.sink}",
+                "--latency-msec=40",
+                "--raw",
+                "--format=s16le",
+                "--rate=48000",
+                "--channels=2",
+                "--client-name=e2e-keepalive",
+                "/dev/zero",
+            ],
+            self.log.parent / "keepalive.log",
+            env=self.child_env(),
+        )
+        _wait_for(
+            lambda: bool(self.pactl("list", "short", "sink-inputs").strip()),
+            5,
+            "keepalive stream",
+            self.keepalive_proc,
+            self.log.parent / "keepalive.log",
+            interval=0.02,
+        )
+        # A suspend/resume cycle restarts the sink's clock at once with the new, small block size
+        # (otherwise the pending 2 s block must run out first).
+        self.pactl("suspend-sink", self.sink, "1")
+        self.pactl("suspend-sink", self.sink, "0")
         probe = subprocess.Popen(
             ["pacat", "--record", f"--device={self.monitor}", "--latency-msec=20", "--raw"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=self.child_env())
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=self.child_env(),
+        )
         try:
             assert probe.stdout is not None
             got = 0
@@ -330,9 +415,7 @@ class PulseEnv:
     def __enter__(self) -> PulseEnv:
         return self.start()
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
     # -- helpers
@@ -360,8 +443,9 @@ class PulseEnv:
 
     def play_async(self, wav_path: str | os.PathLike[str]) -> subprocess.Popen[bytes]:
         """Start `paplay --device=e2e_sink wav` and return the Popen (reaped by stop() if still running)."""
-        p = _spawn(["paplay", f"--device={self.sink}", str(wav_path)], self.log.parent / "paplay.log",
-                   env=self.child_env())
+        p = _spawn(
+            ["paplay", f"--device={self.sink}", str(wav_path)], self.log.parent / "paplay.log", env=self.child_env()
+        )
         self._players = [q for q in self._players if q.poll() is None] + [p]
         return p
 
@@ -370,9 +454,11 @@ class PulseEnv:
         p = self.play_async(wav_path)
         if not blocking:
             return p
-        rc = p.wait(timeout=wav_duration(wav_path) + 30)
-        with _LIVE_LOCK:
-            _LIVE.discard(p)
+        try:
+            rc = p.wait(timeout=wav_duration(wav_path) + 30)
+        finally:
+            _reap(p, signal.SIGTERM, grace=2.0)
+            self._players.remove(p)
         if rc != 0:
             raise RuntimeError(f"paplay exited {rc}\n{_tail(self.log.parent / 'paplay.log')}")
         return None
@@ -436,6 +522,62 @@ rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;
   application live {{ live on; record all; record_path {base}/rec; record_unique on; }} }} }}
 """
 
+# Sends WM_DELETE_WINDOW to every top-level window whose WM_NAME starts with argv[2] on X display argv[1], i.e.
+# what clicking the main window's close button does. Runs in a child process so an Xlib failure cannot take the
+# test process down. Exit status 0 = sent, 1 = no such window, 2 = cannot open the display.
+_X11_CLOSE_SCRIPT = r"""
+import ctypes, sys
+from ctypes import POINTER, byref, c_char, c_char_p, c_int, c_long, c_uint, c_ulong, c_void_p
+class XClientMessageEvent(ctypes.Structure):
+    _fields_ = [("type", c_int), ("serial", c_ulong), ("send_event", c_int), ("display", c_void_p),
+                ("window", c_ulong), ("message_type", c_ulong), ("format", c_int), ("data", c_long * 5)]
+class XEvent(ctypes.Union):
+    _fields_ = [("xclient", XClientMessageEvent), ("pad", c_long * 24)]
+x = ctypes.CDLL("libX11.so.6")
+on_error = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p)(lambda d, e: 0)
+x.XSetErrorHandler(on_error)
+x.XOpenDisplay.restype = c_void_p
+x.XOpenDisplay.argtypes = [c_char_p]
+x.XDefaultRootWindow.restype = c_ulong
+x.XDefaultRootWindow.argtypes = [c_void_p]
+x.XQueryTree.argtypes = [c_void_p, c_ulong, POINTER(c_ulong), POINTER(c_ulong), POINTER(POINTER(c_ulong)),
+                         POINTER(c_uint)]
+x.XFetchName.argtypes = [c_void_p, c_ulong, POINTER(POINTER(c_char))]
+x.XInternAtom.restype = c_ulong
+x.XInternAtom.argtypes = [c_void_p, c_char_p, c_int]
+x.XSendEvent.argtypes = [c_void_p, c_ulong, c_int, c_long, c_void_p]
+for f in (x.XFree, x.XFlush, x.XCloseDisplay):
+    f.argtypes = [c_void_p]
+dpy = x.XOpenDisplay(sys.argv[1].encode())
+if not dpy:
+    sys.exit(2)
+root, parent, children, n = c_ulong(), c_ulong(), POINTER(c_ulong)(), c_uint()
+x.XQueryTree(dpy, x.XDefaultRootWindow(dpy), byref(root), byref(parent), byref(children), byref(n))
+windows = [children[i] for i in range(n.value)]
+if children:
+    x.XFree(children)
+protocols = x.XInternAtom(dpy, b"WM_PROTOCOLS", 0)
+delete = x.XInternAtom(dpy, b"WM_DELETE_WINDOW", 0)
+sent = 0
+for w in windows:
+    name = POINTER(c_char)()
+    if x.XFetchName(dpy, w, byref(name)) and name:
+        title = ctypes.cast(name, c_char_p).value.decode(errors="replace")
+        x.XFree(name)
+        if title.startswith(sys.argv[2]):
+            ev = XEvent()
+            ev.xclient.type = 33  # ClientMessage
+            ev.xclient.window = w
+            ev.xclient.message_type = protocols
+            ev.xclient.format = 32
+            ev.xclient.data[0] = delete
+            x.XSendEvent(dpy, w, 0, 0, byref(ev))
+            sent += 1
+x.XFlush(dpy)
+x.XCloseDisplay(dpy)
+sys.exit(0 if sent else 1)
+"""
+
 _TAG_RE = re.compile(r"<[^>]*>|\{\\an?\d+\}")
 
 
@@ -463,9 +605,18 @@ class ObsEnv:
     stream_key = "test"
 
     def __init__(
-        self, pulse: PulseEnv | None = None, *, ws_port: int | None = None, password: str = "e2e-pass",
-        rtmp: bool = False, rtmp_port: int | None = None, fps: int = 10, width: int = 320, height: int = 180,
-        base: str | os.PathLike[str] | None = None, start_timeout: float = 30.0,
+        self,
+        pulse: PulseEnv | None = None,
+        *,
+        ws_port: int | None = None,
+        password: str = "e2e-pass",
+        rtmp: bool = False,
+        rtmp_port: int | None = None,
+        fps: int = 10,
+        width: int = 320,
+        height: int = 180,
+        base: str | os.PathLike[str] | None = None,
+        start_timeout: float = 30.0,
     ) -> None:
         self.pulse = pulse
         self.ws_port = ws_port if ws_port is not None else free_port()
@@ -491,6 +642,7 @@ class ObsEnv:
         #: Seconds from spawning OBS to a working GetVersion, and from SIGINT to process exit (last call).
         self.last_start_s: float | None = None
         self.last_stop_s: float | None = None
+        self.last_stop_method: str | None = None
 
     # -- properties
     @property
@@ -505,9 +657,7 @@ class ObsEnv:
     def __enter__(self) -> ObsEnv:
         return self.start()
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
     def start(self) -> ObsEnv:
@@ -532,8 +682,9 @@ class ObsEnv:
         conf = self.base / "nginx" / "nginx.conf"
         conf.write_text(_NGINX_CONF.format(base=self.base, port=self.rtmp_port))
         log = self.logs / "nginx.out"
-        self.nginx = _spawn(["nginx", "-p", str(self.base / "nginx"), "-e", str(self.logs / "nginx.log"),
-                             "-c", str(conf)], log)
+        self.nginx = _spawn(
+            ["nginx", "-p", str(self.base / "nginx"), "-e", str(self.logs / "nginx.log"), "-c", str(conf)], log
+        )
         _wait_for(lambda: port_open(self.rtmp_port), 10, "nginx-rtmp", self.nginx, self.logs / "nginx.log")
 
     def _start_xvfb(self) -> None:
@@ -559,12 +710,18 @@ class ObsEnv:
         prof.mkdir(parents=True, exist_ok=True)
         (cfg / "global.ini").write_text(_GLOBAL_INI.format(ws_port=self.ws_port, password=self.password))
         (prof / "basic.ini").write_text(_BASIC_INI.format(w=self.width, h=self.height, fps=self.fps))
-        (prof / "service.json").write_text(json.dumps(
-            {"type": "rtmp_custom", "settings": {"server": self.rtmp_url, "key": self.stream_key}}))
+        (prof / "service.json").write_text(
+            json.dumps({"type": "rtmp_custom", "settings": {"server": self.rtmp_url, "key": self.stream_key}})
+        )
 
     def _obs_env(self) -> dict[str, str]:
-        env = {**os.environ, "HOME": str(self.home), "XDG_RUNTIME_DIR": str(self.runtime),
-               "DISPLAY": f":{self.display}", "LIBGL_ALWAYS_SOFTWARE": "1"}
+        env = {
+            **os.environ,
+            "HOME": str(self.home),
+            "XDG_RUNTIME_DIR": str(self.runtime),
+            "DISPLAY": f":{self.display}",
+            "LIBGL_ALWAYS_SOFTWARE": "1",
+        }
         drop = ("WAYLAND_DISPLAY", "PULSE_SERVER", "PULSE_SOURCE", "PULSE_SINK", "DBUS_SESSION_BUS_ADDRESS")
         for k in drop:
             env.pop(k, None)
@@ -591,12 +748,30 @@ class ObsEnv:
         with open(self.obs_log, "a") as f:
             f.write(f"\n===== start_obs {time.strftime('%H:%M:%S')} =====\n")
         t0 = time.monotonic()
-        self.obs = _spawn(["obs", "--disable-shutdown-check", "--disable-missing-files-check", "--multi",
-                           "--websocket_port", str(self.ws_port), "--websocket_password", self.password],
-                          self.obs_log, env=self._obs_env(), cwd=self.home)
+        self.obs = _spawn(
+            [
+                "obs",
+                "--disable-shutdown-check",
+                "--disable-missing-files-check",
+                "--multi",
+                "--websocket_port",
+                str(self.ws_port),
+                "--websocket_password",
+                self.password,
+            ],
+            self.obs_log,
+            env=self._obs_env(),
+            cwd=self.home,
+        )
         self.frozen = False
-        _wait_for(lambda: port_open(self.ws_port), self.start_timeout, "OBS websocket port", self.obs,
-                  self.obs_log, interval=0.05)
+        _wait_for(
+            lambda: port_open(self.ws_port),
+            self.start_timeout,
+            "OBS websocket port",
+            self.obs,
+            self.obs_log,
+            interval=0.05,
+        )
         deadline = t0 + self.start_timeout
         last: BaseException | None = None
         while time.monotonic() < deadline:
@@ -613,8 +788,9 @@ class ObsEnv:
             except Exception as e:  # noqa: BLE001 - not ready yet: retry
                 last = e
                 time.sleep(0.1)
-        raise RuntimeError(f"OBS websocket never answered GetVersion ({last!r})\n--- obs log ---\n"
-                           f"{_tail(self.obs_log)}")
+        raise RuntimeError(
+            f"OBS websocket never answered GetVersion ({last!r})\n--- obs log ---\n{_tail(self.obs_log)}"
+        )
 
     def _disconnect_clients(self) -> None:
         for c in [*self._clients, self._probe]:
@@ -624,13 +800,48 @@ class ObsEnv:
         self._clients.clear()
         self._probe = None
 
-    def stop_obs(self, grace: float = 8.0) -> None:
-        """Clean stop: disconnect our clients, SIGINT, wait grace s, then SIGKILL."""
+    def close_main_window(self) -> bool:
+        """Send WM_DELETE_WINDOW to OBS's main window (a click on its close button); False if not possible."""
+        if self.display is None:
+            return False
+        try:
+            r = subprocess.run(
+                [sys.executable, "-c", _X11_CLOSE_SCRIPT, f":{self.display}", "OBS "],
+                capture_output=True,
+                timeout=10,
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return r.returncode == 0
+
+    def stop_obs(self, grace: float = 8.0, method: str = "close") -> None:
+        """Clean stop: disconnect our clients, ask OBS to quit, wait grace s, then SIGKILL.
+
+        method="close" (default) closes the main window over X11 and falls back to SIGINT; method="sigint" sends
+        SIGINT. OBS 29.0.2 runs its shutdown *inside* the SIGINT handler (fixed in 29.1, obs-studio PR #8506), so
+        a SIGINT that lands while the UI thread is in malloc deadlocks OBS for good (seen 1 in ~10-30 stops
+        shortly after start). The window close goes through the Qt event loop: same clean exit (ExitStarted,
+        close code 1001, scene collection saved), no deadlock. last_stop_method tells what actually happened.
+        """
         self._disconnect_clients()
-        if self.obs is None:
+        p = self.obs
+        if p is None:
             return
         t0 = time.monotonic()
-        _reap(self.obs, signal.SIGINT, grace=grace)
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGCONT)
+            sent = method == "close" and self.close_main_window()
+            self.last_stop_method = "close" if sent else "sigint"
+            if not sent:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGINT)
+            try:
+                p.wait(timeout=grace)
+                _killpg_leftovers(p.pid)
+            except subprocess.TimeoutExpired:
+                self.last_stop_method = "sigkill"
+        _reap(p, signal.SIGKILL, grace=5.0)  # SIGKILL + leftovers if it still runs; else only unregisters
         self.last_stop_s = time.monotonic() - t0
         self.obs = None
         self.frozen = False
@@ -682,9 +893,7 @@ class ObsEnv:
         import obsws_python
 
         logging.getLogger("obsws_python").setLevel(logging.CRITICAL)
-        return obsws_python.ReqClient(
-            host=self.host, port=self.ws_port, password=self.password, timeout=timeout
-        )
+        return obsws_python.ReqClient(host=self.host, port=self.ws_port, password=self.password, timeout=timeout)
 
     def client(self, timeout: float = 5) -> Any:
         """A new obsws_python.ReqClient (tracked: stop_obs()/kill_obs()/stop() disconnect it)."""
@@ -756,8 +965,7 @@ class ObsEnv:
 
     def wait_recordings_closed(self, timeout: float = 10.0) -> list[Path]:
         """Wait until nginx has closed every recording; return recordings()."""
-        _wait_for(lambda: not any(self.recording_open(p) for p in self.recordings()), timeout,
-                  "nginx recording close")
+        _wait_for(lambda: not any(self.recording_open(p) for p in self.recordings()), timeout, "nginx recording close")
         return self.recordings()
 
     def extract_captions(self, flv: str | os.PathLike[str]) -> list[str]:
@@ -766,8 +974,20 @@ class ObsEnv:
             h264, mkv, srt = Path(td) / "v.h264", Path(td) / "v.mkv", Path(td) / "out.srt"
             base = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
             steps = [
-                [*base, "-i", str(flv), "-map", "0:v:0", "-c", "copy", "-bsf:v", "h264_mp4toannexb",
-                 "-f", "h264", str(h264)],
+                [
+                    *base,
+                    "-i",
+                    str(flv),
+                    "-map",
+                    "0:v:0",
+                    "-c",
+                    "copy",
+                    "-bsf:v",
+                    "h264_mp4toannexb",
+                    "-f",
+                    "h264",
+                    str(h264),
+                ],
                 [*base, "-framerate", str(self.fps), "-i", str(h264), "-c", "copy", str(mkv)],
                 [*base, "-f", "lavfi", "-i", f"movie={mkv}[out0+subcc]", "-map", "0:s", str(srt)],
             ]
