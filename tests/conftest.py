@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
 
 import pytest
 
+from tests.fake_translator import FakeTranslator
 from tests.realenv import ObsEnv, PulseEnv, free_port, missing_requirements
 
 E2E_PASSWORD = "e2e-pass"
@@ -70,3 +72,19 @@ def obs(obs_env: ObsEnv) -> Iterator[ObsEnv]:
     obs_env.ensure_running()
     yield obs_env
     obs_env.ensure_running()
+
+
+@pytest.fixture
+def threaded_fake() -> Iterator[Callable[..., FakeTranslator]]:
+    """Factory: a fake translator on its own thread (the daemon under test is another process); stopped after."""
+    started: list[FakeTranslator] = []
+
+    def make(**kwargs: Any) -> FakeTranslator:
+        server = FakeTranslator(**kwargs)
+        server.start_in_thread()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop_thread()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,8 @@ KEY = "sk-faults-secret"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTranslator]:
-    server = FakeTranslator(api_key=KEY)
-    server.start_in_thread()
-    yield server
-    server.stop_thread()
+def fake(threaded_fake: Callable[..., FakeTranslator]) -> FakeTranslator:
+    return threaded_fake(api_key=KEY)
 
 
 @pytest.fixture(scope="module")

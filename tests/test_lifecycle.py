@@ -6,7 +6,7 @@ import contextlib
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,11 +20,8 @@ KEY = "sk-lifecycle"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTranslator]:
-    server = FakeTranslator(api_key=KEY)
-    server.start_in_thread()
-    yield server
-    server.stop_thread()
+def fake(threaded_fake: Callable[..., FakeTranslator]) -> FakeTranslator:
+    return threaded_fake(api_key=KEY)
 
 
 def config(fake: FakeTranslator) -> dict[str, object]:
