@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .errors import ConfigError
 from .obs import ObsSink
 from .reconnect import ConnectBudget
 from .status import LinkState, Status
+from .transcripts import TranscriptWriter
 from .translator import TranslatorSession
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ class Daemon:
         self.capture = self._new_capture(cfg)
         self._capture_task: asyncio.Task[None] | None = None
         self.http_port: int | None = None
+        self.transcripts: TranscriptWriter | None = None
+        # When each caption item was first seen: its cue starts when the words started, not when they ended.
+        self._first_seen: dict[tuple[str, str], float] = {}
         for lang in cfg.languages():
             self.status.language(lang)
 
@@ -86,6 +91,18 @@ class Daemon:
             await self.obs.close()
         self.obs, self._obs_task = None, None
 
+    def _open_transcripts(self, cfg: Config) -> None:
+        if self.transcripts is not None:
+            self.transcripts.close()
+            self.transcripts = None
+        t = cfg.transcripts
+        if t.enabled:
+            try:
+                self.transcripts = TranscriptWriter(Path(t.folder), cfg.languages(), t.formats)
+                log.info("writing transcripts to %s", self.transcripts.folder)
+            except OSError as e:
+                log.error("cannot write transcripts to %s: %s", t.folder, e)
+
     # ---- data flow ----------------------------------------------------------------------------------
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
         level = self.capture.level
@@ -95,12 +112,24 @@ class Daemon:
 
     def on_caption(self, caption: Caption) -> None:
         lang = caption.language
+        now = time.time()
+        key = (lang, caption.item_id)
         if not caption.final:
+            self._first_seen.setdefault(key, now)
             self.status.language(lang).last_partial = caption.text
             self.status.metrics.captions_partial.labels(lang).inc()
             return
+        spoken_at = self._first_seen.pop(key, now)
+        if len(self._first_seen) > 1000:  # items the service never finalized
+            self._first_seen.clear()
         self.status.record_final(lang, caption.text)
         log.info("caption [%s] %s", lang, caption.text)
+        if self.transcripts is not None:
+            try:
+                self.transcripts.write(lang, caption.text, spoken_at, now)
+            except OSError as e:
+                self.status.metrics.transcript_errors.inc()
+                log.error("transcript write failed: %s", e)
         if self.obs is not None:
             for out in self.cfg.outputs:
                 if out.language == lang:
@@ -115,6 +144,7 @@ class Daemon:
         if self.cfg.http.enabled:
             runner, self.http_port = await http_api.start(self.status, self.cfg.http.host, self.cfg.http.port)
             log.info("HTTP on http://%s:%d/status", self.cfg.http.host, self.http_port)
+        self._open_transcripts(self.cfg)
         self._capture_task = asyncio.create_task(self.capture.run(), name="audio")
         for target in self.cfg.translator.targets:
             self._start_session(self._new_session(self.cfg, target))
@@ -147,6 +177,8 @@ class Daemon:
         for task in self._session_tasks.values():
             await _cancel(task)
         await self._stop_obs()
+        if self.transcripts is not None:
+            self.transcripts.close()
         if runner is not None:
             await runner.cleanup()
         log.info("stopped")
@@ -198,6 +230,11 @@ class Daemon:
             self.obs.set_sources([o.obs_source for o in new.outputs])
         for lang in new.languages():
             self.status.language(lang)
+            if self.transcripts is not None:
+                self.transcripts.add_language(lang)
+        if new.transcripts != old.transcripts:
+            changed.append("transcripts")
+            self._open_transcripts(new)
         if new.http != old.http:
             log.warning("http settings change on restart only")
         log.info("config reloaded; changed: %s", ", ".join(changed) or "nothing")

@@ -95,6 +95,15 @@ class HttpConfig(_Section):
     port: int = Field(8765, ge=0, le=65535)
 
 
+class TranscriptsConfig(_Section):
+    """Subtitle/transcript files written as captions finalize."""
+
+    enabled: bool = False
+    # One set of files per run and language: captioner_<start time>_<language>.<format>
+    folder: str = "~/captioner-transcripts"
+    formats: tuple[Literal["srt", "vtt", "txt"], ...] = Field(("srt", "vtt", "txt"), min_length=1)
+
+
 class Config(_Section):
     """The whole daemon configuration."""
 
@@ -103,6 +112,7 @@ class Config(_Section):
     obs: ObsConfig = ObsConfig()
     outputs: tuple[OutputConfig, ...] = ()
     http: HttpConfig = HttpConfig()
+    transcripts: TranscriptsConfig = TranscriptsConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def languages(self) -> tuple[str, ...]:

@@ -80,6 +80,9 @@ class Metrics:
             registry=r,
         )
         self.link_state = Gauge("captioner_link_up", "1 when the link is connected", ["link"], registry=r)
+        self.transcript_errors = Counter(
+            "captioner_transcript_write_errors", "Captions that could not be written to transcript files", registry=r
+        )
         self.uptime = Gauge("captioner_uptime_seconds", "Seconds since start", registry=r)
         self.audio_level = Gauge("captioner_audio_level", "RMS level of the last chunk, 0..1", registry=r)
 

@@ -13,6 +13,7 @@ import yaml
 from tests.daemonproc import DaemonProc, TextRecorder
 from tests.fake_translator import FakeTranslator
 from tests.realenv import ObsEnv, PulseEnv, speech_wav
+from tests.test_transcripts import parse_srt, parse_vtt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 KEY = "sk-faults-secret"
@@ -63,7 +64,9 @@ def test_obs_quits_is_killed_and_comes_back(
     obs: ObsEnv, pulse_env: PulseEnv, fake: FakeTranslator, phrase: Path, tmp_path: Path
 ) -> None:
     src = "E2E Faults JA"
-    daemon = start_daemon(tmp_path, make_config(fake, obs, ["ja"], {"ja": src}), pulse_env, obs)
+    cfg = make_config(fake, obs, ["ja"], {"ja": src})
+    cfg["transcripts"] = {"enabled": True, "folder": str(tmp_path / "subs")}
+    daemon = start_daemon(tmp_path, cfg, pulse_env, obs)
     try:
         pulse_env.play(phrase)
         wait_text(obs, src, "[ja] utterance 1", 15)
@@ -85,6 +88,14 @@ def test_obs_quits_is_killed_and_comes_back(
         assert daemon.stop() == 0
     finally:
         daemon.kill()
+    # the caption finalized while OBS was away is in the files too, once, in order
+    expected = [f"[ja] utterance {i}" for i in (1, 2, 3)]
+    (srt,) = (tmp_path / "subs").glob("*_ja.srt")
+    assert [c[3] for c in parse_srt(srt.read_text())] == expected
+    (vtt,) = (tmp_path / "subs").glob("*_ja.vtt")
+    assert [c[2] for c in parse_vtt(vtt.read_text())] == expected
+    (txt,) = (tmp_path / "subs").glob("*_ja.txt")
+    assert [line.split("] ", 1)[1] for line in txt.read_text().splitlines()] == expected
 
 
 def test_obs_freezes_and_thaws(

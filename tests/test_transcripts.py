@@ -1,0 +1,74 @@
+"""Transcript files: formats that validate, times relative to the run, one cue per final, flushed at once."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from captioner.transcripts import TranscriptWriter, clock, srt_cue, txt_line, vtt_cue
+
+SRT_CUE = re.compile(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n((?:.+\n)+)\n")
+VTT_CUE = re.compile(r"(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n((?:.+\n)+)\n")
+
+
+def parse_srt(text: str) -> list[tuple[int, str, str, str]]:
+    """Strict: the whole file must be cues, nothing else."""
+    cues = [(int(m[1]), m[2], m[3], m[4].rstrip("\n")) for m in SRT_CUE.finditer(text)]
+    assert "".join(m.group(0) for m in SRT_CUE.finditer(text)) == text, "stray text in the SRT"
+    return cues
+
+
+def parse_vtt(text: str) -> list[tuple[str, str, str]]:
+    assert text.startswith("WEBVTT\n\n")
+    body = text[len("WEBVTT\n\n") :]
+    assert "".join(m.group(0) for m in VTT_CUE.finditer(body)) == body, "stray text in the VTT"
+    return [(m[1], m[2], m[3].rstrip("\n")) for m in VTT_CUE.finditer(body)]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "sep", "expected"),
+    [
+        (0, ",", "00:00:00,000"),
+        (1.2345, ",", "00:00:01,234"),
+        (61.5, ".", "00:01:01.500"),
+        (3600 * 2 + 59.999, ".", "02:00:59.999"),
+        (-3, ",", "00:00:00,000"),
+    ],
+)
+def test_clock(seconds: float, sep: str, expected: str) -> None:
+    assert clock(seconds, sep) == expected
+
+
+def test_cue_text_never_breaks_the_format() -> None:
+    assert srt_cue(1, 0, 1, "a\n\n\nb") == "1\n00:00:00,000 --> 00:00:01,000\na\nb\n\n"
+    assert "-->" not in vtt_cue(0, 1, "x --> y").split("\n", 1)[1]
+    assert srt_cue(2, 0, 1, "  \n ").endswith("\n…\n\n")
+    assert txt_line(5, "two\nlines") == "[00:00:05.000] two lines\n"
+
+
+def test_writer_files_validate_and_follow_the_run(tmp_path: Path) -> None:
+    w = TranscriptWriter(tmp_path / "subs", ["ja", "source"], started_at=1000.0)
+    w.write("ja", "こんにちは。", spoken_at=1002.0, final_at=1004.5)
+    w.write("source", "Hello.", spoken_at=1002.1, final_at=1004.0)
+    w.write("ja", "二行目\nです", spoken_at=1010.0, final_at=1011.0)
+    # flushed per caption: readable before close
+    srt = parse_srt(w.path("ja", "srt").read_text(encoding="utf-8"))
+    assert srt == [
+        (1, "00:00:02,000", "00:00:07,500", "こんにちは。"),
+        (2, "00:00:10,000", "00:00:14,000", "二行目\nです"),
+    ]
+    vtt = parse_vtt(w.path("ja", "vtt").read_text(encoding="utf-8"))
+    assert [c[2] for c in vtt] == ["こんにちは。", "二行目\nです"]
+    assert w.path("source", "txt").read_text() == "[00:00:02.100] Hello.\n"
+    w.write("zh", "late language", spoken_at=1020, final_at=1021)
+    assert w.path("zh", "srt").exists()
+    w.close()
+
+
+def test_formats_can_be_chosen(tmp_path: Path) -> None:
+    w = TranscriptWriter(tmp_path, ["en"], formats=["vtt"])
+    w.write("en", "x", 0, 0)
+    w.close()
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".vtt"]
