@@ -105,9 +105,9 @@ class SessionInterpreter:
     def __init__(self, target: str, source_label: str = "source") -> None:
         self.target = target
         self.source_label = source_label
-        self._items: OrderedDict[str, _Snapshot] = OrderedDict()
-        self._finished: OrderedDict[str, None] = OrderedDict()
-        self._response_items: dict[str, set[str]] = {}
+        self._items: OrderedDict[tuple[str, str], _Snapshot] = OrderedDict()
+        self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._response_items: dict[str, set[tuple[str, str]]] = {}
         self._usage_in = 0
         self._usage_out = 0
 
@@ -160,9 +160,8 @@ class SessionInterpreter:
         elif kind not in _STRUCTURAL:
             out.problem = "unknown"
 
-    def _key(self, language: str, ev: dict[str, Any]) -> str:
-        item = _str(ev, "item_id") or _str(ev, "response_id") or "?"
-        return f"{language}\x00{item}"
+    def _key(self, language: str, ev: dict[str, Any]) -> tuple[str, str]:
+        return language, _str(ev, "item_id") or _str(ev, "response_id") or "?"
 
     def _partial(self, language: str, ev: dict[str, Any], out: Interpretation) -> None:
         key = self._key(language, ev)
@@ -182,7 +181,7 @@ class SessionInterpreter:
             while len(self._response_items) > _REMEMBERED_ITEMS:
                 del self._response_items[next(iter(self._response_items))]
         if snap.display.strip():
-            out.captions.append(Caption(language, key.split("\x00", 1)[1], snap.display.strip(), False))
+            out.captions.append(Caption(*key, snap.display.strip(), False))
 
     def _final(
         self, language: str, ev: dict[str, Any], text: str, out: Interpretation, fallback_only: bool = False
@@ -198,16 +197,15 @@ class SessionInterpreter:
         while len(self._finished) > _REMEMBERED_ITEMS:
             self._finished.popitem(last=False)
         if final:
-            out.captions.append(Caption(language, key.split("\x00", 1)[1], final, True))
+            out.captions.append(Caption(*key, final, True))
 
     def _response_done(self, ev: dict[str, Any], out: Interpretation) -> None:
         response = ev.get("response")
         if not isinstance(response, dict):
             raise TypeError("response must be an object")
         # A response that was cut short may never send its `.done`: finalize what it showed.
-        for key in sorted(self._response_items.pop(_str(response, "id"), set())):
-            if key in self._items:
-                language, item = key.split("\x00", 1)
+        for language, item in sorted(self._response_items.pop(_str(response, "id"), set())):
+            if (language, item) in self._items:
                 self._final(language, {"item_id": item}, "", out)
         usage = response.get("usage")
         if isinstance(usage, dict):
@@ -218,7 +216,7 @@ class SessionInterpreter:
             self._usage_in, self._usage_out = total_in, total_out
             out.usage = UsageDelta(d_in, d_out)
 
-    def _remember(self, key: str, snap: _Snapshot) -> None:
+    def _remember(self, key: tuple[str, str], snap: _Snapshot) -> None:
         self._items[key] = snap
         self._items.move_to_end(key)
         while len(self._items) > _REMEMBERED_ITEMS:
@@ -226,8 +224,4 @@ class SessionInterpreter:
 
     def pending(self) -> list[Caption]:
         """Partials never finalized; on a dead connection these are the best text there is."""
-        return [
-            Caption(key.split("\x00", 1)[0], key.split("\x00", 1)[1], snap.display.strip(), False)
-            for key, snap in self._items.items()
-            if snap.display.strip()
-        ]
+        return [Caption(*key, snap.display.strip(), False) for key, snap in self._items.items() if snap.display.strip()]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -47,13 +46,6 @@ _IDLE_PING_S = 2.0
 def quiet_obsws_logger() -> None:
     """obsws-python logs the password at INFO and a traceback for every failed request."""
     logging.getLogger("obsws_python").setLevel(logging.CRITICAL)
-
-
-def _obs_errors() -> tuple[type[BaseException], ...]:
-    import websocket
-    from obsws_python.error import OBSSDKError
-
-    return (OBSSDKError, websocket.WebSocketException, json.JSONDecodeError, OSError, KeyError, TypeError)
 
 
 class ObsSink:

@@ -44,6 +44,13 @@ class Metrics:
             ["target"],
             registry=r,
         )
+        self.capture_to_wire_seconds = Histogram(
+            "captioner_capture_to_wire_seconds",
+            "From an audio block's capture to its bytes being sent to the translator",
+            ["target"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 3),
+            registry=r,
+        )
         self.translator_connects = Counter(
             "captioner_translator_connects", "Connection attempts by result", ["target", "result"], registry=r
         )

@@ -124,7 +124,7 @@ class _Connection:
                     '{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(chunk).decode() + '"}'
                 )
                 now = time.monotonic()
-                owner.send_latency_s.append(now - captured_at)
+                owner._m_latency.observe(now - captured_at)
                 seconds = len(chunk) / 32_000
                 self.audio_s += seconds
                 owner._m_sent.inc(seconds)
@@ -203,7 +203,7 @@ class TranslatorSession:
         self._m_sent = m.audio_sent_seconds.labels(target)
         self._m_skipped = m.audio_skipped_chunks.labels(target)
         self._m_events = m.translator_events.labels(target)
-        self.send_latency_s: deque[float] = deque(maxlen=10_000)
+        self._m_latency = m.capture_to_wire_seconds.labels(target)
 
     # ---- audio in -------------------------------------------------------------------------------
     def feed(self, chunk: bytes, captured_at: float, level: float | None = None) -> None:
