@@ -1,0 +1,452 @@
+"""Caption layout: display widths, CJK wrapping with kinsoku, and what the screen shows along explicit timelines."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from captioner.layout import CaptionScreen, LayoutSettings, char_width, display_width, wrap
+
+# No example database: nothing is written into the work tree; print_blob makes any failure reproducible.
+PROPS = settings(
+    max_examples=300, deadline=None, database=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+
+# ---- widths --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ch", "width"),
+    [
+        ("a", 1),
+        (" ", 1),
+        ("é", 1),
+        ("あ", 2),
+        ("ア", 2),
+        ("ー", 2),
+        ("漢", 2),
+        ("！", 2),  # U+FF01 FULLWIDTH EXCLAMATION MARK
+        ("한", 2),
+        ("ｱ", 1),  # halfwidth katakana
+        ("\u0301", 0),  # combining acute accent
+        ("\u20dd", 0),  # combining enclosing circle (Me)
+        ("\u200b", 0),  # zero-width space (Cf)
+        ("\u200d", 0),  # zero-width joiner (Cf)
+        ("😀", 2),
+    ],
+)
+def test_char_width(ch: str, width: int) -> None:
+    assert char_width(ch) == width
+
+
+@pytest.mark.parametrize("bad", ["", "ab"])
+def test_char_width_takes_one_character(bad: str) -> None:
+    with pytest.raises(ValueError):
+        char_width(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "width"),
+    [
+        ("", 0),
+        ("hello", 5),
+        ("日本語", 6),
+        ("OBSの設定", 9),
+        ("cafe\u0301", 4),
+        ("안녕 하세요", 11),
+        ("！？", 4),
+        ("👍 ok", 5),
+    ],
+)
+def test_display_width(text: str, width: int) -> None:
+    assert display_width(text) == width
+
+
+# ---- wrap ----------------------------------------------------------------------------------------------------------
+
+LIVE = "Live captions make streams accessible to everyone who watches them"
+
+
+@pytest.mark.parametrize(
+    ("text", "width", "lines"),
+    [
+        pytest.param("", 10, [], id="empty"),
+        pytest.param(" \n\t ", 10, [], id="whitespace only"),
+        pytest.param("  Hello\n\n  world\t ", 42, ["Hello world"], id="whitespace collapses"),
+        pytest.param(LIVE, 42, ["Live captions make streams accessible to", "everyone who watches them"], id="en 42"),
+        pytest.param(
+            LIVE, 20, ["Live captions make", "streams accessible", "to everyone who", "watches them"], id="en 20"
+        ),
+        pytest.param("a supercalifragilistic day", 8, ["a", "supercal", "ifragili", "stic day"], id="hard split"),
+        pytest.param("cafe\u0301 au lait", 4, ["cafe\u0301", "au", "lait"], id="combining mark stays with its base"),
+        pytest.param("👨\u200d👩\u200d👧", 2, ["👨\u200d👩\u200d👧"], id="joined emoji never split"),
+        pytest.param("a\u200db", 1, ["a\u200d", "b"], id="a joiner joins only emoji"),
+        pytest.param("日本", 1, ["日", "本"], id="wide char wider than width gets its own line"),
+        pytest.param("日 本", 1, ["日", "本"], id="a too-wide char before a space drops the space"),
+        pytest.param("Bonjour à tous !", 14, ["Bonjour à", "tous !"], id="ascii ! never starts a line"),
+        # 「こんにちは、世界。」: no line starts with 、。」, no line ends with 「; breaks move earlier to get there.
+        pytest.param("「こんにちは、世界。」", 10, ["「こんにち", "は、世", "界。」"], id="ja 10"),
+        pytest.param("「こんにちは、世界。」", 8, ["「こんに", "ちは、世", "界。」"], id="ja 8"),
+        pytest.param("「こんにちは、世界。」", 6, ["「こん", "にち", "は、世", "界。」"], id="ja 6"),
+        # 界。」 cannot fit in 4 columns, so kinsoku is impossible there and the line breaks anyway.
+        pytest.param("「こんにちは、世界。」", 4, ["「こ", "んに", "ち", "は、", "世", "界。", "」"], id="ja 4 forced"),
+        pytest.param("今日は「晴れ」です", 8, ["今日は", "「晴れ」", "です"], id="ja opening bracket never ends"),
+        pytest.param("今日は「晴れ」です", 6, ["今日は", "「晴", "れ」で", "す"], id="ja brackets 6"),
+        pytest.param("你好，世界。今天天气很好。", 10, ["你好，世", "界。今天天", "气很好。"], id="zh 10"),
+        pytest.param("你好，世界。今天天气很好。", 6, ["你好，", "世界。", "今天天", "气很", "好。"], id="zh 6"),
+        pytest.param("今日はOBSの設定をします", 10, ["今日はOBS", "の設定をし", "ます"], id="ja+en 10"),
+        pytest.param("今日はOBSの設定をします", 8, ["今日は", "OBSの設", "定をしま", "す"], id="ja+en 8"),
+        pytest.param("今日はOBSの設定をします", 4, ["今日", "は", "OBS", "の設", "定を", "しま", "す"], id="ja+en 4"),
+        pytest.param(
+            "안녕하세요 여러분 오늘은 날씨가 좋습니다",
+            16,
+            ["안녕하세요", "여러분 오늘은", "날씨가 좋습니다"],
+            id="ko 16",
+        ),
+        pytest.param(
+            "안녕하세요 여러분 오늘은 날씨가 좋습니다",
+            6,
+            ["안녕하", "세요", "여러분", "오늘은", "날씨가", "좋습니", "다"],
+            id="ko 6 hard split",
+        ),
+    ],
+)
+def test_wrap(text: str, width: int, lines: list[str]) -> None:
+    assert wrap(text, width) == lines
+
+
+def test_wrap_rejects_zero_width() -> None:
+    with pytest.raises(ValueError):
+        wrap("text", 0)
+
+
+WRAP_ALPHABET = list(
+    "abcdefghij ABC  \n\t.,!?()[]%"
+    "あいうえおかきくけこゃっー"
+    "漢字日本語中文"
+    "、。，．！？「」『』（）"
+    "한국어"
+    "ｱｲ\u3000\u0301\u200d😀"
+)
+
+
+def rejoins(lines: list[str], collapsed: str) -> bool:
+    """The lines are the collapsed text cut at breaks, each break dropping one space or nothing."""
+    pos = 0
+    for i, line in enumerate(lines):
+        if i and collapsed[pos : pos + 1] == " ":
+            pos += 1
+        if not collapsed.startswith(line, pos):
+            return False
+        pos += len(line)
+    return pos == len(collapsed)
+
+
+@PROPS
+@given(st.text(alphabet=st.sampled_from(WRAP_ALPHABET), max_size=80), st.integers(min_value=1, max_value=30))
+def test_wrap_properties(text: str, width: int) -> None:
+    lines = wrap(text, width)
+    collapsed = " ".join(text.split())
+    assert rejoins(lines, collapsed), lines
+    for line in lines:
+        assert line
+        assert line == line.strip()
+        if display_width(line) > width:
+            # One character, counting an emoji joined by ZWJ to the one before as part of it.
+            assert sum(1 for i, ch in enumerate(line) if char_width(ch) and line[i - 1 : i] != "\u200d") == 1, line
+
+
+# Tokens whose only legal break points are their edges: inside each, every break would break kinsoku.
+KINSOKU_TOKENS = st.builds(
+    lambda opening, core, closing: opening + core + closing,
+    st.sampled_from(["", "「", "（"]),
+    st.sampled_from(["日", "本", "語", "か", "な", "設定", "OBSの"]),
+    st.sampled_from(["", "、", "。", "」", "ー", "っ", "」。", "）、"]),
+)
+NO_LINE_START = tuple("、。」）ーっ")
+NO_LINE_END = tuple("「（")
+
+
+@PROPS
+@given(st.lists(KINSOKU_TOKENS, max_size=30).map("".join), st.integers(min_value=12, max_value=40))
+def test_wrap_keeps_kinsoku_when_a_legal_break_is_near(text: str, width: int) -> None:
+    lines = wrap(text, width)
+    assert "".join(lines) == text
+    for before, after in itertools.pairwise(lines):
+        assert not before.endswith(NO_LINE_END), lines
+        assert not after.startswith(NO_LINE_START), lines
+
+
+# ---- CaptionScreen ------------------------------------------------------------------------------------------------
+
+Event = tuple[float, str, str]  # (time, "final" | "partial" | "clear", text)
+Check = tuple[float, str, float | None]  # (time, render(time), next_change(time))
+
+
+def apply(screen: CaptionScreen, kind: str, text: str, now: float) -> None:
+    if kind == "final":
+        screen.final(text, now)
+    elif kind == "partial":
+        screen.partial(text, now)
+    else:
+        screen.clear(now)
+
+
+def play(config: LayoutSettings, events: list[Event], checks: list[Check]) -> list[Check]:
+    """Feed the events and look at the screen only at the check times (events at the same time go first)."""
+    screen = CaptionScreen(config)
+    steps = sorted(
+        [(t, 0, i) for i, (t, _, _) in enumerate(events)] + [(t, 1, i) for i, (t, _, _) in enumerate(checks)]
+    )
+    seen: list[Check] = []
+    for t, is_check, i in steps:
+        if is_check:
+            seen.append((t, screen.render(t), screen.next_change(t)))
+        else:
+            apply(screen, events[i][1], events[i][2], t)
+    return seen
+
+
+ROLL = LayoutSettings(max_width=42, max_lines=2, rolling=True, min_display_s=1.0, clear_after_s=6.0)
+ROLL10 = LayoutSettings(max_width=10, max_lines=2, rolling=True, min_display_s=1.0, clear_after_s=6.0)
+PAGED10 = LayoutSettings(max_width=10, max_lines=2, rolling=False, min_display_s=1.0, clear_after_s=6.0)
+
+TIMELINES = [
+    pytest.param(
+        ROLL,
+        [(0.0, "final", "one"), (0.25, "final", "two"), (0.5, "final", "three")],
+        [
+            (0.0, "one", 6.0),
+            (0.25, "one\ntwo", 6.25),
+            (0.5, "one\ntwo", 1.0),
+            (0.75, "one\ntwo", 1.0),
+            (1.0, "two\nthree", 7.0),
+            (6.75, "two\nthree", 7.0),
+            (7.0, "", None),
+        ],
+        id="rolling: three finals 0.25 s apart, the third waits until the first has been up 1 s",
+    ),
+    pytest.param(
+        ROLL10,
+        [(0.0, "final", "one two three four five")],
+        [(0.0, "one two\nthree four", 1.0), (0.5, "one two\nthree four", 1.0), (1.0, "three four\nfive", 7.0)],
+        id="rolling: a three-line caption scrolls its last line in after min_display_s",
+    ),
+    pytest.param(
+        PAGED10,
+        [(0.0, "final", "one two three four five six seven"), (0.5, "final", "hello")],
+        [
+            (0.0, "one two\nthree four", 1.0),
+            (0.5, "one two\nthree four", 1.0),
+            (1.0, "five six\nseven", 2.0),
+            (2.0, "hello", 8.0),
+            (7.75, "hello", 8.0),
+            (8.0, "", None),
+        ],
+        id="paged: a long caption pages, the next caption starts a new page",
+    ),
+    pytest.param(
+        PAGED10,
+        [(0.0, "final", "alpha"), (0.5, "partial", "beta gamma delta")],
+        [(0.5, "alpha", 1.0), (1.0, "beta gamma\ndelta", None)],
+        id="paged: the partial replaces the page once it has been up min_display_s",
+    ),
+    pytest.param(
+        LayoutSettings(max_width=20, max_lines=2, min_display_s=1.0, clear_after_s=6.0),
+        [
+            (0.0, "partial", "The weather"),
+            (0.25, "partial", "The weather is nice"),
+            (0.5, "partial", "The weather is nice today and"),
+            (0.75, "final", "The weather is nice today and warm."),
+            (1.0, "partial", "Let's go"),
+        ],
+        [
+            (0.0, "The weather", None),
+            (0.25, "The weather is nice", None),
+            (0.5, "The weather is nice\ntoday and", None),
+            (0.75, "The weather is nice\ntoday and warm.", 6.75),
+            (1.0, "The weather is nice\ntoday and warm.", 1.75),
+            (1.75, "today and warm.\nLet's go", None),
+        ],
+        id="rolling: the partial grows, the final replaces it, the next partial waits for a line to age",
+    ),
+    pytest.param(
+        ROLL10,
+        [(0.0, "final", "one"), (0.5, "partial", "two three four")],
+        [(0.5, "one\nfour", 1.0), (1.0, "two three\nfour", None)],
+        id="rolling: a partial too tall for the screen shows its newest lines",
+    ),
+    pytest.param(
+        LayoutSettings(max_lines=1, min_display_s=1.0),
+        [(0.0, "final", "alpha"), (0.25, "final", "beta"), (0.5, "partial", "gamma")],
+        [(0.5, "alpha", 1.0), (1.0, "beta", 2.0), (2.0, "gamma", None)],
+        id="the partial is hidden while final lines are queued",
+    ),
+    pytest.param(
+        ROLL,
+        [(0.0, "final", "hello")],
+        [(5.75, "hello", 6.0), (6.0, "", None), (9.0, "", None)],
+        id="cleared exactly clear_after_s after the last input",
+    ),
+    pytest.param(
+        LayoutSettings(min_display_s=3.0, clear_after_s=2.0),
+        [(0.0, "final", "hello")],
+        [(2.0, "hello", 3.0), (2.75, "hello", 3.0), (3.0, "", None)],
+        id="not cleared before min_display_s",
+    ),
+    pytest.param(
+        LayoutSettings(clear_after_s=0.0),
+        [(0.0, "final", "hello")],
+        [(0.0, "hello", None), (1000.0, "hello", None)],
+        id="clear_after_s 0 never clears",
+    ),
+    pytest.param(
+        ROLL,
+        [(0.0, "final", "hi"), (0.5, "partial", "more"), (2.0, "partial", "")],
+        [(0.5, "hi\nmore", None), (2.0, "hi", 8.0), (7.75, "hi", 8.0), (8.0, "", None)],
+        id="a withdrawn partial: silence counts from the withdrawal",
+    ),
+    pytest.param(
+        ROLL,
+        [
+            (0.0, "final", "a"),
+            (0.25, "final", "b"),
+            (0.5, "final", "c"),
+            (0.625, "partial", "d"),
+            (0.75, "clear", ""),
+            (1.0, "final", "e"),
+        ],
+        [(0.625, "a\nb", 1.0), (0.75, "", None), (0.875, "", None), (1.0, "e", 7.0)],
+        id="clear() drops visible, queued and partial lines",
+    ),
+    pytest.param(
+        ROLL,
+        [(k / 16, "final", f"f{k}") for k in range(10)],
+        [
+            (0.125, "f0\nf1", 1.0),
+            (0.375, "f1\nf2", 1.0625),
+            (0.5625, "f4\nf5", 1.5),
+            (1.25, "f4\nf5", 1.5),
+            (1.5, "f5\nf6", 1.5625),
+            (1.5625, "f6\nf7", 2.5),
+            (2.5, "f7\nf8", 2.5625),
+            (2.5625, "f8\nf9", 8.5625),
+            (8.5625, "", None),
+        ],
+        id="rolling latency bound: of a burst of 10 finals at most 4 lines wait",
+    ),
+    pytest.param(
+        PAGED10,
+        [(k / 8, "final", f"p{k}") for k in range(5)],
+        [(0.25, "p0", 1.0), (0.5, "p2", 1.5), (1.5, "p3", 2.5), (2.5, "p4", 8.5), (8.5, "", None)],
+        id="paged latency bound: at most 2 pages wait",
+    ),
+    pytest.param(
+        LayoutSettings(max_width=3, max_lines=2, min_display_s=1.0, clear_after_s=6.0),
+        [(0.0, "final", " ".join(f"w{i}" for i in range(100)))],
+        [(0.0, "w94\nw95", 1.0), (1.0, "w96\nw97", 2.0), (2.0, "w98\nw99", 8.0)],
+        id="a 100-line caption scrolls through to its last 6 lines at once",
+    ),
+]
+
+
+@pytest.mark.parametrize(("config", "events", "checks"), TIMELINES)
+def test_timeline(config: LayoutSettings, events: list[Event], checks: list[Check]) -> None:
+    assert play(config, events, checks) == checks
+
+
+@pytest.mark.parametrize(("config", "events", "checks"), TIMELINES)
+def test_timeline_rendered_every_millisecond_looks_the_same(
+    config: LayoutSettings, events: list[Event], checks: list[Check]
+) -> None:
+    busy = checks + [(ms / 1000, "", None) for ms in range(0, 3000)]
+    seen = {t: (text, nxt) for t, text, nxt in play(config, events, busy)}
+    assert [(t, *seen[t]) for t, _, _ in checks] == checks
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_width": 0},
+        {"max_lines": 0},
+        {"min_display_s": -1.0},
+        {"clear_after_s": -0.5},
+    ],
+)
+def test_settings_are_validated(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        LayoutSettings(**bad)  # type: ignore[arg-type]
+
+
+WORDS = ["", "hello", "world", "captions", "for", "OBS", "今日は", "「晴れ」です。", "설정", "supercalifragilistic"]
+SCREEN_SETTINGS = st.builds(
+    LayoutSettings,
+    max_width=st.integers(min_value=4, max_value=30),
+    max_lines=st.integers(min_value=1, max_value=3),
+    rolling=st.booleans(),
+    min_display_s=st.sampled_from([0.0, 0.3, 1.0, 2.5]),
+    clear_after_s=st.sampled_from([0.0, 0.7, 2.0, 6.0]),
+)
+EVENTS = st.lists(
+    st.tuples(
+        st.one_of(st.sampled_from([0.0, 0.1, 0.25, 1.0]), st.floats(min_value=0.0, max_value=4.0)),
+        st.sampled_from(["final", "final", "partial", "partial", "clear"]),
+        st.lists(st.sampled_from(WORDS), max_size=12).map(" ".join),
+    ),
+    max_size=15,
+)
+
+
+@PROPS
+@given(SCREEN_SETTINGS, EVENTS, st.integers(min_value=1, max_value=9))
+def test_rendering_often_or_rarely_gives_the_same_screen(
+    config: LayoutSettings, events: list[tuple[float, str, str]], fine_steps: int
+) -> None:
+    rarely = CaptionScreen(config)  # only ever looked at through copies, so it is never rendered itself
+    often = CaptionScreen(config)
+    t = 0.0
+    for dt, kind, text in events:
+        for k in range(1, fine_steps + 1):
+            often.render(t + dt * k / (fine_steps + 1))
+        t += dt
+        apply(rarely, kind, text, t)
+        apply(often, kind, text, t)
+        assert copy.deepcopy(rarely).render(t) == often.render(t)
+    for later in (0.5, 1.0, 2.5, 7.0, 30.0):
+        assert copy.deepcopy(rarely).render(t + later) == often.render(t + later)
+
+
+@PROPS
+@given(SCREEN_SETTINGS, EVENTS)
+def test_next_change_is_exactly_the_next_change(config: LayoutSettings, events: list[tuple[float, str, str]]) -> None:
+    screen = CaptionScreen(config)
+    t = 0.0
+    for dt, kind, text in events:
+        t += dt
+        apply(screen, kind, text, t)
+        assert len(screen._queue) <= 2 * config.max_lines  # memory stays bounded
+        shown = copy.deepcopy(screen).render(t)
+        nxt = copy.deepcopy(screen).next_change(t)
+        if nxt is None:
+            for later in (1.0, 10.0, 1000.0):
+                assert copy.deepcopy(screen).render(t + later) == shown
+            continue
+        assert nxt > t
+        assert copy.deepcopy(screen).render((t + nxt) / 2) == shown
+        just_before = math.nextafter(nxt, -math.inf)
+        if just_before > t:
+            assert copy.deepcopy(screen).render(just_before) == shown
+        assert copy.deepcopy(screen).render(nxt) != shown
+
+
+def test_settle_shows_the_last_lines_at_once() -> None:
+    screen = CaptionScreen(LayoutSettings(max_width=10, max_lines=2, min_display_s=1.0, clear_after_s=5.0))
+    screen.final("one two three four five six", 0.0)
+    assert screen.render(0.0) == "one two\nthree four"
+    screen.settle(0.1)
+    assert screen.render(0.1) == "three four\nfive six"
