@@ -22,7 +22,7 @@ def _missing_message(missing: list[str]) -> str:
         "e2e tests need real OBS/PulseAudio/espeak-ng and must never be skipped; missing: "
         + ", ".join(missing)
         + " (apt-get install obs-studio xvfb pulseaudio pulseaudio-utils libasound2-plugins nginx "
-        "libnginx-mod-rtmp ffmpeg fonts-dejavu-core sox espeak-ng libportaudio2)"
+        "libnginx-mod-rtmp ffmpeg fonts-dejavu-core sox espeak-ng libportaudio2 chromium)"
     )
 
 

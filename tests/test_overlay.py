@@ -1,0 +1,549 @@
+"""Browser-source overlay: hub queues, parameter checks, the SSE stream, and what headless Chromium shows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from captioner import http
+from captioner.overlay import OverlayHub
+from captioner.status import Status
+from tests.browser import Browser
+
+pytestmark = pytest.mark.timeout(60)
+
+LANGUAGES = ["ja", "en", "source"]
+T = TypeVar("T")
+
+
+class FakeClock:
+    """The hub's clock, moved by hand so caption ages need no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- the hub on its own
+
+
+def test_history_keeps_last_20_finals_with_ages_and_clear_wipes_it() -> None:
+    clock = FakeClock()
+    hub = OverlayHub(clock=clock)
+    for i in range(25):
+        hub.publish("ja", "final", f"f{i}")
+        clock.now += 1
+    hub.publish("ja", "partial", "p")
+    replay = hub.replay("ja")
+    assert [c["text"] for c in replay["captions"]] == [f"f{i}" for i in range(5, 25)]
+    assert replay["captions"][-1]["age_s"] == 1.0 and replay["captions"][0]["age_s"] == 20.0
+    assert replay["partial"] == {"text": "p", "age_s": 0.0}
+    assert hub.replay("ja", partials=False)["partial"] is None
+    assert hub.replay("en") == {"kind": "replay", "captions": [], "partial": None}
+    hub.publish("ja", "partial", "")  # the stash emptied: no partial to replay
+    assert hub.replay("ja")["partial"] is None
+    hub.publish("ja", "clear", "")
+    assert hub.replay("ja") == {"kind": "replay", "captions": [], "partial": None}
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="kind"):
+        OverlayHub().publish("ja", "shout", "x")
+
+
+def test_queue_coalesces_partials_and_clear_discards_what_it_wipes() -> None:
+    hub = OverlayHub()
+    sub, _ = hub.subscribe("ja")
+    quiet, _ = hub.subscribe("ja", partials=False)
+    for text in ["p1", "p1 p2", "p1 p2 p3"]:
+        hub.publish("ja", "partial", text)
+    hub.publish("ja", "final", "F1")
+    hub.publish("ja", "partial", "q1")
+    assert [(e.kind, e.text) for e in sub._events] == [("partial", "p1 p2 p3"), ("final", "F1"), ("partial", "q1")]
+    assert [(e.kind, e.text) for e in quiet._events] == [("final", "F1")]
+    hub.publish("ja", "clear", "ignored")
+    assert [(e.kind, e.text) for e in sub._events] == [("clear", "")]
+
+
+def test_slow_subscriber_loses_partials_first_then_is_disconnected() -> None:
+    hub = OverlayHub(queue_size=3)
+    slow, _ = hub.subscribe("ja")
+    other, _ = hub.subscribe("en")
+    hub.publish("ja", "partial", "p")
+    hub.publish("ja", "final", "f1")
+    hub.publish("ja", "final", "f2")
+    hub.publish("ja", "final", "f3")  # full: the partial goes, the finals stay
+    assert [e.text for e in slow._events] == ["f1", "f2", "f3"] and not slow.closed
+    hub.publish("ja", "final", "f4")  # full of finals: drop the subscriber, never wait for it
+    assert slow.closed and slow.dropped
+    assert hub.subscriber_count("ja") == 0 and hub.subscriber_count() == 1 and hub.dropped_subscribers == 1
+    hub.publish("ja", "final", "f5")  # publishing goes on for everyone else
+    assert not other.closed and [c["text"] for c in hub.replay("ja")["captions"]][-1] == "f5"
+
+
+async def test_next_batch_waits_for_events_and_times_out_empty() -> None:
+    hub = OverlayHub()
+    sub, _ = hub.subscribe("ja")
+    assert await sub.next_batch(0.01) == []
+    asyncio.get_running_loop().call_later(0.01, hub.publish, "ja", "final", "late")
+    assert [e.text for e in await sub.next_batch(5)] == ["late"]
+
+
+# -- HTTP without a browser, in the test's own loop
+
+
+class AppUnderTest:
+    def __init__(self, runner: web.AppRunner, port: int, hub: OverlayHub) -> None:
+        self.runner, self.port, self.hub = runner, port, hub
+        self.cleaned = False
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def cleanup(self) -> float:
+        t0 = time.monotonic()
+        if not self.cleaned:
+            self.cleaned = True
+            await self.runner.cleanup()
+        return time.monotonic() - t0
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[AppUnderTest]:
+    hub = OverlayHub(heartbeat_s=0.2)
+    hub.set_languages(LANGUAGES)
+    runner, port = await http.start(Status("test"), "127.0.0.1", 0, hub)
+    a = AppUnderTest(runner, port, hub)
+    yield a
+    await a.cleanup()
+
+
+async def _get(url: str) -> tuple[int, str, str]:
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        return r.status, r.headers.get("Content-Type", ""), await r.text()
+
+
+BAD_PARAMS = [
+    ("size", "abc"),
+    ("size", "7"),
+    ("size", "201"),
+    ("size", "-5"),
+    ("color", "red;background:url(x)"),
+    ("color", ""),
+    ("color", "#12345"),
+    ("color", "rgb(1,2,3)"),
+    ("outline", "21"),
+    ("outline_color", "nosuchcolour"),
+    ("bg", "javascript:alert(1)"),
+    ("lines", "0"),
+    ("lines", "11"),
+    ("lines", "1.5"),
+    ("align", "justify"),
+    ("clear", "3601"),
+    ("clear", "1e3"),
+    ("fade", "x"),
+    ("fade", "11"),
+    ("partials", "yes"),
+    ("font", 'Arial";}body{color:red'),
+    ("font", "a<b"),
+    ("font", "x" * 101),
+    ("colour", "red"),  # a typo must not be ignored silently
+]
+
+
+@pytest.mark.parametrize(("param", "value"), BAD_PARAMS)
+async def test_bad_style_parameter_is_400_naming_it(app: AppUnderTest, param: str, value: str) -> None:
+    status, _, body = await _get(app.url(f"/overlay?lang=ja&{param}={quote(value)}"))
+    assert status == 400, body
+    assert param in body
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (
+            "",
+            ["--size: 48px;", "--color: white;", "--lines: 2;", "--align: center;", '"clear": 6', "--bg: transparent"],
+        ),
+        ("color=%23FF0000&bg=%23000a&outline_color=Navy", ["--color: #ff0000;", "--bg: #000a;", "0 navy"]),
+        ("color=ff0000", ["--color: #ff0000;"]),  # '#' left out, as the 400 message suggests
+        ("font=" + quote("ヒラギノ角ゴ Pro, sans-serif"), ['--font: "ヒラギノ角ゴ Pro", sans-serif;']),
+        ("size=12.5&lines=10&align=right&clear=0&fade=0&partials=0&outline=0", ["--size: 12.5px;", "--shadow: none;"]),
+    ],
+)
+async def test_good_parameters_shape_the_page(app: AppUnderTest, query: str, expected: list[str]) -> None:
+    status, ctype, body = await _get(app.url(f"/overlay?lang=ja&{query}"))
+    assert status == 200 and ctype.startswith("text/html")
+    for part in expected:
+        assert part in body
+
+
+async def test_page_is_self_contained(app: AppUnderTest) -> None:
+    status, _, body = await _get(app.url("/overlay?lang=ja"))
+    assert status == 200
+    for external in ("http://", "https://", "//cdn", "<link", " src=", "@import", "url("):
+        assert external not in body
+    assert "innerHTML" not in body and "textContent" in body
+
+
+@pytest.mark.parametrize("path", ["/overlay", "/overlay/events"])
+async def test_missing_lang_is_400_and_unknown_lang_404_listing_known(app: AppUnderTest, path: str) -> None:
+    status, _, body = await _get(app.url(path))
+    assert status == 400 and "lang" in body and "ja, en, source" in body
+    status, _, body = await _get(app.url(path + "?lang=fr"))
+    assert status == 404 and "'fr'" in body and "ja, en, source" in body
+
+
+async def test_sse_stream_over_plain_http(app: AppUnderTest) -> None:
+    app.hub.publish("ja", "final", "前の字幕")
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(app.url("/overlay/events?lang=ja"), timeout=aiohttp.ClientTimeout(total=10)) as r,
+    ):
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+        assert r.headers["Cache-Control"] == "no-store"
+
+        async def line() -> str:
+            return (await r.content.readline()).decode().rstrip("\n")
+
+        assert await line() == "retry: 1000"
+        assert await line() == ""
+        replay = await line()
+        assert replay.startswith("data: ")
+        assert json.loads(replay[6:])["captions"][0]["text"] == "前の字幕"
+        assert await line() == ""
+        app.hub.publish("ja", "partial", "こんに")
+        app.hub.publish("en", "final", "not for this stream")
+        app.hub.publish("ja", "final", "こんにちは")
+        got: list[dict[str, Any]] = []
+        while len(got) < 2:
+            text = await line()
+            if text.startswith("data: "):
+                got.append(json.loads(text[6:]))
+        assert [(e["kind"], e["text"]) for e in got] == [("partial", "こんに"), ("final", "こんにちは")]
+        # Idle: a comment heartbeat (every 0.2 s here, 15 s by default).
+        while (text := await line()) == "":
+            pass
+        assert text == ": keepalive"
+
+
+async def test_cleanup_with_open_sse_stream_is_prompt(app: AppUnderTest) -> None:
+    async with aiohttp.ClientSession() as s, s.get(app.url("/overlay/events?lang=ja&partials=0")) as r:
+        assert (await r.content.readline()).startswith(b"retry:")
+        assert app.hub.subscriber_count("ja") == 1
+        took = await asyncio.wait_for(app.cleanup(), 10)
+        assert took < 1.0, f"runner.cleanup() took {took:.2f}s with an open stream"
+        # The stream ends properly (last chunk sent), not by a reset.
+        rest = await asyncio.wait_for(r.content.read(), 5)
+        assert rest.startswith(b"\ndata: ") and r.content.at_eof()
+    assert app.hub.subscriber_count() == 0
+
+
+async def test_a_client_that_stops_reading_is_cut_off_without_stalling_publish(app: AppUnderTest) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", app.port)
+    writer.write(f"GET /overlay/events?lang=ja HTTP/1.1\r\nHost: 127.0.0.1:{app.port}\r\n\r\n".encode())
+    assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+    # From here on nothing is read: the socket buffers fill, the server's write stalls, its queue fills.
+    for i in range(5000):
+        app.hub.publish("ja", "final", f"{i:05d} " + "字幕" * 2000)
+        await asyncio.sleep(0.001)  # time enough for the server to write while the client's buffers take it
+        if app.hub.dropped_subscribers:
+            break
+    assert app.hub.dropped_subscribers == 1 and i > 100, i
+    for _ in range(100):
+        if app.hub.subscriber_count() == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert app.hub.subscriber_count() == 0
+    assert await asyncio.wait_for(app.cleanup(), 10) < 1.0
+    writer.close()
+
+
+async def test_existing_endpoints_unchanged_with_and_without_hub(app: AppUnderTest) -> None:
+    assert (await _get(app.url("/healthz")))[::2] == (200, "ok\n")
+    status, _, body = await _get(app.url("/status"))
+    assert status == 200 and json.loads(body)["version"] == "test"
+    assert (await _get(app.url("/metrics")))[0] == 200
+    runner, port = await http.start(Status("test"), "127.0.0.1", 0)  # the daemon's existing call
+    try:
+        assert (await _get(f"http://127.0.0.1:{port}/healthz"))[0] == 200
+        assert (await _get(f"http://127.0.0.1:{port}/overlay?lang=ja"))[0] == 404
+    finally:
+        await runner.cleanup()
+
+
+# -- what a viewer sees, in real headless Chromium
+
+
+class ThreadedOverlay:
+    """The real HTTP app with a hub on its own loop thread, since the CDP harness blocks the test's thread."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.hub = OverlayHub(clock=self.clock)
+        self.hub.set_languages(LANGUAGES)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="overlay-http", daemon=True)
+        self.thread.start()
+        self.port = 0
+        self.runner: web.AppRunner | None = None
+        self.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=15)
+
+    def start(self) -> None:
+        self.runner, self.port = self.run(http.start(Status("test"), "127.0.0.1", self.port, self.hub))
+
+    def publish(self, language: str, kind: str, text: str = "") -> None:
+        async def publish() -> None:  # on the loop thread, as the daemon does
+            self.hub.publish(language, kind, text)
+
+        self.run(publish())
+
+    def url(self, query: str) -> str:
+        return f"http://127.0.0.1:{self.port}/overlay?{query}"
+
+    def cleanup(self) -> float:
+        """runner.cleanup() (the page may still be connected); returns how long it took."""
+        t0 = time.monotonic()
+        if self.runner is not None:
+            self.run(self.runner.cleanup())
+            self.runner = None
+        return time.monotonic() - t0
+
+    def close(self) -> float:
+        took = self.cleanup()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+        return took
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    b = Browser()
+    try:
+        yield b
+    finally:
+        b.close()
+    assert b.leftover_pids() == []
+
+
+@pytest.fixture
+def server() -> Iterator[ThreadedOverlay]:
+    srv = ThreadedOverlay()
+    yield srv
+    took = srv.close()
+    assert took < 2.0, f"runner.cleanup() took {took:.2f}s with a page connected"
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Browser]:
+    browser.dialogs.clear()
+    browser.exceptions.clear()
+    yield browser
+    assert browser.exceptions == []
+    browser.navigate("about:blank")  # the server has gone (with the page connected): stop its reconnect attempts
+
+
+CAPTIONS = "[...document.querySelectorAll('#captions .caption')].map((e) => e.textContent)"
+VISIBLE = """(() => {
+  const box = document.getElementById('captions').getBoundingClientRect();
+  return [...document.querySelectorAll('#captions .caption')]
+    .filter((e) => { const r = e.getBoundingClientRect(); return r.bottom > box.top + 1 && r.top < box.bottom - 1; })
+    .map((e) => e.textContent);
+})()"""
+# Every distinct state of the caption texts, as the page went through them.
+RECORD = """window.seen = [];
+new MutationObserver(() => {
+  const now = JSON.stringify([...document.querySelectorAll('#captions .caption')].map((e) => e.textContent));
+  if (window.seen[window.seen.length - 1] !== now) window.seen.push(now);
+}).observe(document.getElementById('captions'), {childList: true, subtree: true, characterData: true});"""
+
+
+def open_overlay(b: Browser, srv: ThreadedOverlay, query: str) -> None:
+    b.navigate(srv.url(query))
+    b.wait_for("document.documentElement.dataset.state === 'live'")
+
+
+def wait_texts(b: Browser, expected: list[str], js: str = CAPTIONS, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (shown := b.evaluate(js)) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"page shows {shown!r}, expected {expected!r}")
+        time.sleep(0.03)
+
+
+@pytest.mark.e2e
+def test_finals_appear_in_order_at_the_bottom_over_transparency(page: Browser, server: ThreadedOverlay) -> None:
+    open_overlay(page, server, "lang=ja")
+    server.publish("ja", "final", "first caption")
+    server.publish("ja", "final", "second caption")
+    wait_texts(page, ["first caption", "second caption"])
+    geo = page.evaluate("""(() => {
+      const [a, b] = document.querySelectorAll('#captions .caption');
+      const box = document.getElementById('captions');
+      const cs = getComputedStyle(b);
+      return {html: getComputedStyle(document.documentElement).backgroundColor,
+              body: getComputedStyle(document.body).backgroundColor,
+              gap: innerHeight - box.getBoundingClientRect().bottom, newestBelow: b.getBoundingClientRect().top
+                >= a.getBoundingClientRect().bottom - 1,
+              size: cs.fontSize, color: cs.color, shadow: cs.textShadow, align: cs.textAlign,
+              wrap: [getComputedStyle(box).lineBreak, getComputedStyle(box).overflowWrap]};
+    })()""")
+    assert geo["html"] == geo["body"] == "rgba(0, 0, 0, 0)"
+    assert 0 <= geo["gap"] < 48 and geo["newestBelow"]
+    assert (geo["size"], geo["color"], geo["align"]) == ("48px", "rgb(255, 255, 255)", "center")
+    assert "rgb(0, 0, 0) 3px 0px 0px" in geo["shadow"]
+    assert geo["wrap"] == ["strict", "anywhere"]
+    assert page.pixel(3, 3)[3] == 0  # composited: nothing painted above the captions
+    page.screenshot(page.tmp / "finals.png")
+
+
+@pytest.mark.e2e
+def test_partial_grows_and_is_replaced_in_place_by_its_final(page: Browser, server: ThreadedOverlay) -> None:
+    open_overlay(page, server, "lang=ja&lines=3")
+    server.publish("ja", "final", "前の文。")
+    wait_texts(page, ["前の文。"])
+    page.evaluate(RECORD)
+    server.publish("ja", "partial", "今日は")
+    wait_texts(page, ["前の文。", "今日は"])
+    page.evaluate("document.querySelector('#captions .partial').dataset.mark = 'same'")
+    server.publish("ja", "partial", "今日はいい天気")
+    wait_texts(page, ["前の文。", "今日はいい天気"])
+    server.publish("ja", "final", "今日はいい天気ですね。")
+    wait_texts(page, ["前の文。", "今日はいい天気ですね。"])
+    last = page.evaluate("""(() => { const e = document.querySelector('#captions .caption:last-child');
+      return [e.dataset.mark, e.dataset.kind, e.classList.contains('partial')]; })()""")
+    assert last == ["same", "final", False]
+    assert page.evaluate("document.querySelectorAll('#captions .partial').length") == 0
+    seen = [json.loads(s) for s in page.evaluate("window.seen")]
+    assert seen == [["前の文。", "今日は"], ["前の文。", "今日はいい天気"], ["前の文。", "今日はいい天気ですね。"]]
+
+
+@pytest.mark.e2e
+def test_only_lines_lines_are_visible_older_ones_scroll_off(page: Browser, server: ThreadedOverlay) -> None:
+    open_overlay(page, server, "lang=ja&lines=2&size=20")
+    for i in range(1, 6):
+        server.publish("ja", "final", f"line {i}")
+    wait_texts(page, ["line 4", "line 5"], VISIBLE)
+    wait_texts(page, ["line 4", "line 5"])  # the ones above were removed, not just hidden
+    box = page.evaluate("""(() => { const b = document.getElementById('captions');
+      return [b.clientHeight, parseFloat(getComputedStyle(b).lineHeight)]; })()""")
+    assert box[0] <= 2 * box[1] + 1
+    long_text = "字幕は下から上へ流れます。" * 25  # wraps to many lines at 20 px
+    server.publish("ja", "final", long_text)
+    wait_texts(page, [long_text])
+    fit = page.evaluate("""(() => { const b = document.getElementById('captions');
+      const c = b.lastElementChild.getBoundingClientRect(), r = b.getBoundingClientRect();
+      const lh = parseFloat(getComputedStyle(b).lineHeight);
+      return [Math.abs(c.bottom - r.bottom) < 1, c.top < r.top - 2 * lh]; })()""")
+    assert fit == [True, True]  # its last two lines show, its start is cut off at the top
+
+
+@pytest.mark.e2e
+def test_markup_in_a_caption_is_shown_as_text(page: Browser, server: ThreadedOverlay) -> None:
+    open_overlay(page, server, "lang=en&lines=3&size=24")
+    evil = ["<script>alert(1)</script>", '<img src=x onerror="alert(2)">', "<b>bold</b> & &amp;"]
+    for text in evil:
+        server.publish("en", "final", text)
+    wait_texts(page, evil)
+    assert page.evaluate("document.querySelectorAll('#captions script, #captions img, #captions b').length") == 0
+    assert page.dialogs == []
+
+
+@pytest.mark.e2e
+def test_clear_empties_the_page(page: Browser, server: ThreadedOverlay) -> None:
+    open_overlay(page, server, "lang=ja")
+    server.publish("ja", "final", "一")
+    server.publish("ja", "partial", "二")
+    wait_texts(page, ["一", "二"])
+    server.publish("ja", "clear")
+    wait_texts(page, [])
+    server.publish("ja", "final", "三")
+    wait_texts(page, ["三"])
+
+
+@pytest.mark.e2e
+def test_a_page_loaded_later_replays_recent_captions(page: Browser, server: ThreadedOverlay) -> None:
+    server.publish("ja", "final", "old")
+    server.clock.now += 100  # "old" is now 100 s old: past any clear delay below
+    for text in ["a", "b", "c"]:
+        server.publish("ja", "final", text)
+    server.publish("ja", "partial", "d")
+    open_overlay(page, server, "lang=ja&lines=2&clear=6")
+    wait_texts(page, ["c", "d"], VISIBLE)
+    assert "old" not in page.evaluate(CAPTIONS)
+    open_overlay(page, server, "lang=ja&lines=10&clear=0")  # never fades: every recent final counts
+    wait_texts(page, ["old", "a", "b", "c", "d"])
+    open_overlay(page, server, "lang=ja&lines=10&clear=0&partials=0")
+    wait_texts(page, ["old", "a", "b", "c"])
+    server.publish("ja", "clear")
+    open_overlay(page, server, "lang=ja")
+    assert page.evaluate(CAPTIONS) == []
+
+
+@pytest.mark.e2e
+def test_captions_fade_out_after_clear_seconds_and_come_back(page: Browser, server: ThreadedOverlay) -> None:
+    open_overlay(page, server, "lang=ja&clear=0.5&fade=0.1")
+    server.publish("ja", "final", "消える字幕")
+    wait_texts(page, ["消える字幕"])
+    t0 = time.monotonic()
+    wait_texts(page, [], timeout_s=5)
+    assert time.monotonic() - t0 > 0.3
+    server.publish("ja", "final", "新しい字幕")
+    wait_texts(page, ["新しい字幕"])
+    page.wait_for("getComputedStyle(document.getElementById('captions')).opacity === '1'")
+
+
+@pytest.mark.e2e
+def test_style_parameters_apply(page: Browser, server: ThreadedOverlay) -> None:
+    query = "lang=en&size=30&color=%23ff0000&outline=0&bg=lime&align=left&font=DejaVu%20Sans%20Mono,monospace"
+    open_overlay(page, server, query)
+    server.publish("en", "final", "Styled")
+    wait_texts(page, ["Styled"])
+    page.wait_for("document.getAnimations().length === 0")  # fade-in done
+    got = page.evaluate("""(() => { const e = document.querySelector('#captions .caption');
+      const cs = getComputedStyle(e), span = e.firstElementChild.getBoundingClientRect();
+      return {size: cs.fontSize, color: cs.color, align: cs.textAlign, font: cs.fontFamily, shadow: cs.textShadow,
+              bg: getComputedStyle(e.firstElementChild).backgroundColor,
+              x: span.left + 1, y: span.top + span.height / 2}; })()""")
+    assert (got["size"], got["color"], got["align"], got["shadow"]) == ("30px", "rgb(255, 0, 0)", "left", "none")
+    assert got["font"] == '"DejaVu Sans Mono", monospace' and got["bg"] == "rgb(0, 255, 0)"
+    assert page.pixel(got["x"], got["y"]) == (0, 255, 0, 255)  # the box is really painted, left of the text
+
+
+@pytest.mark.e2e
+def test_partials_off_shows_only_finals(page: Browser, server: ThreadedOverlay) -> None:
+    open_overlay(page, server, "lang=ja&partials=0")
+    page.evaluate(RECORD)
+    server.publish("ja", "partial", "途中")
+    server.publish("ja", "final", "完成")
+    wait_texts(page, ["完成"])
+    assert [json.loads(s) for s in page.evaluate("window.seen")] == [["完成"]]
+
+
+@pytest.mark.e2e
+def test_page_reconnects_after_the_server_restarts(page: Browser, server: ThreadedOverlay) -> None:
+    open_overlay(page, server, "lang=ja&clear=0")
+    server.publish("ja", "final", "before")
+    wait_texts(page, ["before"])
+    took = server.cleanup()  # with the page's stream open
+    assert took < 2.0, f"runner.cleanup() took {took:.2f}s with a page connected"
+    page.wait_for("document.documentElement.dataset.state === 'connecting'")
+    server.start()  # same port, same hub
+    page.wait_for("document.documentElement.dataset.state === 'live'", timeout_s=10)
+    server.publish("ja", "final", "after")
+    wait_texts(page, ["before", "after"])
