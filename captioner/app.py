@@ -19,11 +19,14 @@ from .audio import AudioCapture
 from .captions import Caption
 from .config import Config, load
 from .errors import ConfigError
-from .obs import ObsSink
+from .obs import ObsSink, Recording
+from .overlay import OverlayHub
+from .presenter import Presenter, StreamCaptionFeed
 from .reconnect import ConnectBudget
 from .status import LinkState, Status
 from .transcripts import TranscriptWriter
 from .translator import TranslatorSession
+from .vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 _SHUTDOWN_LIMIT_S = 15.0
@@ -42,6 +45,13 @@ class Daemon:
         self._session_tasks: dict[str, asyncio.Task[None]] = {}
         self.obs: ObsSink | None = None
         self._obs_task: asyncio.Task[None] | None = None
+        self.presenter: Presenter | None = None
+        self.stream_feed: StreamCaptionFeed | None = None
+        self._show_tasks: list[asyncio.Task[None]] = []
+        self.recording_transcripts: TranscriptWriter | None = None
+        self.hub = OverlayHub()
+        self.hub.set_languages(cfg.languages())
+        self.vocabulary = Vocabulary(cfg.vocabulary)
         self.capture = self._new_capture(cfg)
         self._capture_task: asyncio.Task[None] | None = None
         self.http_port: int | None = None
@@ -78,18 +88,33 @@ class Daemon:
         await _cancel(self._session_tasks.pop(target))
 
     def _start_obs(self, cfg: Config) -> None:
-        if cfg.obs.enabled and cfg.outputs:
-            self.obs = ObsSink(cfg.obs, [o.obs_source for o in cfg.outputs], self.status)
-            self._obs_task = asyncio.create_task(self.obs.run(), name="obs")
-        else:
+        sc = cfg.stream_captions
+        if not (cfg.obs.enabled and (cfg.outputs or sc.enabled)):
             self.obs = None
             self.status.link("obs").set(LinkState.DISABLED)
+            return
+        follow = cfg.transcripts.enabled and cfg.transcripts.follow_recording
+        obs = self.obs = ObsSink(
+            cfg.obs,
+            [o.obs_source for o in cfg.outputs],
+            self.status,
+            on_recording=self.on_recording if follow else None,
+        )
+        self._obs_task = asyncio.create_task(obs.run(), name="obs")
+        self.presenter = Presenter(cfg, self._show)
+        self._show_tasks = [asyncio.create_task(self.presenter.run(), name="presenter")]
+        if sc.enabled:
+            self.stream_feed = StreamCaptionFeed(sc.rows, sc.min_interval_s, obs.send_stream_caption)
+            self._show_tasks.append(asyncio.create_task(self.stream_feed.run(), name="stream-captions"))
 
     async def _stop_obs(self) -> None:
+        for task in self._show_tasks:
+            await _cancel(task)
         if self.obs is not None and self._obs_task is not None:
             await _cancel(self._obs_task)
             await self.obs.close()
-        self.obs, self._obs_task = None, None
+        self.obs, self._obs_task, self.presenter, self.stream_feed, self._show_tasks = None, None, None, None, []
+        self.on_recording(Recording(False, None, time.time()))
 
     def _open_transcripts(self, cfg: Config) -> None:
         if self.transcripts is not None:
@@ -110,30 +135,68 @@ class Daemon:
             session.feed(chunk, captured_at, level)
         self.status.metrics.audio_level.set(level)
 
+    def on_recording(self, rec: Recording) -> None:
+        """OBS started or stopped recording: transcript files follow the recording."""
+        current = self.recording_transcripts
+        if not rec.active:
+            if current is not None:
+                current.close()
+                log.info("recording stopped; transcripts in %s", current.folder)
+            self.recording_transcripts = None
+            return
+        if current is not None:
+            return  # the same recording, reported again (an event after the state poll)
+        t = self.cfg.transcripts
+        name = Path(rec.path).stem if rec.path else time.strftime("recording_%Y-%m-%d_%H-%M-%S")
+        folders = [Path(rec.path).parent] if rec.path else []
+        for folder in [*folders, Path(t.folder)]:
+            try:
+                self.recording_transcripts = TranscriptWriter(
+                    folder, self.cfg.languages(), t.formats, started_at=rec.started_at, name=name
+                )
+            except OSError as e:
+                log.warning("cannot write recording transcripts to %s: %s", folder, e)
+                continue
+            log.info("recording started; transcripts follow it: %s", self.recording_transcripts.path("*", "*"))
+            return
+
+    def _show(self, source: str, text: str) -> None:
+        self.status.screens[source] = text
+        if self.obs is not None:
+            self.obs.set_text(source, text)
+
     def on_caption(self, caption: Caption) -> None:
         lang = caption.language
         now = time.time()
         key = (lang, caption.item_id)
+        if self.vocabulary.active:
+            caption = Caption(lang, caption.item_id, self.vocabulary.apply(lang, caption.text), caption.final)
+        self.hub.publish(lang, "final" if caption.final else "partial", caption.text)
         if not caption.final:
             self._first_seen.setdefault(key, now)
             self.status.language(lang).last_partial = caption.text
             self.status.metrics.captions_partial.labels(lang).inc()
+            if self.presenter is not None:
+                self.presenter.caption(lang, caption.text, final=False)
             return
         spoken_at = self._first_seen.pop(key, now)
         if len(self._first_seen) > 1000:  # items the service never finalized
             self._first_seen.clear()
         self.status.record_final(lang, caption.text)
         log.info("caption [%s] %s", lang, caption.text)
-        if self.transcripts is not None:
+        # On screen first: it is what viewers wait for; files can take the next microseconds.
+        if self.presenter is not None:
+            self.presenter.caption(lang, caption.text, final=True)
+        if self.stream_feed is not None and lang == self.cfg.stream_captions.language:
+            self.stream_feed.caption(caption.text)
+        for writer in (self.transcripts, self.recording_transcripts):
+            if writer is None:
+                continue
             try:
-                self.transcripts.write(lang, caption.text, spoken_at, now)
+                writer.write(lang, caption.text, spoken_at, now)
             except OSError as e:
                 self.status.metrics.transcript_errors.inc()
                 log.error("transcript write failed: %s", e)
-        if self.obs is not None:
-            for out in self.cfg.outputs:
-                if out.language == lang:
-                    self.obs.set_text(out.obs_source, caption.text)
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     async def run(
@@ -142,7 +205,7 @@ class Daemon:
         """Run until `stop` is set (reloading on `reload`), then shut down in order."""
         runner: web.AppRunner | None = None
         if self.cfg.http.enabled:
-            runner, self.http_port = await http_api.start(self.status, self.cfg.http.host, self.cfg.http.port)
+            runner, self.http_port = await http_api.start(self.status, self.cfg.http.host, self.cfg.http.port, self.hub)
             log.info("HTTP on http://%s:%d/status", self.cfg.http.host, self.http_port)
         self._open_transcripts(self.cfg)
         self._capture_task = asyncio.create_task(self.capture.run(), name="audio")
@@ -176,6 +239,8 @@ class Daemon:
         await asyncio.gather(*(s.finish() for s in self.sessions.values()))
         for task in self._session_tasks.values():
             await _cancel(task)
+        if self.presenter is not None:
+            self.presenter.settle()
         await self._stop_obs()
         if self.transcripts is not None:
             self.transcripts.close()
@@ -205,14 +270,15 @@ class Daemon:
                 await _cancel(self._capture_task)
             self.capture = self._new_capture(new)
             self._capture_task = asyncio.create_task(self.capture.run(), name="audio")
-        same_service = new.translator.model_copy(update={"targets": (), "transcribe_source": False}) == (
-            old.translator.model_copy(update={"targets": (), "transcribe_source": False})
-        )
+        # Settings of one target (its glossary, whether it transcribes) only restart that target's session.
+        per_target = {"targets": (), "transcribe_source": False, "glossary": {}}
+        same_service = new.translator.model_copy(update=per_target) == old.translator.model_copy(update=per_target)
         for target in list(self.sessions):
             keep = (
                 same_service
                 and target in new.translator.targets
                 and self.sessions[target].transcribe_source == _transcribes(new, target)
+                and new.translator.glossary.get(target) == old.translator.glossary.get(target)
             )
             if not keep:
                 changed.append(f"translator:{target}")
@@ -221,13 +287,28 @@ class Daemon:
             if target not in self.sessions:
                 changed.append(f"translator:{target}")
                 self._start_session(self._new_session(new, target))
-        if new.obs != old.obs or (self.obs is None) != (not (new.obs.enabled and new.outputs)):
+        wants_obs = new.obs.enabled and bool(new.outputs or new.stream_captions.enabled)
+        follows = (new.transcripts.enabled and new.transcripts.follow_recording) != (
+            old.transcripts.enabled and old.transcripts.follow_recording
+        )
+        if (
+            new.obs != old.obs
+            or (self.obs is None) == wants_obs
+            or follows
+            or new.stream_captions != old.stream_captions
+        ):
             changed.append("obs")
             await self._stop_obs()
             self._start_obs(new)
-        elif new.outputs != old.outputs and self.obs is not None:
+        elif (new.outputs != old.outputs or new.layout != old.layout) and self.obs is not None:
             changed.append("outputs")
             self.obs.set_sources([o.obs_source for o in new.outputs])
+            if self.presenter is not None:
+                self.presenter.set_outputs(new)
+        self.hub.set_languages(new.languages())
+        if new.vocabulary != old.vocabulary:
+            changed.append("vocabulary")
+            self.vocabulary = Vocabulary(new.vocabulary)
         for lang in new.languages():
             self.status.language(lang)
             if self.transcripts is not None:

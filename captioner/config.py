@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
+from . import cea608
 from .errors import ConfigError
 from .protocol import Dialect, UnsupportedModel, dialect_for
+from .vocabulary import compile_find
 
 SOURCE = "source"
 DEFAULT_PATH = Path("~/.config/captioner/config.yaml")
@@ -63,10 +65,74 @@ class TranslatorConfig(_Section):
     rotate_after_s: float = Field(5400.0, ge=1, le=7000)
     # Speech sent but no event back for this long: the session is considered hung and replaced.
     watchdog_s: float = Field(20.0, ge=1)
+    # Per target language: source term -> forced translation, sent as translation.corpus.phrases (qwen3.5
+    # only). Given as the mapping or as the path of a YAML file holding it; files are read when the config
+    # is loaded (and on reload), so after validation every value is a mapping.
+    glossary: dict[str, dict[str, str]] = {}
 
     @property
     def dialect(self) -> Dialect:
         return dialect_for(self.model)
+
+    @field_validator("glossary", mode="before")
+    @classmethod
+    def _glossary(cls, v: Any, info: ValidationInfo) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError("must map target languages to term -> translation mappings or YAML files of them")
+        # Relative files are found from the config file's folder when the loader passes it as
+        # context={"config_dir": ...}; otherwise from the working directory.
+        base = Path((info.context or {}).get("config_dir") or ".")
+        return {lang: cls._glossary_terms(f"translator.glossary.{lang}", terms, base) for lang, terms in v.items()}
+
+    @staticmethod
+    def _glossary_terms(key: str, value: Any, base: Path) -> dict[str, str]:
+        """One language's glossary, checked; raised as ConfigError because pydantic would drop the language."""
+        where = ""
+        if isinstance(value, str):
+            path = Path(value).expanduser()
+            path = path if path.is_absolute() else base / path
+            where = f"{path}: "
+            try:
+                value = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except OSError as e:
+                raise ConfigError(key, f"cannot read glossary file {path}: {e.strerror or e}") from None
+            except RecursionError:
+                raise ConfigError(key, f"{where}not valid YAML: nested too deeply") from None
+            except yaml.YAMLError as e:
+                mark = getattr(e, "problem_mark", None)
+                at = f"{path}:{mark.line + 1}: " if mark is not None else where
+                raise ConfigError(key, f"{at}not valid YAML: {getattr(e, 'problem', e)}") from None
+            if value is None:  # an empty file, or only comments
+                value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(
+                key, f"{where}must be a mapping of source term -> translation, or the path of a YAML file with one"
+            )
+        # The vendor guide recommends at most 1000 phrases per session.
+        if len(value) > 1000:
+            raise ConfigError(key, f"{where}{len(value)} terms; at most 1000 are allowed")
+        terms: dict[str, str] = {}
+        for term, translation in value.items():
+            if not isinstance(term, str) or not term.strip():
+                # YAML reads unquoted yes/no/on/off/null keys as booleans or null.
+                hint = " (quote it)" if term is None or isinstance(term, bool | int | float) else ""
+                raise ConfigError(key, f"{where}term {term!r} must be a non-empty string{hint}")
+            if not isinstance(translation, str) or not translation.strip():
+                raise ConfigError(key, f"{where}translation of {term!r} must be a non-empty string")
+            terms[term] = translation
+        return terms
+
+    def check_glossary(self) -> None:
+        """Glossary rules that need the model and targets; run by _check once those are valid."""
+        if any(self.glossary.values()) and not self.dialect.corpus_phrases:
+            raise ConfigError(
+                "translator.glossary",
+                f"{self.model} does not document a glossary (translation.corpus.phrases); "
+                "use qwen3.5-livetranslate-flash-realtime or remove translator.glossary",
+            )
+        for lang in self.glossary:
+            if lang not in self.targets:
+                raise ConfigError(f"translator.glossary.{lang}", f"{lang!r} is not one of translator.targets")
 
 
 class ObsConfig(_Section):
@@ -80,11 +146,42 @@ class ObsConfig(_Section):
     timeout_s: float = Field(3.0, gt=0, le=60)
 
 
+class LayoutConfig(_Section):
+    """How captions are laid out in a text source; the defaults read well at 1080p with a 48 px font."""
+
+    # Display columns per line: an East Asian wide character counts 2, so 42 = 21 Japanese characters.
+    max_width: int = Field(42, ge=8, le=400)
+    max_lines: int = Field(2, ge=1, le=20)
+    # True: newest line at the bottom, older lines scroll off; False: each caption replaces the previous one.
+    rolling: bool = True
+    # A line stays at least this long before it scrolls off or is cleared.
+    min_display_s: float = Field(1.0, ge=0, le=30)
+    # Clear the source after this long without new captions; 0 = keep the last caption up.
+    clear_after_s: float = Field(6.0, ge=0, le=3600)
+    # Live captions: show the growing partial text (replaced by the final) instead of finals only.
+    live: bool = False
+    # Live captions update the source at most this often.
+    live_interval_s: float = Field(0.25, ge=0.05, le=5)
+
+
+class LayoutOverride(_Section):
+    """Per-output changes to the top-level `layout`; keys left out keep the top-level value."""
+
+    max_width: int | None = Field(None, ge=8, le=400)
+    max_lines: int | None = Field(None, ge=1, le=20)
+    rolling: bool | None = None
+    min_display_s: float | None = Field(None, ge=0, le=30)
+    clear_after_s: float | None = Field(None, ge=0, le=3600)
+    live: bool | None = None
+    live_interval_s: float | None = Field(None, ge=0.05, le=5)
+
+
 class OutputConfig(_Section):
     """One OBS text source fed with one language's captions."""
 
     obs_source: str = Field(min_length=1)
     language: str
+    layout: LayoutOverride = LayoutOverride()
 
 
 class HttpConfig(_Section):
@@ -95,6 +192,18 @@ class HttpConfig(_Section):
     port: int = Field(8765, ge=0, le=65535)
 
 
+class StreamCaptionsConfig(_Section):
+    """Native CEA-608 captions in the stream (OBS SendStreamCaption), for one language."""
+
+    enabled: bool = False
+    # A target language or "source"; only languages the 608 character set can carry.
+    language: str = SOURCE
+    # Rows per caption (608 pop-on captions are 32 columns wide; OBS keeps at most 128 bytes).
+    rows: int = Field(2, ge=1, le=4)
+    # At most one caption per this interval, so a burst does not pile up in the stream.
+    min_interval_s: float = Field(1.0, ge=0.1, le=10)
+
+
 class TranscriptsConfig(_Section):
     """Subtitle/transcript files written as captions finalize."""
 
@@ -102,6 +211,71 @@ class TranscriptsConfig(_Section):
     # One set of files per run and language: captioner_<start time>_<language>.<format>
     folder: str = "~/captioner-transcripts"
     formats: tuple[Literal["srt", "vtt", "txt"], ...] = Field(("srt", "vtt", "txt"), min_length=1)
+    # While OBS records, also write a set named after the recording, timed from its start, next to it.
+    follow_recording: bool = True
+
+
+class ReplacementConfig(_Section):
+    """One find -> replace rule for displayed caption text."""
+
+    find: str = Field(min_length=1)
+    # Literal text; with `regex: true` a Python re template (\1, \g<name>).
+    replace: str = ""
+    # Caption languages it applies to (target codes, or "source"); empty = every language.
+    languages: tuple[str, ...] = ()
+    # `find` is a Python regular expression instead of literal text.
+    regex: bool = False
+    ignore_case: bool = True
+    # Match whole words only; in CJK, Thai and Korean text, which has no word boundaries, it matches anywhere.
+    whole_word: bool = True
+
+
+class ProfanityConfig(_Section):
+    """Masks swearing: a short built-in English list (with -s/-ed/-ing... forms) plus `words`."""
+
+    enabled: bool = False
+    # Replaces every character after the first: "shit" -> "s***".
+    mask: str = Field("*", min_length=1, max_length=1)
+    # More words, case-insensitive, exactly as written: whole words, or anywhere in CJK text.
+    words: tuple[str, ...] = ()
+    # Caption languages to mask (target codes, or "source"); empty = every language.
+    languages: tuple[str, ...] = ()
+
+
+class VocabularyConfig(_Section):
+    """Clean-up of displayed caption text; the translation glossary is `translator.glossary`."""
+
+    # Applied in order, each to the result of the one before, then the profanity mask.
+    replacements: tuple[ReplacementConfig, ...] = ()
+    profanity: ProfanityConfig = ProfanityConfig()
+
+    def check(self, languages: tuple[str, ...]) -> None:
+        """Rules pydantic cannot see, given the caption languages the config produces."""
+
+        def known(key: str, lang: str) -> None:
+            if lang not in languages:
+                hint = " (set translator.transcribe_source: true)" if lang == SOURCE else ""
+                raise ConfigError(key, f"{lang!r} is not a caption language{hint}")
+
+        for i, r in enumerate(self.replacements):
+            where = f"vocabulary.replacements[{i}]"
+            try:
+                pattern = compile_find(r.find, regex=r.regex, ignore_case=r.ignore_case, whole_word=r.whole_word)
+            except re.error as e:
+                raise ConfigError(f"{where}.find", f"not a valid regular expression: {e}") from None
+            if r.regex:
+                try:  # the template is parsed even without a match, so \2 without group 2 fails here
+                    pattern.sub(r.replace, "")
+                except (re.error, IndexError) as e:
+                    raise ConfigError(f"{where}.replace", f"not a valid replacement: {e}") from None
+            for j, lang in enumerate(r.languages):
+                known(f"{where}.languages[{j}]", lang)
+        p = self.profanity
+        for j, word in enumerate(p.words):
+            if not word.strip():
+                raise ConfigError(f"vocabulary.profanity.words[{j}]", "must not be empty")
+        for j, lang in enumerate(p.languages):
+            known(f"vocabulary.profanity.languages[{j}]", lang)
 
 
 class Config(_Section):
@@ -110,10 +284,18 @@ class Config(_Section):
     audio: AudioConfig = AudioConfig()
     translator: TranslatorConfig = TranslatorConfig()
     obs: ObsConfig = ObsConfig()
+    layout: LayoutConfig = LayoutConfig()
     outputs: tuple[OutputConfig, ...] = ()
+    stream_captions: StreamCaptionsConfig = StreamCaptionsConfig()
     http: HttpConfig = HttpConfig()
     transcripts: TranscriptsConfig = TranscriptsConfig()
+    vocabulary: VocabularyConfig = VocabularyConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def layout_for(self, output: OutputConfig) -> LayoutConfig:
+        """The top-level layout with this output's overrides applied."""
+        changes = {k: v for k, v in output.layout.model_dump().items() if v is not None}
+        return self.layout.model_copy(update=changes)
 
     def languages(self) -> tuple[str, ...]:
         """Every caption language produced: the targets, then "source" if transcribed."""
@@ -208,6 +390,23 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{where}.language", f"{out.language!r} is not one of translator.targets")
         if any(o.obs_source == out.obs_source for o in cfg.outputs[:i]):
             raise ConfigError(f"{where}.obs_source", f"{out.obs_source!r} is used by two outputs")
+        layout = cfg.layout_for(out)
+        if layout.clear_after_s and layout.clear_after_s < layout.min_display_s:
+            raise ConfigError(f"{where}.layout.clear_after_s", "must be 0 or at least min_display_s")
+    sc = cfg.stream_captions
+    if sc.enabled:
+        if sc.language not in cfg.languages():
+            hint = " (set translator.transcribe_source: true)" if sc.language == SOURCE else ""
+            raise ConfigError("stream_captions.language", f"{sc.language!r} is not a caption language{hint}")
+        spoken = tr.source_language if sc.language == SOURCE else sc.language
+        if spoken is None or not cea608.supports(spoken):
+            raise ConfigError(
+                "stream_captions.language",
+                f"{spoken or 'auto-detected source'!r} cannot be shown as CEA-608 captions, which carry only "
+                "Latin-script languages (e.g. en, es, fr, de, it, pt)",
+            )
+    tr.check_glossary()
+    cfg.vocabulary.check(cfg.languages())
 
 
 def parse(raw: Any, env: Mapping[str, str] | None = None) -> Config:

@@ -7,8 +7,10 @@ import contextlib
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .config import ObsConfig
@@ -41,6 +43,19 @@ _NEW_SOURCE_SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 _IDLE_PING_S = 2.0
+_OUTPUTS_EVENTS = 1 << 6  # obs-websocket EventSubscription::Outputs: RecordStateChanged, StreamStateChanged
+_NOT_LIVE = 501  # OutputNotRunning: SendStreamCaption while OBS is not streaming
+# Stream captions waiting while OBS is away; older ones are stale by the time it returns.
+_STREAM_CAPTION_BACKLOG = 4
+
+
+@dataclass(frozen=True)
+class Recording:
+    """OBS started or stopped recording; `started_at` is wall time of the recording's first frame."""
+
+    active: bool
+    path: str | None
+    started_at: float
 
 
 def quiet_obsws_logger() -> None:
@@ -58,6 +73,7 @@ class ObsSink:
         status: Status,
         backoff: Backoff | None = None,
         client_factory: Callable[[ObsConfig], Any] | None = None,
+        on_recording: Callable[[Recording], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.sources = list(sources)
@@ -74,6 +90,11 @@ class ObsSink:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._sources_changed = False
+        self._stream_captions: deque[str] = deque(maxlen=_STREAM_CAPTION_BACKLOG)
+        self._on_recording = on_recording
+        self._events: Any = None
+        self._recording = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def set_text(self, source: str, text: str) -> None:
         """Show `text` in `source` as soon as OBS allows; only the newest text per source is kept."""
@@ -81,15 +102,24 @@ class ObsSink:
         self._dirty.add(source)
         self._wake.set()
 
+    def send_stream_caption(self, text: str) -> None:
+        """Send one CEA-608 caption (already folded and paced) into the stream, if OBS is streaming."""
+        if len(self._stream_captions) == self._stream_captions.maxlen:
+            self.status.metrics.stream_captions.labels("dropped").inc()
+        self._stream_captions.append(text)
+        self._wake.set()
+
     async def run(self) -> None:
         """Connect, prepare sources, write texts; on any failure drop the client and retry."""
         quiet_obsws_logger()
+        self._loop = asyncio.get_running_loop()
         while True:
             connected_at: float | None = None
             try:
                 await self._call(self._connect, needs_client=False)
                 connected_at = time.monotonic()
                 await self._call(self._prepare_sources)
+                await self._sync_recording()
                 self.link.set(LinkState.CONNECTED)
                 log.info("OBS connected at %s:%d", self.cfg.host, self.cfg.port)
                 # Re-apply what OBS should show: it may have restarted and lost it.
@@ -120,12 +150,55 @@ class ObsSink:
                 self._sources_changed = False
                 await self._call(self._prepare_sources)
             await self._write_dirty()
+            await self._send_stream_captions()
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), _IDLE_PING_S)
             except TimeoutError:
-                # Nothing to write: make sure OBS is still there so /status tells the truth.
-                await self._call(lambda c: c.send("GetVersion", raw=True))
+                # Nothing to write: make sure OBS is still there so /status tells the truth; the record state
+                # is asked too in case the event connection missed a change.
+                if self._on_recording is not None:
+                    await self._sync_recording()
+                else:
+                    await self._call(lambda c: c.send("GetVersion", raw=True))
+
+    async def _send_stream_captions(self) -> None:
+        m = self.status.metrics.stream_captions
+        while self._stream_captions:
+            text = self._stream_captions[0]
+            try:
+                await self._call(functools.partial(_send_stream_caption, text=text))
+            except Exception as e:
+                if getattr(e, "code", None) != _NOT_LIVE:
+                    raise
+                m.labels("not_live").inc()  # captions only exist in a live stream: nothing to keep
+            else:
+                m.labels("sent").inc()
+            self._stream_captions.popleft()
+
+    async def _sync_recording(self) -> None:
+        if self._on_recording is None:
+            return
+        reply = await self._call(lambda c: c.send("GetRecordStatus", raw=True))
+        active = bool(reply.get("outputActive"))
+        if active != self._recording:
+            duration_s = float(reply.get("outputDuration") or 0) / 1000
+            self._record_changed(active, None, time.time() - (duration_s if active else 0))
+
+    def _record_changed(self, active: bool, path: str | None, at: float) -> None:
+        if active == self._recording and not (active and path):
+            return
+        self._recording = active
+        assert self._on_recording is not None
+        self._on_recording(Recording(active, path or None, at))
+
+    def _on_record_event(self, data: Any) -> None:
+        """EventClient thread: hand RecordStateChanged to the loop."""
+        state = getattr(data, "output_state", "")
+        path = getattr(data, "output_path", None)
+        if state in ("OBS_WEBSOCKET_OUTPUT_STARTED", "OBS_WEBSOCKET_OUTPUT_STOPPED") and self._loop is not None:
+            active = state.endswith("STARTED")
+            self._loop.call_soon_threadsafe(self._record_changed, active, path, time.time())
 
     async def _write_dirty(self) -> None:
         while self._dirty:
@@ -159,6 +232,15 @@ class ObsSink:
     def _connect(self, _: Any) -> None:
         self._client = self._factory(self.cfg)
         self._shown.clear()
+        if self._on_recording is not None:
+            # A second connection: obsws-python's request client cannot receive events on its own socket.
+            self._events = _new_event_client(self.cfg)
+            handler = self._on_record_event
+
+            def on_record_state_changed(data: Any) -> None:
+                handler(data)
+
+            self._events.callback.register(on_record_state_changed)
 
     def _prepare_sources(self, client: Any) -> None:
         """Find each output's source; create missing ones in the current program scene."""
@@ -188,8 +270,10 @@ class ObsSink:
     async def _discard(self) -> None:
         """Throw the client away: after an error or timeout its socket may hold a stale reply."""
         client, self._client = self._client, None
-        if client is not None:
-            await asyncio.get_running_loop().run_in_executor(None, _disconnect, client)
+        events, self._events = self._events, None
+        for c in (client, events):
+            if c is not None:
+                await asyncio.get_running_loop().run_in_executor(None, _disconnect, c)
 
     async def close(self) -> None:
         """Write what is still wanted (bounded), then disconnect."""
@@ -207,6 +291,10 @@ def _write_text(client: Any, source: str, text: str) -> None:
     client.send("SetInputSettings", {"inputName": source, "inputSettings": {"text": text}, "overlay": True})
 
 
+def _send_stream_caption(client: Any, text: str) -> None:
+    client.send("SendStreamCaption", {"captionText": text})
+
+
 def _new_client(cfg: ObsConfig) -> Any:
     import obsws_python
 
@@ -214,6 +302,18 @@ def _new_client(cfg: ObsConfig) -> Any:
     # host/port/password always explicit: otherwise obsws-python reads a config.toml from the CWD.
     return obsws_python.ReqClient(
         host=cfg.host, port=cfg.port, password=cfg.password.get_secret_value(), timeout=cfg.timeout_s
+    )
+
+
+def _new_event_client(cfg: ObsConfig) -> Any:
+    import obsws_python
+
+    return obsws_python.EventClient(
+        host=cfg.host,
+        port=cfg.port,
+        password=cfg.password.get_secret_value(),
+        timeout=cfg.timeout_s,
+        subs=_OUTPUTS_EVENTS,
     )
 
 

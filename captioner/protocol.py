@@ -29,6 +29,9 @@ class Dialect:
     # Q3.5 auto-detects the source when the language is omitted; Q3 assumes "en".
     source_autodetect: bool
     input_tokens_per_s: float
+    # translation.corpus.phrases (glossary / hotwords) is on Q3.5's API page; Q3's API page does not have it
+    # and nobody has observed what Q3 does with it (§4.1, §10), so it is never sent there.
+    corpus_phrases: bool
 
 
 Q3 = Dialect(
@@ -39,6 +42,7 @@ Q3 = Dialect(
     asr_on_by_default=False,
     source_autodetect=False,
     input_tokens_per_s=12.5,
+    corpus_phrases=False,
 )
 Q35 = Dialect(
     family="qwen3.5-livetranslate-flash-realtime",
@@ -48,6 +52,7 @@ Q35 = Dialect(
     asr_on_by_default=True,
     source_autodetect=True,
     input_tokens_per_s=7.0,
+    corpus_phrases=True,
 )
 DIALECTS = (Q35, Q3)
 ASR_MODEL = "qwen3-asr-flash-realtime"
@@ -80,7 +85,13 @@ def session_update(
     audio_output: bool,
     phrases: dict[str, str] | None = None,
 ) -> dict[str, object]:
-    """The complete session.update event: the service does not merge partial updates (§4.1)."""
+    """The complete session.update event: the service does not merge partial updates (§4.1).
+
+    `phrases` (source term -> forced translation) goes out as translation.corpus.phrases; config refuses
+    a glossary for a dialect without it, and this refuses too rather than dropping it unnoticed.
+    """
+    if phrases and not dialect.corpus_phrases:
+        raise ValueError(f"{dialect.family} does not take translation.corpus.phrases")
     session: dict[str, object] = {
         "modalities": ["text", "audio"] if audio_output else ["text"],
         # Always sent: some models reject a session without one even when text-only.

@@ -86,6 +86,12 @@ class Metrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
             registry=r,
         )
+        self.stream_captions = Counter(
+            "captioner_stream_captions",
+            "CEA-608 stream caption pages: sent, not_live (OBS not streaming), skipped (burst), dropped (OBS away)",
+            ["result"],
+            registry=r,
+        )
         self.link_state = Gauge("captioner_link_up", "1 when the link is connected", ["link"], registry=r)
         self.transcript_errors = Counter(
             "captioner_transcript_write_errors", "Captions that could not be written to transcript files", registry=r
@@ -135,6 +141,8 @@ class Status:
         self.metrics = Metrics()
         self.links: dict[str, Link] = {}
         self.languages: dict[str, OutputLanguage] = {}
+        # What each OBS text source shows now (after layout), by source name.
+        self.screens: dict[str, str] = {}
         # Why the last SIGHUP reload was refused; None when it applied.
         self.reload_error: str | None = None
 
@@ -159,6 +167,7 @@ class Status:
             "uptime_s": round(time.time() - self.started, 3),
             "links": {name: link.as_dict() for name, link in self.links.items()},
             "reload_error": self.reload_error,
+            "screens": dict(self.screens),
             "outputs": {
                 lang: {
                     "last_final": out.last_final,

@@ -50,21 +50,33 @@ class _Language:
 
 
 class TranscriptWriter:
-    """One set of files per run and language, in `folder`; times are relative to the run's start."""
+    """One set of files per language in `folder`; times are relative to `started_at` (the run or a recording).
+
+    Files are named `captioner_<start time>_<language>.<format>`, or `<name>.<language>.<format>` when a name is
+    given (a recording's file name, so players pick the subtitles up next to the video).
+    """
 
     def __init__(
-        self, folder: Path, languages: Iterable[str], formats: Iterable[str] = FORMATS, started_at: float | None = None
+        self,
+        folder: Path,
+        languages: Iterable[str],
+        formats: Iterable[str] = FORMATS,
+        started_at: float | None = None,
+        name: str | None = None,
     ) -> None:
         self.folder = folder.expanduser()
         self.formats = tuple(formats)
         self.started_at = time.time() if started_at is None else started_at
         self.stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(self.started_at))
+        self.name = name
         self._languages: dict[str, _Language] = {}
         self.folder.mkdir(parents=True, exist_ok=True)
         for lang in languages:
             self.add_language(lang)
 
     def path(self, language: str, fmt: str) -> Path:
+        if self.name:
+            return self.folder / f"{self.name}.{language}.{fmt}"
         return self.folder / f"captioner_{self.stamp}_{language}.{fmt}"
 
     def add_language(self, language: str) -> None:

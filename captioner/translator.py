@@ -396,6 +396,7 @@ class TranslatorSession:
             transcribe_source=self.transcribe_source,
             voice=self.cfg.voice,
             audio_output=self.cfg.audio_output,
+            phrases=self.cfg.glossary.get(self.target),
         )
         await conn.ws.send_str(json.dumps(update))
         await self._expect(conn, "session.updated")

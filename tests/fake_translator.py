@@ -8,8 +8,10 @@ import binascii
 import contextlib
 import copy
 import json
+import re
 import threading
 import time
+import unicodedata
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -74,6 +76,44 @@ def _tone(start: int, end: int) -> bytes:
     return (_TONE * ((off + n) // len(_TONE) + 1))[off : off + n]
 
 
+@dataclass(frozen=True)
+class _Glossary:
+    """translation.corpus.phrases as the fake applies them: whole words, case-insensitive, longest first."""
+
+    pattern: re.Pattern[str]
+    translations: tuple[str, ...]  # by the index in the matching group's name
+
+    @classmethod
+    def of(cls, phrases: dict[str, str]) -> _Glossary:
+        terms = sorted(phrases, key=len, reverse=True)
+        alternatives = [f"(?P<t{i}>{_whole(term)})" for i, term in enumerate(terms)]
+        return cls(re.compile("|".join(alternatives), re.IGNORECASE), tuple(phrases[t] for t in terms))
+
+    def apply(self, text: str) -> str:
+        return self.pattern.sub(lambda m: self.translations[int(str(m.lastgroup)[1:])], text)
+
+
+def _whole(term: str) -> str:
+    """A term as a whole word where its ends are letters of a spaced script; CJK terms match anywhere."""
+
+    def spaced(ch: str) -> bool:
+        return ch.isalnum() and unicodedata.east_asian_width(ch) not in ("W", "F")
+
+    left = r"(?<!\w)" if spaced(term[0]) else ""
+    right = r"(?!\w)" if spaced(term[-1]) else ""
+    return left + re.escape(term) + right
+
+
+def _phrases_problem(corpus: Any) -> bool:
+    """True unless translation.corpus is {"phrases": {term: translation}}, as documented for Q3.5.
+
+    How the service words its refusal is not known [INF]; it is an `error` like other bad session fields.
+    """
+    if not isinstance(corpus, dict) or not isinstance(corpus.get("phrases"), dict):
+        return True
+    return not all(isinstance(k, str) and k and isinstance(v, str) for k, v in corpus["phrases"].items())
+
+
 @dataclass
 class ConnectionRecord:
     """What one accepted WebSocket connection did; read it from tests."""
@@ -88,6 +128,7 @@ class ConnectionRecord:
     audio_bytes: int = 0
     audio_before_update_bytes: int = 0
     translations: list[str] = field(default_factory=list)  # finals, in order
+    phrases: dict[str, str] = field(default_factory=dict)  # translation.corpus.phrases in effect (Q3.5)
     finished: bool = False
     closed_by_client: bool = False
     server_close_code: int | None = None  # set when the fake closed it (knobs, rate limit)
@@ -143,6 +184,7 @@ class _Conn:
     closing: bool = False
     text_tokens: int = 0
     audio_out_bytes: int = 0
+    glossary: _Glossary | None = None
 
 
 class FakeTranslator:
@@ -490,6 +532,11 @@ class FakeTranslator:
         lang = tr["language"]
         if lang not in LANGUAGES[family]:
             return f"Unsupported translation language: '{lang}'.", "session.translation.language"
+        if "corpus" in tr and _phrases_problem(tr["corpus"]):
+            return (
+                "Invalid corpus: 'phrases' must be an object of source term -> translation.",
+                "session.translation.corpus.phrases",
+            )
         if (
             "audio" in eff["modalities"]
             and lang not in AUDIO_LANGUAGES[family]
@@ -533,8 +580,13 @@ class FakeTranslator:
         if family == "q3.5" and isinstance(td, dict):
             c.silence_ms = td["silence_duration_ms"]
         c.frame_bytes = int(eff.get("sample_rate", 16000)) * FRAME_MS // 1000 * 2
+        # Only Q3.5 documents the corpus (§4.1); on Q3 the fake accepts and ignores it.
+        corpus = upd["translation"].get("corpus") or {}
+        phrases: dict[str, str] = dict(corpus["phrases"]) if corpus and family == "q3.5" else {}
+        c.glossary = _Glossary.of(phrases) if phrases else None
         with self._lock:
             c.rec.session = copy.deepcopy(eff)
+            c.rec.phrases = phrases
         if not self.stall:
             await self._send(c, {"type": "session.updated", "session": eff})
             c.updated_sent = not c.closing
@@ -597,7 +649,8 @@ class FakeTranslator:
         seg.lang = lang
         i = seg.index
         seg.sentence = self.script[i] if i < len(self.script) else f"utterance {i + 1}"
-        seg.final = f"[{lang}] {seg.sentence}"
+        translated = seg.sentence if c.glossary is None else c.glossary.apply(seg.sentence)
+        seg.final = f"[{lang}] {translated}"
         seg.audio = "audio" in s["modalities"]
         iat = s.get("input_audio_transcription")
         if c.rec.family == "q3":

@@ -59,12 +59,32 @@ def config(fake: FakeTranslator, obs: ObsEnv | None, obs_port: int | None = None
             "password": "${OBS_WEBSOCKET_PASSWORD}",
             "timeout_s": 2,
         },
+        # Narrow lines so the captions visibly wrap and roll; a clear soon after the speech stops.
+        "layout": {"max_width": 30, "max_lines": 2, "min_display_s": 0.5, "clear_after_s": 7},
         "outputs": [
             {"obs_source": "E2E Captions JA", "language": "ja"},
-            {"obs_source": "E2E Captions ZH", "language": "zh"},
-            {"obs_source": "E2E Captions EN", "language": "source"},
+            {"obs_source": "E2E Captions ZH", "language": "zh", "layout": {"max_width": 42, "live": True}},
+            {"obs_source": "E2E Captions EN", "language": "source", "layout": {"max_width": 42}},
         ],
     }
+
+
+# What each OBS source shows after each phrase: wrapped to its width, newest line at the bottom (written out by hand).
+JA_SCREENS = [
+    "[ja] Hello everyone and\nwelcome to the stream",
+    "[ja] Today we are going to\nbuild a castle",
+    "[ja] Thank you all for\nwatching",
+]
+ZH_SCREENS = [
+    "[zh] Hello everyone and welcome to the\nstream",
+    "stream\n[zh] Today we are going to build a castle",
+    "[zh] Today we are going to build a castle\n[zh] Thank you all for watching",
+]
+EN_SCREENS = [
+    "Hello everyone and welcome to the stream",
+    "Hello everyone and welcome to the stream\nToday we are going to build a castle",
+    "Today we are going to build a castle\nThank you all for watching",
+]
 
 
 def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
@@ -84,11 +104,23 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
         with TextRecorder(obs, sources) as rec:
             pulse_env.play(speech["three"])
             ja = rec.wait_for("E2E Captions JA", 3, 20)
-            zh = rec.wait_for("E2E Captions ZH", 3, 5)
             en = rec.wait_for("E2E Captions EN", 3, 5)
-        assert ja == [f"[ja] {p}" for p in PHRASES]
-        assert zh == [f"[zh] {p}" for p in PHRASES]
-        assert en == PHRASES
+            daemon.wait(lambda: rec.seen["E2E Captions ZH"][-1:] == ZH_SCREENS[-1:], 5, "the last zh caption")
+            zh = list(rec.seen["E2E Captions ZH"])
+            # Silence: every source clears after clear_after_s, not before.
+            daemon.wait(lambda: all(obs.text_of(s) == "" for s in sources), 15, "the sources to clear")
+        assert ja == JA_SCREENS
+        assert en == EN_SCREENS
+        # Live captions: the growing text shows before each final, and the final replaces it; after a final
+        # appears, no older partial text ever comes back.
+        finals_at = [zh.index(screen) for screen in ZH_SCREENS]
+        assert finals_at == sorted(finals_at), zh
+        assert finals_at[0] > 0, f"no live text before the first final: {zh}"
+        partials = [v for v in zh if v not in ZH_SCREENS]
+        assert any(v.startswith("[zh] Hello") and "stream" not in v for v in partials), zh
+        for i, at in enumerate(finals_at):
+            older = {v for v in zh[:at] if v not in ZH_SCREENS}
+            assert not older & set(zh[at + 1 :]), f"partial text came back after final {i}: {zh}"
 
         # what the operator sees
         status = daemon.status()
@@ -113,8 +145,11 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
         )
         assert player.poll() is None, "the phrase should still be playing when the stop arrives"
         assert daemon.stop(signal.SIGTERM) == 0
-        assert obs.text_of("E2E Captions JA") == f"[ja] {LAST_PHRASE}"
-        assert obs.text_of("E2E Captions ZH") == f"[zh] {LAST_PHRASE}"
+        # The stop shows the caption's last lines at once instead of waiting for its scroll.
+        assert obs.text_of("E2E Captions JA") == "short by a stop signal while\nit is still being spoken"
+        assert obs.text_of("E2E Captions ZH") == (
+            "[zh] This sentence is cut short by a stop\nsignal while it is still being spoken"
+        )
         for conn in fake.connections:
             if conn.session_update and conn.session_update["translation"]["language"] in ("ja", "zh"):
                 assert conn.audio_before_update_bytes == 0

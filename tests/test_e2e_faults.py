@@ -34,6 +34,8 @@ def make_config(fake: FakeTranslator, obs: ObsEnv, targets: list[str], sources: 
         "audio": {"device": "loopback"},
         "translator": {"url": fake.url, "api_key": "${DASHSCOPE_API_KEY}", "targets": targets},
         "obs": {"port": obs.ws_port, "password": "${OBS_WEBSOCKET_PASSWORD}", "timeout_s": 1},
+        # One line that stays up: these tests check which caption OBS shows after each fault.
+        "layout": {"max_lines": 1, "clear_after_s": 0},
         "outputs": [{"obs_source": name, "language": lang} for lang, name in sources.items()],
     }
 

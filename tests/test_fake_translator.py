@@ -458,3 +458,60 @@ async def test_thread_mode_and_script_continues_across_connections(http: aiohttp
         assert ft.segments_emitted == {"en": 3}
     finally:
         ft.stop_thread()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_corpus_phrases_force_translations_q35(fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
+    fake.script = ["the Castle and the castles", "the old castle"]
+    phrases = {"castle": "KASTEL", "old castle": "ALTBURG"}
+    ws = await connect(http, fake)
+    updated = await configure(ws, modalities=["text"], translation={"language": "de", "corpus": {"phrases": phrases}})
+    assert updated["session"]["translation"]["corpus"] == {"phrases": phrases}
+    await send_audio(ws, TWO_BURSTS)
+    events = await recv_until(ws, "response.done", 2)
+    finals = [e["text"].strip() for e in events if e["type"] == "response.text.done"]
+    # whole words, case-insensitive, the longest term first
+    assert finals == ["[de] the KASTEL and the castles", "[de] the ALTBURG"]
+    shown = displays(events, "response.text.text")
+    assert any("KASTEL" in s for s in shown) and not any("Castle" in s for s in shown)
+    # the source transcript is what was said
+    asr = [e["transcript"] for e in events if e["type"] == "conversation.item.input_audio_transcription.completed"]
+    assert asr == fake.script
+    await ws.close()
+    rec = fake.connections[0]
+    assert rec.phrases == phrases and rec.translations == finals
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_corpus_phrases_are_ignored_on_q3(fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
+    fake.script = ["the old castle"]
+    ws = await connect(http, fake, model=Q3_MODEL)
+    await configure(ws, modalities=["text"], translation={"language": "ja", "corpus": {"phrases": {"castle": "X"}}})
+    await send_audio(ws, tone(0.5) + silence(0.7))
+    events = await recv_until(ws, "response.done")
+    assert [e["text"].strip() for e in events if e["type"] == "response.text.done"] == ["[ja] the old castle"]
+    await ws.close()
+    assert fake.connections[0].phrases == {}
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_invalid_corpus_gives_an_error_and_changes_nothing(
+    fake: FakeTranslator, http: aiohttp.ClientSession
+) -> None:
+    ws = await connect(http, fake)
+    await configure(ws, modalities=["text"], translation={"language": "de", "corpus": {"phrases": {"a": "b"}}})
+    for corpus in (["castle"], None, {}, {"phrases": ["castle"]}, {"phrases": {"castle": 5}}, {"phrases": {"": "x"}}):
+        await ws.send_json(
+            {
+                "type": "session.update",
+                "session": {"modalities": ["text"], "translation": {"language": "de", "corpus": corpus}},
+            }
+        )
+        ev = await recv(ws)
+        assert ev["type"] == "error", (corpus, ev)
+        assert (ev["error"]["code"], ev["error"]["param"]) == ("invalid_value", "session.translation.corpus.phrases")
+    assert fake.connections[0].phrases == {"a": "b"}
+    await ws.close()

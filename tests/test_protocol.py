@@ -96,3 +96,18 @@ async def test_connect_budget_acquire_waits() -> None:
     for _ in range(3):
         await budget.acquire()
     assert loop.time() - start >= 0.25
+
+
+def test_glossary_goes_out_as_corpus_phrases_on_qwen35() -> None:
+    phrases = {"人工智能": "Artificial Intelligence", "castle": "KASTEL"}
+    s = body(Q35, phrases=phrases)
+    assert s["translation"] == {"language": "ja", "corpus": {"phrases": phrases}}
+    assert body(Q35, phrases={})["translation"] == {"language": "ja"}  # nothing to send: no corpus at all
+    assert body(Q35, phrases=None)["translation"] == {"language": "ja"}
+
+
+def test_glossary_is_refused_for_qwen3_not_dropped() -> None:
+    assert Q35.corpus_phrases and not Q3.corpus_phrases
+    assert body(Q3, phrases={})["translation"] == {"language": "ja"}
+    with pytest.raises(ValueError, match="corpus"):
+        body(Q3, phrases={"castle": "KASTEL"})

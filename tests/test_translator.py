@@ -292,3 +292,30 @@ def test_shared_budget_spaces_out_connections() -> None:
 
     # three sessions, two connections per second allowed: the third waits for the window
     assert asyncio.run(scenario()) >= 0.9
+
+
+async def test_glossary_reaches_the_service_and_changes_the_caption() -> None:
+    server = FakeTranslator(api_key=KEY, script=["welcome to the castle", "the castles are old"])
+    await server.start()
+    try:
+        async with Harness(
+            server, model="qwen3.5-livetranslate-flash-realtime", glossary={"ja": {"Castle": "KASTEL"}}
+        ) as h:
+            await h.connected()
+            await h.stream(TWO_UTTERANCES)
+            assert await h.wait_finals(2) == ["[ja] welcome to the KASTEL", "[ja] the castles are old"]
+        update = server.connections[0].session_update
+        assert update is not None
+        assert update["translation"] == {"language": "ja", "corpus": {"phrases": {"Castle": "KASTEL"}}}
+        assert server.connections[0].phrases == {"Castle": "KASTEL"}
+    finally:
+        await server.stop()
+
+
+async def test_glossary_of_another_target_is_not_sent(fake: FakeTranslator) -> None:
+    async with Harness(
+        fake, model="qwen3.5-livetranslate-flash-realtime", targets=("ja", "zh"), glossary={"zh": {"castle": "城堡"}}
+    ) as h:
+        await h.connected()
+    update = fake.connections[0].session_update
+    assert update is not None and update["translation"] == {"language": "ja"}
