@@ -195,12 +195,15 @@ class FakeTranslator:
         api_key: str = "test-key",
         script: list[str] | None = None,
         silence_ms: int = 600,
+        renderings: dict[str, dict[str, str]] | None = None,
         speech_rms: float = 0.02,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.api_key = api_key
         self.script = list(script or [])
+        # Real-looking translations for chosen sentences, by language; others are "[lang] sentence".
+        self.renderings = renderings or {}
         self.silence_ms = silence_ms
         self.speech_rms = speech_rms
         self.host = host
@@ -650,7 +653,8 @@ class FakeTranslator:
         i = seg.index
         seg.sentence = self.script[i] if i < len(self.script) else f"utterance {i + 1}"
         translated = seg.sentence if c.glossary is None else c.glossary.apply(seg.sentence)
-        seg.final = f"[{lang}] {translated}"
+        rendering = self.renderings.get(lang, {}).get(seg.sentence)
+        seg.final = rendering or f"[{lang}] {translated}"
         seg.audio = "audio" in s["modalities"]
         iat = s.get("input_audio_transcription")
         if c.rec.family == "q3":
@@ -665,10 +669,12 @@ class FakeTranslator:
         if len(sw) == 1:
             seg.asr_snaps.append(sw[0])
         # Translation: text is the confirmed prefix, stash the provisional tail; WRONG_WORD gets retracted.
-        tw = seg.final.split()
-        seg.tr_snaps = [("", tw[0]), ("", f"{tw[0]} {WRONG_WORD}")]
+        # Text without spaces (Japanese, Chinese) grows four characters at a time.
+        sep = " " if " " in seg.final.strip() or not rendering else ""
+        tw = seg.final.split() if sep else [seg.final[i : i + 4] for i in range(0, len(seg.final), 4)]
+        seg.tr_snaps = [("", tw[0]), ("", f"{tw[0]}{sep or ' '}{WRONG_WORD}")]
         n = len(tw)
-        seg.tr_snaps += [(" ".join(tw[:k]), f" {tw[k]}" if k < n else "") for k in range(1, n + 1)]
+        seg.tr_snaps += [(sep.join(tw[:k]), f"{sep}{tw[k]}" if k < n else "") for k in range(1, n + 1)]
 
     def _response(self, c: _Conn, seg: _Segment, status: str, output: list[Any]) -> dict[str, Any]:
         s = c.session

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser import Browser
 from tests.daemonproc import DaemonProc, TextRecorder
 from tests.fake_translator import FakeTranslator
 from tests.realenv import ObsEnv, PulseEnv, free_port, silence_padded_sequence, speech_wav
@@ -23,11 +24,18 @@ PHRASES = [
     "Thank you all for watching",
 ]
 LAST_PHRASE = "This sentence is cut short by a stop signal while it is still being spoken"
+# The fake answers these in Japanese; the second puts "。" right after a full line, where a naive wrap would
+# start the next line with it (kinsoku forbids that: "る" is pulled down with it).
+JAPANESE = {
+    PHRASES[0]: "皆さん、こんにちは。配信へようこそ！",
+    PHRASES[1]: "今日はみんなで大きなお城を作る。",
+    PHRASES[2]: "ご視聴ありがとうございました。",
+}
 
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeTranslator]:
-    server = FakeTranslator(api_key=KEY, script=[*PHRASES, LAST_PHRASE])
+    server = FakeTranslator(api_key=KEY, script=[*PHRASES, LAST_PHRASE], renderings={"ja": JAPANESE})
     server.start_in_thread()
     yield server
     server.stop_thread()
@@ -70,10 +78,10 @@ def config(fake: FakeTranslator, obs: ObsEnv | None, obs_port: int | None = None
 
 
 # What each OBS source shows after each phrase: wrapped to its width, newest line at the bottom (written out by hand).
-JA_SCREENS = [
-    "[ja] Hello everyone and\nwelcome to the stream",
-    "[ja] Today we are going to\nbuild a castle",
-    "[ja] Thank you all for\nwatching",
+JA_SCREENS = [  # 30 columns = 15 Japanese characters
+    "皆さん、こんにちは。配信へよう\nこそ！",
+    "今日はみんなで大きなお城を作\nる。",
+    "る。\nご視聴ありがとうございました。",
 ]
 ZH_SCREENS = [
     "[zh] Hello everyone and welcome to the\nstream",
@@ -101,10 +109,16 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
         items = obs.client().send("GetSceneItemList", {"sceneName": scene}, raw=True)["sceneItems"]
         assert set(sources) <= {i["sourceName"] for i in items}
 
-        with TextRecorder(obs, sources) as rec:
+        with TextRecorder(obs, sources) as rec, Browser() as browser:
+            # The browser-source overlay, as OBS would load it, follows the same captions.
+            browser.navigate(f"http://127.0.0.1:{daemon.http_port}/overlay?lang=ja&lines=4&clear=0&partials=0")
             pulse_env.play(speech["three"])
             ja = rec.wait_for("E2E Captions JA", 3, 20)
             en = rec.wait_for("E2E Captions EN", 3, 5)
+            overlay = browser.wait_for(
+                f"(() => {{ const c = {OVERLAY_CAPTIONS}; return c.length === 3 && c; }})()", timeout_s=10
+            )
+            assert overlay == list(JAPANESE.values())
             daemon.wait(lambda: rec.seen["E2E Captions ZH"][-1:] == ZH_SCREENS[-1:], 5, "the last zh caption")
             zh = list(rec.seen["E2E Captions ZH"])
             # Silence: every source clears after clear_after_s, not before.
@@ -125,7 +139,7 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
         # what the operator sees
         status = daemon.status()
         assert status["outputs"]["ja"]["final_count"] == 3
-        assert status["outputs"]["ja"]["last_final"] == f"[ja] {PHRASES[-1]}"
+        assert status["outputs"]["ja"]["last_final"] == JAPANESE[PHRASES[-1]]
         assert status["outputs"]["source"]["last_final"] == PHRASES[-1]
         code, metrics = daemon.get("/metrics")
         assert code == 200
@@ -160,6 +174,9 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
         log = daemon.log()
     assert KEY not in log and obs.password not in log
     assert "captioning" in log or "capturing from" in log
+
+
+OVERLAY_CAPTIONS = "[...document.querySelectorAll('#captions .caption')].map((e) => e.textContent)"
 
 
 def test_runs_and_reports_without_obs_and_with_a_wrong_key(
