@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -160,17 +161,17 @@ class Daemon:
             log.info("recording started; transcripts follow it: %s", self.recording_transcripts.path("*", "*"))
             return
 
-    def _show(self, source: str, text: str) -> None:
+    def _show(self, source: str, text: str, received_at: float | None) -> None:
         self.status.screens[source] = text
         if self.obs is not None:
-            self.obs.set_text(source, text)
+            self.obs.set_text(source, text, received_at)
 
     def on_caption(self, caption: Caption) -> None:
         lang = caption.language
         now = time.time()
         key = (lang, caption.item_id)
         if self.vocabulary.active:
-            caption = Caption(lang, caption.item_id, self.vocabulary.apply(lang, caption.text), caption.final)
+            caption = dataclasses.replace(caption, text=self.vocabulary.apply(lang, caption.text))
         self.hub.publish(lang, "final" if caption.final else "partial", caption.text)
         if not caption.final:
             self._first_seen.setdefault(key, now)
@@ -186,7 +187,7 @@ class Daemon:
         log.info("caption [%s] %s", lang, caption.text)
         # On screen first: it is what viewers wait for; files can take the next microseconds.
         if self.presenter is not None:
-            self.presenter.caption(lang, caption.text, final=True)
+            self.presenter.caption(lang, caption.text, final=True, received_at=caption.received_at or None)
         if self.stream_feed is not None and lang == self.cfg.stream_captions.language:
             self.stream_feed.caption(caption.text)
         for writer in (self.transcripts, self.recording_transcripts):

@@ -40,6 +40,8 @@ class Caption:
     item_id: str
     text: str
     final: bool
+    # perf_counter() when the frame that produced it arrived (set by the session; 0 = unknown).
+    received_at: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,7 @@ class ObsSink:
         self._wanted: dict[str, str] = {}
         self._shown: dict[str, str] = {}
         self._dirty: set[str] = set()
+        self._received_at: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._sources_changed = False
         self._stream_captions: deque[str] = deque(maxlen=_STREAM_CAPTION_BACKLOG)
@@ -96,9 +97,14 @@ class ObsSink:
         self._recording = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def set_text(self, source: str, text: str) -> None:
-        """Show `text` in `source` as soon as OBS allows; only the newest text per source is kept."""
+    def set_text(self, source: str, text: str, received_at: float | None = None) -> None:
+        """Show `text` in `source` as soon as OBS allows; only the newest text per source is kept.
+
+        `received_at` (perf_counter when the final's frame arrived) times final-to-screen once OBS confirms.
+        """
         self._wanted[source] = text
+        if received_at is not None:
+            self._received_at[source] = received_at
         self._dirty.add(source)
         self._wake.set()
 
@@ -205,6 +211,7 @@ class ObsSink:
             source = self._dirty.pop()
             text = self._wanted[source]
             if self._shown.get(source) == text:
+                self._received_at.pop(source, None)
                 continue
             started = time.perf_counter()
             try:
@@ -215,8 +222,11 @@ class ObsSink:
                 self.status.metrics.obs_writes.labels("error").inc()
                 raise
             self._shown[source] = text
+            done = time.perf_counter()
             self.status.metrics.obs_writes.labels("ok").inc()
-            self.status.metrics.obs_write_seconds.observe(time.perf_counter() - started)
+            self.status.metrics.obs_write_seconds.observe(done - started)
+            if (received := self._received_at.pop(source, None)) is not None:
+                self.status.metrics.final_to_screen_seconds.observe(done - received)
 
     async def _call(self, fn: Callable[[Any], T], *, needs_client: bool = True) -> T:
         """Run `fn(client)` on the OBS thread, with a time limit beyond the client's own."""

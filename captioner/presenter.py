@@ -42,7 +42,9 @@ class _View:
 class Presenter:
     """Feeds each output's laid-out text to `show(source, text)` as captions arrive and as time passes."""
 
-    def __init__(self, cfg: Config, show: Callable[[str, str], None], clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, cfg: Config, show: Callable[[str, str, float | None], None], clock: Clock = time.monotonic
+    ) -> None:
         self._show = show
         self._clock = clock
         self._views: list[_View] = []
@@ -64,8 +66,11 @@ class Presenter:
         self._views = views
         self._wake.set()
 
-    def caption(self, language: str, text: str, final: bool) -> None:
-        """A caption for `language`; finals show at once, live partials at most every `live_interval_s`."""
+    def caption(self, language: str, text: str, final: bool, received_at: float | None = None) -> None:
+        """A caption for `language`; finals show at once, live partials at most every `live_interval_s`.
+
+        `received_at` (perf_counter of the final's frame) travels with the text so OBS's confirmation can be timed.
+        """
         now = self._clock()
         for view in self._views:
             if view.output.language != language:
@@ -80,7 +85,7 @@ class Presenter:
                 view.partial_shown_at = now
             else:
                 view.pending_partial = text
-            self._refresh(view, now)
+            self._refresh(view, now, received_at if final else None)
         self._wake.set()
 
     def clear(self) -> None:
@@ -103,11 +108,11 @@ class Presenter:
         """What each source shows now (for /status)."""
         return {v.output.obs_source: v.shown or "" for v in self._views}
 
-    def _refresh(self, view: _View, now: float) -> None:
+    def _refresh(self, view: _View, now: float, received_at: float | None = None) -> None:
         text = view.screen.render(now)
         if text != view.shown:
             view.shown = text
-            self._show(view.output.obs_source, text)
+            self._show(view.output.obs_source, text, received_at)
 
     def _next_due(self, now: float) -> float | None:
         due: list[float] = []

@@ -92,6 +92,12 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.final_to_screen_seconds = Histogram(
+            "captioner_final_to_screen_seconds",
+            "From the translator's final-text frame arriving to OBS confirming the text change",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
+            registry=r,
+        )
         self.link_state = Gauge("captioner_link_up", "1 when the link is connected", ["link"], registry=r)
         self.transcript_errors = Counter(
             "captioner_transcript_write_errors", "Captions that could not be written to transcript files", registry=r

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -140,6 +141,7 @@ class _Connection:
         owner = self.owner
         while True:
             msg = await self.ws.receive()
+            received = time.perf_counter()
             if msg.type in _CLOSED:
                 code, reason = self.ws.close_code, str(msg.extra or "")
                 log.debug(
@@ -158,7 +160,7 @@ class _Connection:
                 continue
             if event.get("type") == "session.finished":
                 return
-            owner._handle(self.interpreter, event)
+            owner._handle(self.interpreter, event, received)
 
 
 class TranslatorSession:
@@ -422,7 +424,7 @@ class TranslatorSession:
                 raise SessionRejected(result.error.message or result.error.code)
 
     # ---- events ----------------------------------------------------------------------------------
-    def _handle(self, interpreter: SessionInterpreter, event: dict[str, Any]) -> None:
+    def _handle(self, interpreter: SessionInterpreter, event: dict[str, Any], received: float = 0.0) -> None:
         result = interpreter.feed(event)
         m = self.status.metrics
         if result.problem:
@@ -439,7 +441,7 @@ class TranslatorSession:
             if normalise_code(result.error.code) == "commonerror":
                 raise LinkError(result.error.message or "COMMON_ERROR")
         for caption in result.captions:
-            self._emit(caption)
+            self._emit(dataclasses.replace(caption, received_at=received))
 
     def _raise_for_error(self, code: str, message: str) -> None:
         if normalise_code(code) in _FATAL_CODES:
