@@ -409,7 +409,7 @@ def _check(cfg: Config) -> None:
     cfg.vocabulary.check(cfg.languages())
 
 
-def parse(raw: Any, env: Mapping[str, str] | None = None) -> Config:
+def parse(raw: Any, env: Mapping[str, str] | None = None, config_dir: Path | None = None) -> Config:
     """Validate an already-loaded YAML document."""
     if raw is None:
         raw = {}
@@ -420,7 +420,8 @@ def parse(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     except RecursionError:
         raise ConfigError("(top level)", "nested too deeply") from None
     try:
-        cfg = Config.model_validate(raw)
+        # Files the config names (glossaries) are found relative to the config file, as users expect.
+        cfg = Config.model_validate(raw, context={"config_dir": config_dir} if config_dir else None)
     except ValidationError as e:
         first = e.errors()[0]
         raise ConfigError(key_path(tuple(first["loc"])), _describe(first)) from None
@@ -455,4 +456,4 @@ def load(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
-    return parse(raw, env)
+    return parse(raw, env, path.parent)

@@ -199,6 +199,19 @@ def test_glossary_file_is_read_when_the_config_file_is_loaded(tmp_path: Path) ->
     assert load(cfg_file, ENV).translator.glossary == {"ja": {"castle": "KASTEL"}}
 
 
+def test_relative_glossary_file_is_found_next_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "ja-terms.yaml").write_text("castle: KASTEL\n")
+    cfg_file = tmp_path / "etc" / "c.yaml"
+    cfg_file.write_text(
+        f"translator:\n  api_key: k\n  model: {Q35}\n  targets: [ja]\n  glossary:\n    ja: ja-terms.yaml\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    assert load(cfg_file, ENV).translator.glossary == {"ja": {"castle": "KASTEL"}}
+
+
 def _big(n: int) -> dict[str, str]:
     return {f"term{i}": f"T{i}" for i in range(n)}
 
