@@ -187,7 +187,14 @@ class Daemon:
         log.info("caption [%s] %s", lang, caption.text)
         # On screen first: it is what viewers wait for; files can take the next microseconds.
         if self.presenter is not None:
-            self.presenter.caption(lang, caption.text, final=True, received_at=caption.received_at or None)
+            self.presenter.caption(
+                lang,
+                caption.text,
+                final=True,
+                received_at=caption.received_at or None,
+                item_id=caption.item_id,
+                pair_id=caption.pair_id,
+            )
         if self.stream_feed is not None and lang == self.cfg.stream_captions.language:
             self.stream_feed.caption(caption.text)
         for writer in (self.transcripts, self.recording_transcripts):

@@ -14,7 +14,6 @@ _STRUCTURAL = frozenset(
         "response.content_part.added",
         "response.audio.delta",
         "response.audio.done",
-        "conversation.item.created",
         "input_audio_buffer.speech_started",
         "input_audio_buffer.speech_stopped",
         "input_audio_buffer.committed",
@@ -42,6 +41,9 @@ class Caption:
     final: bool
     # perf_counter() when the frame that produced it arrived (set by the session; 0 = unknown).
     received_at: float = 0.0
+    # For a final: the item id of its other half (the translation of this source sentence, or the source of this
+    # translation) when known; "" otherwise.
+    pair_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,10 @@ class SessionInterpreter:
         self._response_items: dict[str, set[tuple[str, str]]] = {}
         self._usage_in = 0
         self._usage_out = 0
+        # Translation item <-> source item of the same segment (both directions), and finals still waiting for
+        # their other half when the service does not say which goes with which (qwen3 sends no pairing event).
+        self._pairs: OrderedDict[str, str] = OrderedDict()
+        self._unpaired: dict[str, OrderedDict[str, None]] = {target: OrderedDict(), source_label: OrderedDict()}
 
     def feed(self, event: Any) -> Interpretation:
         """Interpret one decoded JSON event; never raises on bad input."""
@@ -144,6 +150,12 @@ class SessionInterpreter:
             if isinstance(item, dict):
                 text = "".join(_str(c, "text", "transcript") for c in item.get("content") or [] if isinstance(c, dict))
                 self._final(self.target, {**ev, "item_id": _str(item, "id")}, text, out, fallback_only=True)
+        elif kind == "conversation.item.created":
+            created = ev.get("item")
+            source_item = _str(ev, "previous_item_id")
+            translation_item = _str(created, "id") if isinstance(created, dict) else ""
+            if source_item and translation_item:
+                self._pair(source_item, translation_item)
         elif kind == "response.done":
             self._response_done(ev, out)
         elif kind == "error":
@@ -199,7 +211,28 @@ class SessionInterpreter:
         while len(self._finished) > _REMEMBERED_ITEMS:
             self._finished.popitem(last=False)
         if final:
-            out.captions.append(Caption(*key, final, True))
+            out.captions.append(Caption(*key, final, True, pair_id=self._pair_of(*key)))
+
+    def _pair(self, source_item: str, translation_item: str) -> None:
+        self._pairs[source_item], self._pairs[translation_item] = translation_item, source_item
+        while len(self._pairs) > 2 * _REMEMBERED_ITEMS:
+            self._pairs.popitem(last=False)
+
+    def _pair_of(self, language: str, item: str) -> str:
+        """The other half of a final; without a pairing event, the oldest unpaired final of the other side."""
+        if item in self._pairs:
+            return self._pairs[item]
+        if language not in self._unpaired:
+            return ""
+        other = self._unpaired[self.source_label if language == self.target else self.target]
+        if other:
+            mate, _ = other.popitem(last=False)
+            return mate
+        mine = self._unpaired[language]
+        mine[item] = None
+        while len(mine) > 8:  # a side the service never completes must not pair everything after it
+            mine.popitem(last=False)
+        return ""
 
     def _response_done(self, ev: dict[str, Any], out: Interpretation) -> None:
         response = ev.get("response")

@@ -182,6 +182,9 @@ class OutputConfig(_Section):
     obs_source: str = Field(min_length=1)
     language: str
     layout: LayoutOverride = LayoutOverride()
+    # Bilingual: show each translation with its source sentence above it (the first target only: its session
+    # is the one that transcribes the source).
+    with_source: bool = False
 
 
 class HttpConfig(_Section):
@@ -390,6 +393,11 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{where}.language", f"{out.language!r} is not one of translator.targets")
         if any(o.obs_source == out.obs_source for o in cfg.outputs[:i]):
             raise ConfigError(f"{where}.obs_source", f"{out.obs_source!r} is used by two outputs")
+        if out.with_source and (not tr.transcribe_source or out.language != tr.targets[0]):
+            raise ConfigError(
+                f"{where}.with_source",
+                f"needs translator.transcribe_source: true and language {tr.targets[0]!r} (the first target)",
+            )
         layout = cfg.layout_for(out)
         if layout.clear_after_s and layout.clear_after_s < layout.min_display_s:
             raise ConfigError(f"{where}.layout.clear_after_s", "must be 0 or at least min_display_s")

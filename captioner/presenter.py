@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import cea608
-from .config import Config, LayoutConfig, OutputConfig
+from .config import SOURCE, Config, LayoutConfig, OutputConfig
 from .layout import CaptionScreen, LayoutSettings
 
 log = logging.getLogger(__name__)
@@ -27,20 +27,46 @@ def settings_of(layout: LayoutConfig) -> LayoutSettings:
     )
 
 
-@dataclass
-class _View:
-    """One OBS text source: its screen, what it last showed, and a live caption waiting for its turn."""
+# A bilingual output waits this long for a final's other half before showing it alone.
+PAIR_WAIT_S = 1.5
+_MAX_WAITING = 16
 
-    output: OutputConfig
-    layout: LayoutConfig
+
+@dataclass
+class _Lane:
+    """One language inside an output: its screen and a live caption waiting for its turn."""
+
     screen: CaptionScreen
-    shown: str | None = None
     pending_partial: str | None = None
     partial_shown_at: float = field(default=-1e9)
 
 
+@dataclass
+class _Waiting:
+    language: str
+    text: str
+    arrived: float
+
+
+@dataclass
+class _View:
+    """One OBS text source: one lane, or two (source above translation) for a bilingual output."""
+
+    output: OutputConfig
+    layout: LayoutConfig
+    lanes: dict[str, _Lane]
+    shown: str | None = None
+    # Bilingual outputs: finals whose other half has not arrived yet, by item id.
+    waiting: dict[str, _Waiting] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, output: OutputConfig, layout: LayoutConfig) -> _View:
+        languages = [SOURCE, output.language] if output.with_source else [output.language]
+        return cls(output, layout, {lang: _Lane(CaptionScreen(settings_of(layout))) for lang in languages})
+
+
 class Presenter:
-    """Feeds each output's laid-out text to `show(source, text)` as captions arrive and as time passes."""
+    """Feeds each output's laid-out text to `show(source, text, received_at)` as captions arrive and time passes."""
 
     def __init__(
         self, cfg: Config, show: Callable[[str, str, float | None], None], clock: Clock = time.monotonic
@@ -52,39 +78,60 @@ class Presenter:
         self.set_outputs(cfg)
 
     def set_outputs(self, cfg: Config) -> None:
-        """(Re)build the views; an output whose layout did not change keeps its screen."""
-        old = {(v.output.obs_source, v.output.language): v for v in self._views}
+        """(Re)build the views; an output whose layout did not change keeps its screens."""
+        old = {(v.output.obs_source, v.output.language, v.output.with_source): v for v in self._views}
         views = []
         for out in cfg.outputs:
             layout = cfg.layout_for(out)
-            kept = old.get((out.obs_source, out.language))
+            kept = old.get((out.obs_source, out.language, out.with_source))
             if kept is not None and kept.layout == layout:
                 kept.output = out
                 views.append(kept)
             else:
-                views.append(_View(out, layout, CaptionScreen(settings_of(layout))))
+                views.append(_View.of(out, layout))
         self._views = views
+        now = self._clock()
+        for view in views:
+            self._refresh(view, now)  # a new output starts empty, not with a caption left from an earlier run
         self._wake.set()
 
-    def caption(self, language: str, text: str, final: bool, received_at: float | None = None) -> None:
+    def caption(
+        self,
+        language: str,
+        text: str,
+        final: bool,
+        received_at: float | None = None,
+        item_id: str = "",
+        pair_id: str = "",
+    ) -> None:
         """A caption for `language`; finals show at once, live partials at most every `live_interval_s`.
 
-        `received_at` (perf_counter of the final's frame) travels with the text so OBS's confirmation can be timed.
+        `received_at` (perf_counter of the final's frame) travels with the text so OBS's confirmation can be timed;
+        `item_id`/`pair_id` let a bilingual output show a translation together with its source sentence.
         """
         now = self._clock()
         for view in self._views:
-            if view.output.language != language:
+            lane = view.lanes.get(language)
+            if lane is None:
                 continue
             if final:
-                view.pending_partial = None
-                view.screen.final(text, now)
+                lane.pending_partial = None
+                if len(view.lanes) == 1:
+                    lane.screen.final(text, now)
+                elif (mate := view.waiting.pop(pair_id, None)) is not None:
+                    view.lanes[mate.language].screen.final(mate.text, now)
+                    lane.screen.final(text, now)
+                else:
+                    view.waiting[item_id or f"#{len(view.waiting)}:{now}"] = _Waiting(language, text, now)
+                    while len(view.waiting) > _MAX_WAITING:
+                        self._release(view, next(iter(view.waiting)), now)
             elif not view.layout.live:
                 continue
-            elif now - view.partial_shown_at >= view.layout.live_interval_s:
-                view.screen.partial(text, now)
-                view.partial_shown_at = now
+            elif now - lane.partial_shown_at >= view.layout.live_interval_s:
+                lane.screen.partial(text, now)
+                lane.partial_shown_at = now
             else:
-                view.pending_partial = text
+                lane.pending_partial = text
             self._refresh(view, now, received_at if final else None)
         self._wake.set()
 
@@ -92,44 +139,59 @@ class Presenter:
         """Empty every output now (the operator asked for a clean screen)."""
         now = self._clock()
         for view in self._views:
-            view.pending_partial = None
-            view.screen.clear(now)
+            view.waiting.clear()
+            for lane in view.lanes.values():
+                lane.pending_partial = None
+                lane.screen.clear(now)
             self._refresh(view, now)
         self._wake.set()
 
     def settle(self) -> None:
-        """Stopping: show each output's last lines now instead of after their scroll."""
+        """Stopping: show each output's last lines (and any half-pair) now instead of after their wait."""
         now = self._clock()
         for view in self._views:
-            view.screen.settle(now)
+            for item in list(view.waiting):
+                self._release(view, item, now)
+            for lane in view.lanes.values():
+                lane.screen.settle(now)
             self._refresh(view, now)
 
     def texts(self) -> dict[str, str]:
         """What each source shows now (for /status)."""
         return {v.output.obs_source: v.shown or "" for v in self._views}
 
+    def _release(self, view: _View, item: str, now: float) -> None:
+        """Show a final whose other half never came, alone: a late pair is better than a lost caption."""
+        alone = view.waiting.pop(item)
+        view.lanes[alone.language].screen.final(alone.text, now)
+
     def _refresh(self, view: _View, now: float, received_at: float | None = None) -> None:
-        text = view.screen.render(now)
+        text = "\n".join(shown for lane in view.lanes.values() if (shown := lane.screen.render(now)))
         if text != view.shown:
             view.shown = text
             self._show(view.output.obs_source, text, received_at)
 
     def _next_due(self, now: float) -> float | None:
-        due: list[float] = []
+        due: list[float] = [w.arrived + PAIR_WAIT_S for view in self._views for w in view.waiting.values()]
         for view in self._views:
-            if (t := view.screen.next_change(now)) is not None:
-                due.append(t)
-            if view.pending_partial is not None:
-                due.append(view.partial_shown_at + view.layout.live_interval_s)
+            for lane in view.lanes.values():
+                if (t := lane.screen.next_change(now)) is not None:
+                    due.append(t)
+                if lane.pending_partial is not None:
+                    due.append(lane.partial_shown_at + view.layout.live_interval_s)
         return min(due) if due else None
 
     def tick(self) -> None:
-        """Apply whatever has come due: throttled partials, scrolled lines, clears."""
+        """Apply whatever has come due: half-pairs that waited long enough, throttled partials, scrolls, clears."""
         now = self._clock()
         for view in self._views:
-            if view.pending_partial is not None and now - view.partial_shown_at >= view.layout.live_interval_s:
-                view.screen.partial(view.pending_partial, now)
-                view.pending_partial, view.partial_shown_at = None, now
+            for item, w in list(view.waiting.items()):
+                if now - w.arrived >= PAIR_WAIT_S:
+                    self._release(view, item, now)
+            for lane in view.lanes.values():
+                if lane.pending_partial is not None and now - lane.partial_shown_at >= view.layout.live_interval_s:
+                    lane.screen.partial(lane.pending_partial, now)
+                    lane.pending_partial, lane.partial_shown_at = None, now
             self._refresh(view, now)
 
     async def run(self) -> None:

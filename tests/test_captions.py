@@ -175,3 +175,46 @@ def test_pending_returns_unfinished_partials() -> None:
     interp.feed({"type": "response.text.done", "item_id": "a", "text": "done."})
     interp.feed(t("half", " way", item="b"))
     assert [(c.item_id, c.text) for c in interp.pending()] == [("b", "half way")]
+
+
+def _done(item: str, text: str) -> dict[str, Any]:
+    return {"type": "response.text.done", "response_id": "r", "item_id": item, "text": text}
+
+
+def _asr_done(item: str, text: str) -> dict[str, Any]:
+    return {"type": "conversation.item.input_audio_transcription.completed", "item_id": item, "transcript": text}
+
+
+def _created(source_item: str, item: str) -> dict[str, Any]:
+    return {"type": "conversation.item.created", "previous_item_id": source_item, "item": {"id": item}}
+
+
+PAIRING: list[tuple[str, list[dict[str, Any]], list[tuple[str, str, str]]]] = [
+    (
+        "qwen3.5 names the pair: either order works",
+        [
+            _created("s1", "t1"),
+            _done("t1", "こんにちは"),
+            _asr_done("s1", "Hello"),
+            _created("s2", "t2"),
+            _asr_done("s2", "Bye"),
+            _done("t2", "さようなら"),
+        ],
+        [("t1", "こんにちは", "s1"), ("s1", "Hello", "t1"), ("s2", "Bye", "t2"), ("t2", "さようなら", "s2")],
+    ),
+    (
+        "qwen3 names nothing: finals pair in order",
+        [_done("t1", "こんにちは"), _asr_done("s1", "Hello"), _done("t2", "さようなら"), _asr_done("s2", "Bye")],
+        [("t1", "こんにちは", ""), ("s1", "Hello", "t1"), ("t2", "さようなら", ""), ("s2", "Bye", "t2")],
+    ),
+    (
+        "a translation without a transcript leaves the next pair intact",
+        [_created("s1", "t1"), _done("t1", "一"), _created("s2", "t2"), _done("t2", "二"), _asr_done("s2", "two")],
+        [("t1", "一", "s1"), ("t2", "二", "s2"), ("s2", "two", "t2")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("events", "expected"), [c[1:] for c in PAIRING], ids=[c[0] for c in PAIRING])
+def test_finals_know_their_other_half(events: list[dict[str, Any]], expected: list[tuple[str, str, str]]) -> None:
+    assert [(c.item_id, c.text, c.pair_id) for c in run(events) if c.final] == expected

@@ -73,6 +73,26 @@ def test_full_example_config_is_valid() -> None:
             "two outputs",
         ),
         (base(outputs=[{"language": "ja"}]), "outputs[0].obs_source", "required"),
+        (
+            base(outputs=[{"obs_source": "A", "language": "ja", "with_source": True}]),
+            "outputs[0].with_source",
+            "transcribe_source: true",
+        ),
+        (
+            base(outputs=[{"obs_source": "A", "language": "ja", "layout": {"max_lines": 0}}]),
+            "outputs[0].layout.max_lines",
+            "greater than or equal to 1",
+        ),
+        (
+            base(layout={"min_display_s": 2, "clear_after_s": 1}, outputs=[{"obs_source": "A", "language": "ja"}]),
+            "outputs[0].layout.clear_after_s",
+            "at least min_display_s",
+        ),
+        (base(layout={"max_width": 4}), "layout.max_width", "greater than or equal to 8"),
+        (base(stream_captions={"enabled": True, "language": "ja"}), "stream_captions.language", "CEA-608"),
+        (base(stream_captions={"enabled": True}), "stream_captions.language", "transcribe_source: true"),
+        (base(stream_captions={"enabled": True, "language": "de"}), "stream_captions.language", "not a caption"),
+        (base(stream_captions={"rows": 5}), "stream_captions.rows", "less than or equal to 4"),
         (base(outputs={"obs_source": "A"}), "outputs", "tuple"),
         (base(unknown_section={}), "unknown_section", "unknown key"),
         (base(log_level="loud"), "log_level", ""),
@@ -341,3 +361,21 @@ def test_vocabulary_errors_name_the_key(raw: Any, key: str, fragment: str) -> No
         parse(raw, ENV)
     assert info.value.key == key
     assert fragment in str(info.value)
+
+
+def test_output_layout_overrides_only_the_keys_it_names() -> None:
+    cfg = parse(
+        base(
+            translator={"api_key": "k", "targets": ["ja"], "transcribe_source": True},
+            layout={"max_width": 30, "clear_after_s": 4},
+            outputs=[
+                {"obs_source": "A", "language": "ja", "layout": {"max_lines": 3, "live": True}},
+                {"obs_source": "B", "language": "source"},
+            ],
+            stream_captions={"enabled": True, "language": "source"},
+        ),
+        ENV,
+    )
+    a, b = (cfg.layout_for(o) for o in cfg.outputs)
+    assert (a.max_width, a.max_lines, a.live, a.clear_after_s) == (30, 3, True, 4)
+    assert (b.max_width, b.max_lines, b.live, b.clear_after_s) == (30, 2, False, 4)

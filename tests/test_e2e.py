@@ -73,6 +73,13 @@ def config(fake: FakeTranslator, obs: ObsEnv | None, obs_port: int | None = None
             {"obs_source": "E2E Captions JA", "language": "ja"},
             {"obs_source": "E2E Captions ZH", "language": "zh", "layout": {"max_width": 42, "live": True}},
             {"obs_source": "E2E Captions EN", "language": "source", "layout": {"max_width": 42}},
+            # Bilingual: each translation under its own source sentence, one line each.
+            {
+                "obs_source": "E2E Captions JA+EN",
+                "language": "ja",
+                "with_source": True,
+                "layout": {"max_width": 42, "max_lines": 1},
+            },
         ],
     }
 
@@ -100,7 +107,7 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
 ) -> None:
     env = pulse_env.child_env(DASHSCOPE_API_KEY=KEY, OBS_WEBSOCKET_PASSWORD=obs.password)
     daemon = DaemonProc(tmp_path, config(fake, obs), env).start()
-    sources = ["E2E Captions JA", "E2E Captions ZH", "E2E Captions EN"]
+    sources = ["E2E Captions JA", "E2E Captions ZH", "E2E Captions EN", "E2E Captions JA+EN"]
     try:
         for link in ("audio", "obs", "translator:ja", "translator:zh"):
             daemon.wait(lambda link=link: daemon.link_state(link) == "connected", 30, f"{link} connected")
@@ -115,6 +122,7 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
             pulse_env.play(speech["three"])
             ja = rec.wait_for("E2E Captions JA", 3, 20)
             en = rec.wait_for("E2E Captions EN", 3, 5)
+            both = rec.wait_for("E2E Captions JA+EN", 3, 5)
             overlay = browser.wait_for(
                 f"(() => {{ const c = {OVERLAY_CAPTIONS}; return c.length === 3 && c; }})()", timeout_s=10
             )
@@ -125,6 +133,7 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
             daemon.wait(lambda: all(obs.text_of(s) == "" for s in sources), 15, "the sources to clear")
         assert ja == JA_SCREENS
         assert en == EN_SCREENS
+        assert both == [f"{p}\n{JAPANESE[p]}" for p in PHRASES]  # never a translation under the wrong sentence
         # Live captions: the growing text shows before each final, and the final replaces it; after a final
         # appears, no older partial text ever comes back.
         finals_at = [zh.index(screen) for screen in ZH_SCREENS]
