@@ -8,9 +8,9 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from .config import ObsConfig
@@ -43,10 +43,23 @@ _NEW_SOURCE_SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 _IDLE_PING_S = 2.0
-_OUTPUTS_EVENTS = 1 << 6  # obs-websocket EventSubscription::Outputs: RecordStateChanged, StreamStateChanged
+# obs-websocket EventSubscription bits: Scenes (program scene), Inputs (mute), Outputs (stream, record).
+_WATCH_EVENTS = (1 << 2) | (1 << 3) | (1 << 6)
 _NOT_LIVE = 501  # OutputNotRunning: SendStreamCaption while OBS is not streaming
 # Stream captions waiting while OBS is away; older ones are stale by the time it returns.
 _STREAM_CAPTION_BACKLOG = 4
+
+
+@dataclass(frozen=True)
+class ObsState:
+    """What OBS is doing, as far as capture gating cares. OBS away counts as not streaming, not recording."""
+
+    connected: bool = False
+    streaming: bool = False
+    recording: bool = False
+    scene: str | None = None
+    # The watched inputs (microphones) that are muted now.
+    muted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,8 @@ class ObsSink:
         backoff: Backoff | None = None,
         client_factory: Callable[[ObsConfig], Any] | None = None,
         on_recording: Callable[[Recording], None] | None = None,
+        on_state: Callable[[ObsState], None] | None = None,
+        watch_inputs: Sequence[str] = (),
     ) -> None:
         self.cfg = cfg
         self.sources = list(sources)
@@ -93,6 +108,11 @@ class ObsSink:
         self._sources_changed = False
         self._stream_captions: deque[str] = deque(maxlen=_STREAM_CAPTION_BACKLOG)
         self._on_recording = on_recording
+        self._on_state = on_state
+        self._watch_inputs = tuple(watch_inputs)
+        self._watching = on_recording is not None or on_state is not None
+        self.state = ObsState()
+        self._missing_inputs: set[str] = set()
         self._events: Any = None
         self._recording = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -125,7 +145,7 @@ class ObsSink:
                 await self._call(self._connect, needs_client=False)
                 connected_at = time.monotonic()
                 await self._call(self._prepare_sources)
-                await self._sync_recording()
+                await self._sync_state()
                 self.link.set(LinkState.CONNECTED)
                 log.info("OBS connected at %s:%d", self.cfg.host, self.cfg.port)
                 # Re-apply what OBS should show: it may have restarted and lost it.
@@ -140,6 +160,7 @@ class ObsSink:
                 reason = _describe(e)
                 auth = reason.startswith("authentication failed")
                 self.link.set(LinkState.AUTH_FAILED if auth else LinkState.RECONNECTING, reason)
+                self._update(connected=False, streaming=False, recording=False)
                 (log.warning if first else log.debug)("OBS unavailable (%s); retrying in %.1f s", _describe(e), delay)
                 await self._discard()
                 await asyncio.sleep(delay)
@@ -163,8 +184,8 @@ class ObsSink:
             except TimeoutError:
                 # Nothing to write: make sure OBS is still there so /status tells the truth; the record state
                 # is asked too in case the event connection missed a change.
-                if self._on_recording is not None:
-                    await self._sync_recording()
+                if self._watching:
+                    await self._sync_state()
                 else:
                     await self._call(lambda c: c.send("GetVersion", raw=True))
 
@@ -182,29 +203,79 @@ class ObsSink:
                 m.labels("sent").inc()
             self._stream_captions.popleft()
 
-    async def _sync_recording(self) -> None:
-        if self._on_recording is None:
+    async def _sync_state(self) -> None:
+        """Ask OBS what it is doing (on connect, and when idle in case the event connection missed a change)."""
+        if not self._watching:
             return
-        reply = await self._call(lambda c: c.send("GetRecordStatus", raw=True))
-        active = bool(reply.get("outputActive"))
+        record = await self._call(lambda c: c.send("GetRecordStatus", raw=True))
+        stream = await self._call(lambda c: c.send("GetStreamStatus", raw=True))
+        scene = await self._call(lambda c: c.send("GetCurrentProgramScene", raw=True))
+        muted = set()
+        for name in self._watch_inputs:
+            try:
+                reply = await self._call(functools.partial(_input_muted, name=name))
+            except Exception as e:  # a missing input (request error) must not take the OBS link down
+                if getattr(e, "code", None) is None:
+                    raise
+                if name not in self._missing_inputs:
+                    log.warning("OBS has no input %r to watch for mute (%s); it counts as unmuted", name, e)
+                    self._missing_inputs.add(name)
+                continue
+            if reply:
+                muted.add(name)
+        active = bool(record.get("outputActive"))
         if active != self._recording:
-            duration_s = float(reply.get("outputDuration") or 0) / 1000
+            duration_s = float(record.get("outputDuration") or 0) / 1000
             self._record_changed(active, None, time.time() - (duration_s if active else 0))
+        self._update(
+            connected=True,
+            streaming=bool(stream.get("outputActive")),
+            recording=active,
+            scene=scene.get("currentProgramSceneName"),
+            muted=frozenset(muted),
+        )
+
+    def _update(self, **changes: Any) -> None:
+        new = replace(self.state, **changes)
+        if new != self.state:
+            self.state = new
+            if self._on_state is not None:
+                self._on_state(new)
 
     def _record_changed(self, active: bool, path: str | None, at: float) -> None:
+        self._update(recording=active)
         if active == self._recording and not (active and path):
             return
         self._recording = active
-        assert self._on_recording is not None
-        self._on_recording(Recording(active, path or None, at))
+        if self._on_recording is not None:
+            self._on_recording(Recording(active, path or None, at))
 
-    def _on_record_event(self, data: Any) -> None:
-        """EventClient thread: hand RecordStateChanged to the loop."""
-        state = getattr(data, "output_state", "")
-        path = getattr(data, "output_path", None)
-        if state in ("OBS_WEBSOCKET_OUTPUT_STARTED", "OBS_WEBSOCKET_OUTPUT_STOPPED") and self._loop is not None:
+    def _on_event(self, kind: str, data: Any) -> None:
+        """EventClient thread: hand the event to the loop."""
+        loop = self._loop
+        if loop is None:
+            return
+        if kind in ("record", "stream"):
+            state = getattr(data, "output_state", "")
+            if state not in ("OBS_WEBSOCKET_OUTPUT_STARTED", "OBS_WEBSOCKET_OUTPUT_STOPPED"):
+                return
             active = state.endswith("STARTED")
-            self._loop.call_soon_threadsafe(self._record_changed, active, path, time.time())
+            if kind == "record":
+                path = getattr(data, "output_path", None)
+                loop.call_soon_threadsafe(self._record_changed, active, path, time.time())
+            else:
+                loop.call_soon_threadsafe(functools.partial(self._update, streaming=active))
+        elif kind == "scene":
+            loop.call_soon_threadsafe(functools.partial(self._update, scene=getattr(data, "scene_name", None)))
+        elif kind == "mute":
+            name, muted = getattr(data, "input_name", ""), bool(getattr(data, "input_muted", False))
+            if name in self._watch_inputs:
+                loop.call_soon_threadsafe(self._set_muted, name, muted)
+
+    def _set_muted(self, name: str, muted: bool) -> None:
+        now = set(self.state.muted)
+        (now.add if muted else now.discard)(name)
+        self._update(muted=frozenset(now))
 
     async def _write_dirty(self) -> None:
         while self._dirty:
@@ -227,6 +298,8 @@ class ObsSink:
             self.status.metrics.obs_write_seconds.observe(done - started)
             if (received := self._received_at.pop(source, None)) is not None:
                 self.status.metrics.final_to_screen_seconds.observe(done - received)
+                if (trace := self.status.metrics.trace) is not None:
+                    trace("final_to_screen", done - received)
 
     async def _call(self, fn: Callable[[Any], T], *, needs_client: bool = True) -> T:
         """Run `fn(client)` on the OBS thread, with a time limit beyond the client's own."""
@@ -242,15 +315,32 @@ class ObsSink:
     def _connect(self, _: Any) -> None:
         self._client = self._factory(self.cfg)
         self._shown.clear()
-        if self._on_recording is not None:
+        if self._watching:
             # A second connection: obsws-python's request client cannot receive events on its own socket.
             self._events = _new_event_client(self.cfg)
-            handler = self._on_record_event
+            handler = self._on_event
 
+            # obsws-python dispatches on the function's name.
             def on_record_state_changed(data: Any) -> None:
-                handler(data)
+                handler("record", data)
 
-            self._events.callback.register(on_record_state_changed)
+            def on_stream_state_changed(data: Any) -> None:
+                handler("stream", data)
+
+            def on_current_program_scene_changed(data: Any) -> None:
+                handler("scene", data)
+
+            def on_input_mute_state_changed(data: Any) -> None:
+                handler("mute", data)
+
+            self._events.callback.register(
+                [
+                    on_record_state_changed,
+                    on_stream_state_changed,
+                    on_current_program_scene_changed,
+                    on_input_mute_state_changed,
+                ]
+            )
 
     def _prepare_sources(self, client: Any) -> None:
         """Find each output's source; create missing ones in the current program scene."""
@@ -301,6 +391,10 @@ def _write_text(client: Any, source: str, text: str) -> None:
     client.send("SetInputSettings", {"inputName": source, "inputSettings": {"text": text}, "overlay": True})
 
 
+def _input_muted(client: Any, name: str) -> bool:
+    return bool(client.send("GetInputMute", {"inputName": name}, raw=True).get("inputMuted"))
+
+
 def _send_stream_caption(client: Any, text: str) -> None:
     client.send("SendStreamCaption", {"captionText": text})
 
@@ -323,7 +417,7 @@ def _new_event_client(cfg: ObsConfig) -> Any:
         port=cfg.port,
         password=cfg.password.get_secret_value(),
         timeout=cfg.timeout_s,
-        subs=_OUTPUTS_EVENTS,
+        subs=_WATCH_EVENTS,
     )
 
 
