@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import yaml
 
 from . import __version__
 from .config import Config, load, resolve_path
@@ -64,16 +67,27 @@ def _load(path_arg: str | None) -> tuple[Config, Path | None]:
     return load(path), path
 
 
-def warn_if_exposed(path: Path | None, secrets: list[str]) -> None:
+def warn_if_exposed(path: Path | None) -> None:
     """A file that holds a secret itself (not ${VAR}) should not be readable by other users."""
     if path is None:
         return
     try:
         readable_by_others = path.stat().st_mode & 0o044
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) if readable_by_others else None
+    except (OSError, yaml.YAMLError):
         return
-    if readable_by_others and any(s and s in text for s in secrets):
+    if not isinstance(raw, dict):
+        return
+    # Looked up in the file as written: a value that is not (only) a ${VAR} reference is the secret itself.
+    literal = [
+        value
+        for section, key in (("translator", "api_key"), ("obs", "password"), ("http", "token"))
+        if isinstance(raw.get(section), dict)
+        and isinstance(value := raw[section].get(key), str)
+        and value
+        and not re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}", value.strip())
+    ]
+    if literal:
         log.warning("%s holds a secret and is readable by other users: chmod 600 it, or use ${VAR}", path)
 
 
@@ -91,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     secrets = [cfg.translator.api_key.get_secret_value(), cfg.obs.password.get_secret_value()]
     if args.command == "check":
         setup_logging("warning", secrets)
-        warn_if_exposed(path, secrets)
+        warn_if_exposed(path)
         print(f"config ok: {path or 'built-in defaults'}")
         if args.connect:
             from .cli_tools import check_connections
@@ -99,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(check_connections(cfg))
         return EXIT_OK
     setup_logging(args.log_level or cfg.log_level, secrets)
-    warn_if_exposed(path, secrets)
+    warn_if_exposed(path)
     from .app import serve
 
     try:
