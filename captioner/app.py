@@ -18,8 +18,9 @@ from . import __version__
 from . import http as http_api
 from .audio import AudioCapture
 from .captions import Caption
-from .config import Config, load
+from .config import SOURCE, Config, load
 from .errors import ConfigError
+from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate
 from .obs import ObsSink, Recording
 from .overlay import OverlayHub
 from .presenter import Presenter, StreamCaptionFeed
@@ -53,6 +54,9 @@ class Daemon:
         self.hub = OverlayHub()
         self.hub.set_languages(cfg.languages())
         self.vocabulary = Vocabulary(cfg.vocabulary)
+        # One gate for every session: they share the capture, so whether it is speech is decided once.
+        self.gate = SpeechGate(cfg.gate)
+        self.status.audio_gate = self.gate.as_dict
         self.capture = self._new_capture(cfg)
         self._capture_task: asyncio.Task[None] | None = None
         self.http_port: int | None = None
@@ -90,11 +94,11 @@ class Daemon:
 
     def _start_obs(self, cfg: Config) -> None:
         sc = cfg.stream_captions
-        if not (cfg.obs.enabled and (cfg.outputs or sc.enabled)):
+        follow = cfg.transcripts.enabled and cfg.transcripts.follow_recording
+        if not _wants_obs(cfg):
             self.obs = None
             self.status.link("obs").set(LinkState.DISABLED)
             return
-        follow = cfg.transcripts.enabled and cfg.transcripts.follow_recording
         obs = self.obs = ObsSink(
             cfg.obs,
             [o.obs_source for o in cfg.outputs],
@@ -105,7 +109,8 @@ class Daemon:
         self.presenter = Presenter(cfg, self._show)
         self._show_tasks = [asyncio.create_task(self.presenter.run(), name="presenter")]
         if sc.enabled:
-            self.stream_feed = StreamCaptionFeed(sc.rows, sc.min_interval_s, obs.send_stream_caption)
+            skipped = self.status.metrics.stream_captions.labels("skipped")
+            self.stream_feed = StreamCaptionFeed(sc.rows, sc.min_interval_s, obs.send_stream_caption, skipped.inc)
             self._show_tasks.append(asyncio.create_task(self.stream_feed.run(), name="stream-captions"))
 
     async def _stop_obs(self) -> None:
@@ -132,9 +137,42 @@ class Daemon:
     # ---- data flow ----------------------------------------------------------------------------------
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
         level = self.capture.level
+        m = self.status.metrics
+        before = self.gate.state
+        out = self.gate.feed(chunk, level, captured_at)
+        seconds = len(chunk) / BYTES_PER_S
+        m.audio_captured_seconds.inc(seconds)
+        for reason in self.gate.held_by:
+            m.audio_held_seconds.labels(reason).inc(seconds)
+        self._gate_moved(before)
+        self._send_audio(out)
+        m.audio_level.set(level)
+
+    def _send_audio(self, chunks: list[GateChunk]) -> None:
         for session in self.sessions.values():
-            session.feed(chunk, captured_at, level)
-        self.status.metrics.audio_level.set(level)
+            if not chunks:
+                session.feed_gap()  # nothing in flight: a pause, as far as rotation is concerned
+            for c in chunks:
+                session.feed(c.pcm, c.captured_at, c.level)
+
+    def hold_audio(self, reason: str, held: bool) -> None:
+        """Stop (held=True) or allow sending audio for one reason (OBS not streaming, muted, budget, pause ...).
+
+        Audio goes out only while no reason holds it; a segment cut off mid-speech still gets the silence that
+        ends it, and speech starting right at the release is sent from its start. Call from the event loop.
+        """
+        before = self.gate.state
+        if self.gate.hold(reason, held):
+            log.info("audio %s (%s)", "held: nothing is sent" if held else "released", reason)
+        else:
+            log.debug("audio hold %s %s; held by %s", reason, "on" if held else "off", self.gate.held_by)
+        self._gate_moved(before)
+
+    def _gate_moved(self, before: GateState) -> None:
+        state = self.gate.state
+        if state != before:
+            self.status.metrics.audio_gate_transitions.labels(state.value).inc()
+            log.debug("audio gate %s", state.value)
 
     def on_recording(self, rec: Recording) -> None:
         """OBS started or stopped recording: transcript files follow the recording."""
@@ -150,10 +188,13 @@ class Daemon:
         t = self.cfg.transcripts
         name = Path(rec.path).stem if rec.path else time.strftime("recording_%Y-%m-%d_%H-%M-%S")
         folders = [Path(rec.path).parent] if rec.path else []
+        # Next to a video, players pick subtitles by language code: name the source transcript by its language.
+        spoken = self.cfg.translator.source_language
+        labels = {SOURCE: spoken} if spoken and spoken not in self.cfg.translator.targets else {}
         for folder in [*folders, Path(t.folder)]:
             try:
                 self.recording_transcripts = TranscriptWriter(
-                    folder, self.cfg.languages(), t.formats, started_at=rec.started_at, name=name
+                    folder, self.cfg.languages(), t.formats, started_at=rec.started_at, name=name, labels=labels
                 )
             except OSError as e:
                 log.warning("cannot write recording transcripts to %s: %s", folder, e)
@@ -195,7 +236,7 @@ class Daemon:
                 item_id=caption.item_id,
                 pair_id=caption.pair_id,
             )
-        if self.stream_feed is not None and lang == self.cfg.stream_captions.language:
+        if self.stream_feed is not None and lang == self.cfg.stream_caption_language():
             self.stream_feed.caption(caption.text)
         for writer in (self.transcripts, self.recording_transcripts):
             if writer is None:
@@ -244,6 +285,7 @@ class Daemon:
         # 3. OBS gets those captions; 4. HTTP last, so /status answers during the stop.
         self.capture.stop()
         await _cancel(self._capture_task)
+        self._send_audio(self.gate.flush())  # speech that had just begun, before the gate opened for it
         await asyncio.gather(*(s.finish() for s in self.sessions.values()))
         for task in self._session_tasks.values():
             await _cancel(task)
@@ -278,6 +320,11 @@ class Daemon:
                 await _cancel(self._capture_task)
             self.capture = self._new_capture(new)
             self._capture_task = asyncio.create_task(self.capture.run(), name="audio")
+        if new.gate != old.gate:
+            changed.append("gate")
+            before = self.gate.state
+            self.gate.configure(new.gate)
+            self._gate_moved(before)
         # Settings of one target (its glossary, whether it transcribes) only restart that target's session.
         per_target = {"targets": (), "transcribe_source": False, "glossary": {}}
         same_service = new.translator.model_copy(update=per_target) == old.translator.model_copy(update=per_target)
@@ -295,7 +342,7 @@ class Daemon:
             if target not in self.sessions:
                 changed.append(f"translator:{target}")
                 self._start_session(self._new_session(new, target))
-        wants_obs = new.obs.enabled and bool(new.outputs or new.stream_captions.enabled)
+        wants_obs = _wants_obs(new)
         follows = (new.transcripts.enabled and new.transcripts.follow_recording) != (
             old.transcripts.enabled and old.transcripts.follow_recording
         )
@@ -314,6 +361,8 @@ class Daemon:
             if self.presenter is not None:
                 self.presenter.set_outputs(new)
         self.hub.set_languages(new.languages())
+        for source in set(self.status.screens) - {o.obs_source for o in new.outputs}:
+            del self.status.screens[source]
         if new.vocabulary != old.vocabulary:
             changed.append("vocabulary")
             self.vocabulary = Vocabulary(new.vocabulary)
@@ -337,6 +386,11 @@ class Daemon:
             count = sum(o.final_count for o in self.status.languages.values())
             notify(f"WATCHDOG=1\nSTATUS={count} captions; {links}" if usec else f"STATUS={count} captions; {links}")
             await asyncio.sleep(interval)
+
+
+def _wants_obs(cfg: Config) -> bool:
+    t = cfg.transcripts
+    return cfg.obs.enabled and bool(cfg.outputs or cfg.stream_captions.enabled or (t.enabled and t.follow_recording))
 
 
 def _transcribes(cfg: Config, target: str) -> bool:

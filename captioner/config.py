@@ -44,6 +44,27 @@ class AudioConfig(_Section):
         raise ValueError(f"must be null, a device index or a name (got {v!r})")
 
 
+class GateConfig(_Section):
+    """Local voice-activity gate: only audio around speech is sent, because every second sent is billed."""
+
+    # On: silence is kept back (the bill shrinks with it); off: every captured second is streamed and billed.
+    enabled: bool = True
+    # Audio from before speech, sent when it starts: the first syllable, and the service VAD's own 300 ms
+    # prefix padding, are in it.
+    pre_roll_ms: int = Field(500, ge=100, le=3000)
+    # Audio still sent after speech stops: the service ends a segment only after silence_duration_ms (1000 ms
+    # by default) of silence, and the protocol notes advise that plus 1 s; less leaves the last words hanging.
+    trail_ms: int = Field(2000, ge=1000, le=30000)
+    # Loud audio needed within 300 ms to open: a click (5-20 ms) is shorter, a short word (a 60 ms vowel and
+    # more) is longer. Higher saves on clicks and knocks but risks a quiet short word.
+    min_speech_ms: int = Field(40, ge=10, le=300)
+    # How far above the noise floor (the quiet between words over the last 5 s, 200 Hz and up) audio counts
+    # as speech. Lower hears quieter speech in a noisy room but opens on the noise itself.
+    threshold_db: float = Field(9.0, ge=3, le=40)
+    # Audio quieter than this never opens the gate, however quiet the room (digital silence has no floor).
+    min_level_dbfs: float = Field(-55.0, ge=-90, le=-10)
+
+
 class TranslatorConfig(_Section):
     """The Qwen livetranslate service and what to ask of it."""
 
@@ -199,8 +220,9 @@ class StreamCaptionsConfig(_Section):
     """Native CEA-608 captions in the stream (OBS SendStreamCaption), for one language."""
 
     enabled: bool = False
-    # A target language or "source"; only languages the 608 character set can carry.
-    language: str = SOURCE
+    # A target language or "source"; only languages the 608 character set can carry. Unset: the source
+    # transcript when there is one, else the first target.
+    language: str | None = None
     # Rows per caption (608 pop-on captions are 32 columns wide; OBS keeps at most 128 bytes).
     rows: int = Field(2, ge=1, le=4)
     # At most one caption per this interval, so a burst does not pile up in the stream.
@@ -285,6 +307,7 @@ class Config(_Section):
     """The whole daemon configuration."""
 
     audio: AudioConfig = AudioConfig()
+    gate: GateConfig = GateConfig()
     translator: TranslatorConfig = TranslatorConfig()
     obs: ObsConfig = ObsConfig()
     layout: LayoutConfig = LayoutConfig()
@@ -299,6 +322,12 @@ class Config(_Section):
         """The top-level layout with this output's overrides applied."""
         changes = {k: v for k, v in output.layout.model_dump().items() if v is not None}
         return self.layout.model_copy(update=changes)
+
+    def stream_caption_language(self) -> str:
+        """The language of the CEA-608 stream captions."""
+        if self.stream_captions.language is not None:
+            return self.stream_captions.language
+        return SOURCE if self.translator.transcribe_source else self.translator.targets[0]
 
     def languages(self) -> tuple[str, ...]:
         """Every caption language produced: the targets, then "source" if transcribed."""
@@ -399,14 +428,18 @@ def _check(cfg: Config) -> None:
                 f"needs translator.transcribe_source: true and language {tr.targets[0]!r} (the first target)",
             )
         layout = cfg.layout_for(out)
-        if layout.clear_after_s and layout.clear_after_s < layout.min_display_s:
+        overridden = out.layout.clear_after_s is not None or out.layout.min_display_s is not None
+        if overridden and layout.clear_after_s and layout.clear_after_s < layout.min_display_s:
             raise ConfigError(f"{where}.layout.clear_after_s", "must be 0 or at least min_display_s")
+    if cfg.layout.clear_after_s and cfg.layout.clear_after_s < cfg.layout.min_display_s:
+        raise ConfigError("layout.clear_after_s", "must be 0 or at least min_display_s")
     sc = cfg.stream_captions
     if sc.enabled:
-        if sc.language not in cfg.languages():
-            hint = " (set translator.transcribe_source: true)" if sc.language == SOURCE else ""
-            raise ConfigError("stream_captions.language", f"{sc.language!r} is not a caption language{hint}")
-        spoken = tr.source_language if sc.language == SOURCE else sc.language
+        language = cfg.stream_caption_language()
+        if language not in cfg.languages():
+            hint = " (set translator.transcribe_source: true)" if language == SOURCE else ""
+            raise ConfigError("stream_captions.language", f"{language!r} is not a caption language{hint}")
+        spoken = tr.source_language if language == SOURCE else language
         if spoken is None or not cea608.supports(spoken):
             raise ConfigError(
                 "stream_captions.language",

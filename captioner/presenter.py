@@ -209,16 +209,26 @@ class StreamCaptionFeed:
     """One language's finals as CEA-608 pages, paced, handed to `send(page)` (OBS SendStreamCaption)."""
 
     def __init__(
-        self, rows: int, min_interval_s: float, send: Callable[[str], None], clock: Clock = time.monotonic
+        self,
+        rows: int,
+        min_interval_s: float,
+        send: Callable[[str], None],
+        on_skipped: Callable[[int], None] = lambda n: None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.rows = rows
         self._send = send
+        self._on_skipped = on_skipped
         self._clock = clock
         self.pacer = cea608.CaptionPacer(min_interval_s=min_interval_s)
         self._wake = asyncio.Event()
 
     def caption(self, text: str) -> None:
+        before = self.pacer.skipped
         self.pacer.push(cea608.pages(text, rows=self.rows))
+        if self.pacer.skipped > before:
+            # A burst outran the pacing: the oldest pages were skipped (the stream shows the newest).
+            self._on_skipped(self.pacer.skipped - before)
         self._wake.set()
 
     async def run(self) -> None:

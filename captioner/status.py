@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import enum
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +26,20 @@ class LinkState(enum.StrEnum):
 
 
 _STATE_VALUE = {s: i for i, s in enumerate(LinkState)}
+TRACE_ENV = "CAPTIONER_TRACE"
+
+
+def _trace_writer(path: str | None) -> Callable[[str, float], None] | None:
+    """`CAPTIONER_TRACE=<path>`: append each latency sample as "name seconds" (benchmarks/ needs exact p99)."""
+    if not path:
+        return None
+    out = open(path, "a", buffering=1 << 16, encoding="utf-8")  # noqa: SIM115 - open for the process's life
+    atexit.register(out.close)  # flushed at exit; buffered meanwhile, so a sample costs one string write
+
+    def write(name: str, seconds: float) -> None:
+        out.write(f"{name} {seconds:.6f}\n")
+
+    return write
 
 
 class Metrics:
@@ -30,6 +47,8 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        # Raw samples for the histograms below that benchmarks read; None (one `is None` test) unless asked for.
+        self.trace = _trace_writer(os.environ.get(TRACE_ENV))
         self.audio_chunks = Counter("captioner_audio_chunks", "16 kHz chunks produced by capture", registry=r)
         self.audio_dropped = Counter(
             "captioner_audio_dropped_blocks", "Captured blocks dropped because the queue was full", registry=r
@@ -104,6 +123,22 @@ class Metrics:
         )
         self.uptime = Gauge("captioner_uptime_seconds", "Seconds since start", registry=r)
         self.audio_level = Gauge("captioner_audio_level", "RMS level of the last chunk, 0..1", registry=r)
+        # The gate's effect on the bill: captured vs captioner_audio_sent_seconds (what the service bills).
+        self.audio_captured_seconds = Counter(
+            "captioner_audio_captured_seconds", "Audio seconds captured (sent or not)", registry=r
+        )
+        self.audio_gate_transitions = Counter(
+            "captioner_audio_gate_transitions",
+            "Audio gate state changes, by the state entered: open, closed, held",
+            ["to"],
+            registry=r,
+        )
+        self.audio_held_seconds = Counter(
+            "captioner_audio_held_seconds",
+            "Captured audio seconds not sent because something held the audio, by reason",
+            ["reason"],
+            registry=r,
+        )
 
 
 @dataclass
@@ -151,6 +186,8 @@ class Status:
         self.screens: dict[str, str] = {}
         # Why the last SIGHUP reload was refused; None when it applied.
         self.reload_error: str | None = None
+        # The audio gate's state and counters, read when /status is asked (app.py sets it).
+        self.audio_gate: Callable[[], dict[str, Any]] | None = None
 
     def link(self, name: str) -> Link:
         if name not in self.links:
@@ -173,6 +210,7 @@ class Status:
             "uptime_s": round(time.time() - self.started, 3),
             "links": {name: link.as_dict() for name, link in self.links.items()},
             "reload_error": self.reload_error,
+            "audio_gate": self.audio_gate() if self.audio_gate is not None else None,
             "screens": dict(self.screens),
             "outputs": {
                 lang: {

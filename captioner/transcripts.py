@@ -63,12 +63,15 @@ class TranscriptWriter:
         formats: Iterable[str] = FORMATS,
         started_at: float | None = None,
         name: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
         self.folder = folder.expanduser()
         self.formats = tuple(formats)
         self.started_at = time.time() if started_at is None else started_at
         self.stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(self.started_at))
         self.name = name
+        # Language -> the code used in file names (e.g. "source" -> "en", which players recognise).
+        self.labels = labels or {}
         self._languages: dict[str, _Language] = {}
         self.folder.mkdir(parents=True, exist_ok=True)
         for lang in languages:
@@ -76,7 +79,7 @@ class TranscriptWriter:
 
     def path(self, language: str, fmt: str) -> Path:
         if self.name:
-            return self.folder / f"{self.name}.{language}.{fmt}"
+            return self.folder / f"{self.name}.{self.labels.get(language, language)}.{fmt}"
         return self.folder / f"captioner_{self.stamp}_{language}.{fmt}"
 
     def add_language(self, language: str) -> None:

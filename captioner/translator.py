@@ -41,6 +41,9 @@ _ROTATE_PAUSE_WAIT_S = 20.0
 _PAUSE_CHUNKS = 4
 # Input tokens after which a session is rotated: the context holds 49,152 (§7).
 _ROTATE_INPUT_TOKENS = 40_000
+# A session that has answered nothing for this long is rotated before the service closes it (~300 s, §7):
+# with the audio gate closed through a long break, nothing is sent, so nothing is answered.
+_IDLE_ROTATE_S = 240.0
 _SUPERVISE_TICK_S = 0.2
 _CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 
@@ -55,6 +58,10 @@ class RateLimited(LinkError):
 
 class Stalled(LinkError):
     """Speech was sent but the service stopped answering."""
+
+
+class IdleClosed(LinkError):
+    """The service closed a session that had generated no response for minutes (§7 idle timeout)."""
 
 
 class _Connection:
@@ -72,6 +79,7 @@ class _Connection:
         self.audio_s = 0.0
         # When speech was first sent after the last server event; None while the service keeps up.
         self.unanswered_since: float | None = None
+        self.last_event_at = self.opened_at
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -126,6 +134,8 @@ class _Connection:
                 )
                 now = time.monotonic()
                 owner._m_latency.observe(now - captured_at)
+                if owner._trace is not None:
+                    owner._trace(f"capture_to_wire:{owner.target}", now - captured_at)
                 seconds = len(chunk) / 32_000
                 self.audio_s += seconds
                 owner._m_sent.inc(seconds)
@@ -155,6 +165,7 @@ class _Connection:
                     raise RateLimited(reason)
                 raise LinkError(f"connection closed (code {code}{': ' + reason if reason else ''})")
             self.unanswered_since = None
+            self.last_event_at = time.monotonic()
             event = owner._decode(msg)
             if event is None:
                 continue
@@ -194,6 +205,7 @@ class TranslatorSession:
         self.backoff = backoff or Backoff()
         self.rotate_after_s = cfg.rotate_after_s
         self.rotate_after_tokens = _ROTATE_INPUT_TOKENS
+        self.idle_rotate_s = _IDLE_ROTATE_S
         self.watchdog_s = cfg.watchdog_s
         self._active: _Connection | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -206,6 +218,7 @@ class TranslatorSession:
         self._m_skipped = m.audio_skipped_chunks.labels(target)
         self._m_events = m.translator_events.labels(target)
         self._m_latency = m.capture_to_wire_seconds.labels(target)
+        self._trace = m.trace
 
     # ---- audio in -------------------------------------------------------------------------------
     def feed(self, chunk: bytes, captured_at: float, level: float | None = None) -> None:
@@ -218,6 +231,10 @@ class TranslatorSession:
             self._m_skipped.inc()
             return
         conn.feed(chunk, captured_at, speech)
+
+    def feed_gap(self) -> None:
+        """A chunk captured but kept back (audio gate closed, audio held): nothing in flight, so a pause."""
+        self._quiet_chunks += 1
 
     @property
     def connected(self) -> bool:
@@ -248,6 +265,13 @@ class TranslatorSession:
                 except RateLimited as e:
                     delay = _RATE_LIMIT_BACKOFF_S + self.backoff.next_delay()
                     self._fail(LinkState.RECONNECTING, f"rate limited: {e}", delay, "rate_limited")
+                except IdleClosed as e:
+                    # Expected after a long silence: reconnect at once and quietly, unless it keeps happening.
+                    lasted = time.monotonic() - started
+                    delay = 0.0 if lasted >= self.backoff.healthy_after_s else self.backoff.next_delay(lasted)
+                    self.link.set(LinkState.RECONNECTING)
+                    self.status.metrics.translator_connects.labels(self.target, "idle_closed").inc()
+                    log.info("translator %s: the service closed the idle session (%s); reconnecting", self.target, e)
                 except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
                     delay = self.backoff.next_delay(time.monotonic() - started)
                     self._fail(LinkState.RECONNECTING, _describe(e), delay, "error")
@@ -307,6 +331,8 @@ class TranslatorSession:
             return "age"
         if conn.audio_s * self.cfg.dialect.input_tokens_per_s >= self.rotate_after_tokens:
             return "context"
+        if time.monotonic() - conn.last_event_at >= self.idle_rotate_s:
+            return "idle"
         return None
 
     async def _rotate(self, old: _Connection, reason: str) -> _Connection | None:
@@ -324,7 +350,8 @@ class TranslatorSession:
         self._active = new
         new.start()
         self.status.metrics.translator_rotations.labels(self.target, reason).inc()
-        log.info("translator %s: rotated session (%s)", self.target, reason)
+        # Idle rotations repeat every few minutes through a long break: not news.
+        (log.debug if reason == "idle" else log.info)("translator %s: rotated session (%s)", self.target, reason)
         retire = asyncio.create_task(old.finish(self.cfg.finish_timeout_s + 5))
         self._retiring.add(retire)
         retire.add_done_callback(self._retiring.discard)
@@ -435,6 +462,8 @@ class TranslatorSession:
             m.usage_tokens.labels(self.target, "output").inc(result.usage.output_tokens)
         if result.error is not None:
             m.translator_errors.labels(self.target, normalise_code(result.error.code) or "unknown").inc()
+            if _is_idle_close(result.error.code, result.error.message):
+                raise IdleClosed(result.error.message or result.error.code)
             self.link.last_error = f"{result.error.code}: {result.error.message}"
             log.warning("translator %s: service error %s: %s", self.target, result.error.code, result.error.message)
             self._raise_for_error(result.error.code, result.error.message)
@@ -469,6 +498,11 @@ class TranslatorSession:
             self.on_caption(caption)
         except Exception:  # a consumer bug must not kill the session
             log.exception("caption consumer failed")
+
+
+def _is_idle_close(code: str, message: str) -> bool:
+    # Seen as code response_idle_timeout, or only as the message text (§7).
+    return normalise_code(code) == "responseidletimeout" or "no response was generated" in message.lower()
 
 
 def _describe(e: BaseException) -> str:

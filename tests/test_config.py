@@ -85,12 +85,22 @@ def test_full_example_config_is_valid() -> None:
         ),
         (
             base(layout={"min_display_s": 2, "clear_after_s": 1}, outputs=[{"obs_source": "A", "language": "ja"}]),
+            "layout.clear_after_s",
+            "at least min_display_s",
+        ),
+        (
+            base(outputs=[{"obs_source": "A", "language": "ja", "layout": {"clear_after_s": 0.5}}]),
             "outputs[0].layout.clear_after_s",
             "at least min_display_s",
         ),
         (base(layout={"max_width": 4}), "layout.max_width", "greater than or equal to 8"),
         (base(stream_captions={"enabled": True, "language": "ja"}), "stream_captions.language", "CEA-608"),
-        (base(stream_captions={"enabled": True}), "stream_captions.language", "transcribe_source: true"),
+        (
+            base(stream_captions={"enabled": True, "language": "source"}),
+            "stream_captions.language",
+            "transcribe_source: true",
+        ),
+        (base(stream_captions={"enabled": True}), "stream_captions.language", "'ja' cannot be shown as CEA-608"),
         (base(stream_captions={"enabled": True, "language": "de"}), "stream_captions.language", "not a caption"),
         (base(stream_captions={"rows": 5}), "stream_captions.rows", "less than or equal to 4"),
         (base(outputs={"obs_source": "A"}), "outputs", "tuple"),

@@ -150,10 +150,10 @@ def test_stream_captions_and_recording_transcripts(
     # 2. Transcript files follow the recording: named after it, next to it, timed from its start.
     assert record_path is not None and record_path.exists()
     stem, folder = record_path.stem, record_path.parent
-    for lang in ("source", "ja"):
+    for lang in ("en", "ja"):  # the source transcript is named by its language, as players expect
         for fmt in ("srt", "vtt", "txt"):
             assert (folder / f"{stem}.{lang}.{fmt}").exists(), sorted(p.name for p in folder.iterdir())
-    srt, vtt = folder / f"{stem}.source.srt", folder / f"{stem}.source.vtt"
+    srt, vtt = folder / f"{stem}.en.srt", folder / f"{stem}.en.vtt"
     assert ffmpeg_reads(srt) == PHRASES
     assert ffmpeg_reads(vtt) == PHRASES
     assert vtt.read_text(encoding="utf-8").startswith("WEBVTT\n")
