@@ -102,7 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"captioner: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    secrets = [cfg.translator.api_key.get_secret_value(), cfg.obs.password.get_secret_value()]
+    secrets = [
+        cfg.translator.api_key.get_secret_value(),
+        cfg.obs.password.get_secret_value(),
+        cfg.http.token.get_secret_value(),
+    ]
     if args.command == "check":
         setup_logging("warning", secrets)
         warn_if_exposed(path)

@@ -11,17 +11,19 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, ledger
 from . import http as http_api
 from .audio import AudioCapture
-from .captions import Caption
+from .captions import Caption, UsageDelta
 from .config import SOURCE, Config, load
+from .cost import Budget, estimate
 from .errors import ConfigError
 from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate
-from .obs import ObsSink, Recording
+from .obs import ObsSink, ObsState, Recording
 from .overlay import OverlayHub
 from .presenter import Presenter, StreamCaptionFeed
 from .reconnect import ConnectBudget
@@ -57,6 +59,8 @@ class Daemon:
         # One gate for every session: they share the capture, so whether it is speech is decided once.
         self.gate = SpeechGate(cfg.gate)
         self.status.audio_gate = self.gate.as_dict
+        self._open_spend(cfg)
+        self.status.cost = self._cost_status
         self.capture = self._new_capture(cfg)
         self._capture_task: asyncio.Task[None] | None = None
         self.http_port: int | None = None
@@ -81,6 +85,7 @@ class Daemon:
             on_caption=self.on_caption,
             budget=self.budget,
             chunk_ms=cfg.audio.chunk_ms,
+            on_usage=self.on_usage,
         )
 
     def _start_session(self, session: TranslatorSession) -> None:
@@ -104,6 +109,7 @@ class Daemon:
             [o.obs_source for o in cfg.outputs],
             self.status,
             on_recording=self.on_recording if follow else None,
+            on_state=self.on_obs_state,
         )
         self._obs_task = asyncio.create_task(obs.run(), name="obs")
         self.presenter = Presenter(cfg, self._show)
@@ -154,6 +160,77 @@ class Daemon:
                 session.feed_gap()  # nothing in flight: a pause, as far as rotation is concerned
             for c in chunks:
                 session.feed(c.pcm, c.captured_at, c.level)
+
+    # ---- cost ---------------------------------------------------------------------------------------
+    def _open_spend(self, cfg: Config) -> None:
+        c = cfg.cost
+        self.spend = Budget(c.budget_per_stream, c.budget_per_day)
+        self._spend_path = Path(c.state_file).expanduser() if c.state_file else ledger.default_path()
+        if (saved := ledger.load(self._spend_path)) is not None:
+            self.spend.restore_day(*saved)
+        self._spend_saved = self.spend.day_spent
+        self._budget_held: str | None = None
+        self._was_streaming = False
+        self._check_budget()
+
+    def on_usage(self, target: str, usage: UsageDelta) -> None:
+        """A session reported billed tokens: count them, price them, and check the budgets."""
+        m = self.status.metrics
+        for kind, n in usage.tokens.as_dict().items():
+            if n > 0:
+                m.billed_tokens.labels(target, kind).inc(n)
+        spent = estimate(usage.tokens, self.cfg.cost.prices.model_dump())
+        if spent > 0:
+            m.cost_estimated.labels(target).inc(spent)
+            self.spend.spend(spent)
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        """Hold the audio while a budget is used up; release it on a new period, a new stream, or a resume."""
+        reached = self.spend.reached()
+        m = self.status.metrics
+        m.budget_spent.labels("stream").set(self.spend.stream_spent)
+        m.budget_spent.labels("day").set(self.spend.day_spent)
+        m.budget_paused.set(1 if reached else 0)
+        if reached == self._budget_held:
+            return
+        self._budget_held = reached
+        if reached:
+            limit = self.spend.per_day if reached == "day" else self.spend.per_stream
+            log.warning(
+                "%s budget of %.2f %s reached: captioning paused (POST /control/budget/resume to go on)",
+                reached,
+                limit,
+                self.cfg.cost.currency,
+            )
+        else:
+            log.info("budget allows captioning again")
+        self.hold_audio("budget", reached is not None)
+
+    def resume_budget(self) -> dict[str, Any]:
+        """Operator request: go on past the reached budget until its period ends."""
+        self.spend.resume()
+        self._check_budget()
+        return self._cost_status()
+
+    def _save_spend(self) -> None:
+        if self.spend.day_spent == self._spend_saved:
+            return
+        try:
+            ledger.save(self._spend_path, self.spend.day, self.spend.day_spent)
+            self._spend_saved = self.spend.day_spent
+        except OSError as e:
+            log.warning("cannot save today's spend to %s: %s", self._spend_path, e)
+
+    def on_obs_state(self, state: ObsState) -> None:
+        """OBS changed what it is doing: a new stream starts a new per-stream budget."""
+        if state.streaming and not self._was_streaming:
+            self.spend.new_stream()
+            self._check_budget()
+        self._was_streaming = state.streaming
+
+    def _cost_status(self) -> dict[str, Any]:
+        return {"currency": self.cfg.cost.currency, **self.spend.as_dict()}
 
     def hold_audio(self, reason: str, held: bool) -> None:
         """Stop (held=True) or allow sending audio for one reason (OBS not streaming, muted, budget, pause ...).
@@ -254,7 +331,14 @@ class Daemon:
         """Run until `stop` is set (reloading on `reload`), then shut down in order."""
         runner: web.AppRunner | None = None
         if self.cfg.http.enabled:
-            runner, self.http_port = await http_api.start(self.status, self.cfg.http.host, self.cfg.http.port, self.hub)
+            runner, self.http_port = await http_api.start(
+                self.status,
+                self.cfg.http.host,
+                self.cfg.http.port,
+                self.hub,
+                controls={"budget/resume": self.resume_budget},
+                token=self.cfg.http.token.get_secret_value(),
+            )
             log.info("HTTP on http://%s:%d/status", self.cfg.http.host, self.http_port)
         self._open_transcripts(self.cfg)
         self._capture_task = asyncio.create_task(self.capture.run(), name="audio")
@@ -294,6 +378,7 @@ class Daemon:
         await self._stop_obs()
         if self.transcripts is not None:
             self.transcripts.close()
+        self._save_spend()
         if runner is not None:
             await runner.cleanup()
         log.info("stopped")
@@ -361,6 +446,10 @@ class Daemon:
             if self.presenter is not None:
                 self.presenter.set_outputs(new)
         self.hub.set_languages(new.languages())
+        if new.cost != old.cost:
+            changed.append("cost")
+            self.spend.per_stream, self.spend.per_day = new.cost.budget_per_stream, new.cost.budget_per_day
+            self._check_budget()
         for source in set(self.status.screens) - {o.obs_source for o in new.outputs}:
             del self.status.screens[source]
         if new.vocabulary != old.vocabulary:
@@ -385,6 +474,8 @@ class Daemon:
             links = ", ".join(f"{name} {link.state.value}" for name, link in self.status.links.items())
             count = sum(o.final_count for o in self.status.languages.values())
             notify(f"WATCHDOG=1\nSTATUS={count} captions; {links}" if usec else f"STATUS={count} captions; {links}")
+            self._check_budget()  # a new day lifts the day's budget
+            self._save_spend()
             await asyncio.sleep(interval)
 
 

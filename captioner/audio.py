@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -46,18 +47,17 @@ class Pcm16Converter:
         """Convert one captured block; returns the whole chunks now complete (maybe none)."""
         mono = block.astype(np.float32, copy=False)
         if mono.ndim == 2:
-            mono = mono.mean(axis=1, dtype=np.float32) if mono.shape[1] > 1 else mono[:, 0]
+            mono = _downmix(mono)
         if self._resampler is not None:
             mono = self._resampler.resample_chunk(np.ascontiguousarray(mono))
-        pcm = (np.clip(mono, -1.0, 1.0) * 32767.0).round().astype("<i2")
-        self._pending += pcm.tobytes()
+        self._pending += _pcm16(mono)
         return self._cut()
 
     def flush(self) -> list[bytes]:
         """Drain the resampler's tail and pad the last chunk with silence."""
         if self._resampler is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-            self._pending += (np.clip(tail, -1, 1) * 32767.0).round().astype("<i2").tobytes()
+            self._pending += _pcm16(tail)
         if self._pending:
             self._pending += bytes(self.chunk_bytes - len(self._pending) % self.chunk_bytes)
         return self._cut()
@@ -69,12 +69,35 @@ class Pcm16Converter:
         return chunks
 
 
+# Per-chunk numpy work avoids temporaries and numpy's generic reductions (mean): the capture wakes the process
+# from idle every 100 ms, when every array touched is cold and each one costs tens of µs (benchmarks/, #5).
+
+
+def _downmix(block: np.ndarray) -> np.ndarray:
+    """(frames, channels) float32 -> mono: the channels' average."""
+    mono: np.ndarray = block[:, 0]
+    channels = block.shape[1]
+    if channels > 1:
+        mono = mono + block[:, 1]
+        for c in range(2, channels):
+            mono += block[:, c]
+        mono *= 1.0 / channels
+    return mono
+
+
+def _pcm16(x: np.ndarray) -> bytes:
+    """float32 samples (-1..1, clipped beyond) -> PCM16LE bytes, rounded half to even."""
+    y = x * 32767.0
+    np.clip(y, -32767.0, 32767.0, out=y)
+    return np.rint(y, out=y).astype("<i2").tobytes()
+
+
 def rms(chunk: bytes) -> float:
     """Root mean square level of PCM16 bytes, 0..1."""
     if not chunk:
         return 0.0
-    x = np.frombuffer(chunk, "<i2").astype(np.float32) / 32768.0
-    return float(np.sqrt(np.mean(x * x)))
+    x = np.frombuffer(chunk, "<i2").astype(np.float32)
+    return math.sqrt(float(np.dot(x, x)) / x.size) / 32768.0
 
 
 @dataclass(frozen=True)

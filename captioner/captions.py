@@ -6,6 +6,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cost import Tokens, tokens_from_usage
+
 # Events that move no caption and need no handling; known, so they are not counted as unknown.
 _STRUCTURAL = frozenset(
     {
@@ -61,6 +63,8 @@ class UsageDelta:
 
     input_tokens: int
     output_tokens: int
+    # The same delta by billing kind (audio in, text out, ...), for the cost estimate.
+    tokens: Tokens = field(default=Tokens(), compare=False)
 
 
 @dataclass
@@ -114,6 +118,7 @@ class SessionInterpreter:
         self._response_items: dict[str, set[tuple[str, str]]] = {}
         self._usage_in = 0
         self._usage_out = 0
+        self._tokens = Tokens()
         # Translation item <-> source item of the same segment (both directions), and finals still waiting for
         # their other half when the service does not say which goes with which (qwen3 sends no pairing event).
         self._pairs: OrderedDict[str, str] = OrderedDict()
@@ -249,7 +254,9 @@ class SessionInterpreter:
             d_in = total_in - self._usage_in if total_in >= self._usage_in else total_in
             d_out = total_out - self._usage_out if total_out >= self._usage_out else total_out
             self._usage_in, self._usage_out = total_in, total_out
-            out.usage = UsageDelta(d_in, d_out)
+            tokens = tokens_from_usage(usage)
+            delta, self._tokens = tokens.since(self._tokens), tokens
+            out.usage = UsageDelta(d_in, d_out, delta)
 
     def _remember(self, key: tuple[str, str], snap: _Snapshot) -> None:
         self._items[key] = snap

@@ -214,6 +214,8 @@ class HttpConfig(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
+    # Bearer token for the POST /control/... endpoints (also on loopback); empty = those endpoints are off.
+    token: SecretStr = SecretStr("")
 
 
 class StreamCaptionsConfig(_Section):
@@ -303,6 +305,30 @@ class VocabularyConfig(_Section):
             known(f"vocabulary.profanity.languages[{j}]", lang)
 
 
+class PricesConfig(_Section):
+    """Price per million tokens of each kind, for the estimate. Defaults: the qwen3 international list in CNY
+    (translator-protocol.md §8; qwen3.5 prices were not published, so set yours from the console)."""
+
+    audio_in: float = Field(73.392, ge=0)
+    text_in: float = Field(73.392, ge=0)
+    image_in: float = Field(9.541, ge=0)
+    text_out: float = Field(73.392, ge=0)
+    audio_out: float = Field(278.891, ge=0)
+
+
+class CostConfig(_Section):
+    """The estimated bill and the budgets that pause captioning when reached."""
+
+    currency: str = "CNY"
+    prices: PricesConfig = PricesConfig()
+    # Pause sending audio once this much was spent since OBS started streaming (or since start); 0 = no limit.
+    budget_per_stream: float = Field(0.0, ge=0)
+    # Pause once this much was spent today (local time; kept across restarts); 0 = no limit.
+    budget_per_day: float = Field(0.0, ge=0)
+    # Where today's spend is kept across restarts; empty = $STATE_DIRECTORY or ~/.local/state/captioner.
+    state_file: str = ""
+
+
 class Config(_Section):
     """The whole daemon configuration."""
 
@@ -316,6 +342,7 @@ class Config(_Section):
     http: HttpConfig = HttpConfig()
     transcripts: TranscriptsConfig = TranscriptsConfig()
     vocabulary: VocabularyConfig = VocabularyConfig()
+    cost: CostConfig = CostConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def layout_for(self, output: OutputConfig) -> LayoutConfig:

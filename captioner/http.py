@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,6 +14,9 @@ from . import overlay
 from .status import Status
 
 STATUS_KEY = web.AppKey("status", Status)
+Control = Callable[[], dict[str, Any]]
+CONTROLS_KEY: web.AppKey[dict[str, Control]] = web.AppKey("controls")
+TOKEN_KEY = web.AppKey("token", str)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -28,20 +34,52 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def make_app(st: Status, hub: overlay.OverlayHub | None = None) -> web.Application:
+async def control(request: web.Request) -> web.Response:
+    """POST /control/<action>: an operator action, allowed only with the configured bearer token."""
+    token = request.app[TOKEN_KEY]
+    if not token:
+        return web.json_response({"error": "control endpoints are off: set http.token"}, status=403)
+    given = request.headers.get("Authorization", "")
+    # Compared in constant time; also on loopback, where any local program could otherwise steer the daemon.
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+    controls = request.app[CONTROLS_KEY]
+    action = controls.get(request.match_info["action"])
+    if action is None:
+        known = sorted(controls)
+        return web.json_response({"error": f"unknown action; known: {', '.join(known)}"}, status=404)
+    return web.json_response({"ok": True, **action()})
+
+
+def make_app(
+    st: Status,
+    hub: overlay.OverlayHub | None = None,
+    controls: Mapping[str, Control] | None = None,
+    token: str = "",
+) -> web.Application:
     app = web.Application()
     app[STATUS_KEY] = st
+    app[CONTROLS_KEY] = dict(controls or {})
+    app[TOKEN_KEY] = token
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/status", status)
     app.router.add_get("/metrics", metrics)
+    app.router.add_post("/control/{action:.+}", control)
     if hub is not None:
         overlay.add_routes(app, hub)
     return app
 
 
-async def start(st: Status, host: str, port: int, hub: overlay.OverlayHub | None = None) -> tuple[web.AppRunner, int]:
+async def start(
+    st: Status,
+    host: str,
+    port: int,
+    hub: overlay.OverlayHub | None = None,
+    controls: Mapping[str, Control] | None = None,
+    token: str = "",
+) -> tuple[web.AppRunner, int]:
     """Serve until the runner is cleaned up; returns the runner and the bound port."""
-    runner = web.AppRunner(make_app(st, hub), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(st, hub, controls, token), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

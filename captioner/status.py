@@ -117,6 +117,24 @@ class Metrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
             registry=r,
         )
+        self.billed_tokens = Counter(
+            "captioner_billed_tokens",
+            "Tokens the service reported, by billing kind (audio_in, text_in, image_in, text_out, audio_out)",
+            ["target", "kind"],
+            registry=r,
+        )
+        self.cost_estimated = Counter(
+            "captioner_cost_estimated",
+            "Estimated cost from the billed tokens and cost.prices, in cost.currency",
+            ["target"],
+            registry=r,
+        )
+        self.budget_spent = Gauge(
+            "captioner_budget_spent", "Estimated spend in the current budget period", ["period"], registry=r
+        )
+        self.budget_paused = Gauge(
+            "captioner_budget_paused", "1 while a reached budget holds the audio (0 otherwise)", registry=r
+        )
         self.link_state = Gauge("captioner_link_up", "1 when the link is connected", ["link"], registry=r)
         self.transcript_errors = Counter(
             "captioner_transcript_write_errors", "Captions that could not be written to transcript files", registry=r
@@ -188,6 +206,8 @@ class Status:
         self.reload_error: str | None = None
         # The audio gate's state and counters, read when /status is asked (app.py sets it).
         self.audio_gate: Callable[[], dict[str, Any]] | None = None
+        # Estimated spend and budgets (set by the daemon).
+        self.cost: Callable[[], dict[str, Any]] | None = None
 
     def link(self, name: str) -> Link:
         if name not in self.links:
@@ -211,6 +231,7 @@ class Status:
             "links": {name: link.as_dict() for name, link in self.links.items()},
             "reload_error": self.reload_error,
             "audio_gate": self.audio_gate() if self.audio_gate is not None else None,
+            "cost": self.cost() if self.cost is not None else None,
             "screens": dict(self.screens),
             "outputs": {
                 lang: {

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from .audio import rms
-from .captions import Caption, SessionInterpreter, normalise_code
+from .captions import Caption, SessionInterpreter, UsageDelta, normalise_code
 from .config import SOURCE, TranslatorConfig
 from .errors import AuthError, LinkError
 from .protocol import session_update
@@ -44,7 +44,8 @@ _ROTATE_INPUT_TOKENS = 40_000
 # A session that has answered nothing for this long is rotated before the service closes it (~300 s, §7):
 # with the audio gate closed through a long break, nothing is sent, so nothing is answered.
 _IDLE_ROTATE_S = 240.0
-_SUPERVISE_TICK_S = 0.2
+# The watchdog and rotation need no finer clock; a stop or a closed connection wakes the supervisor at once.
+_SUPERVISE_TICK_S = 1.0
 _CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 
 
@@ -193,8 +194,10 @@ class TranslatorSession:
         budget: ConnectBudget,
         chunk_ms: int = 100,
         backoff: Backoff | None = None,
+        on_usage: Callable[[str, UsageDelta], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.on_usage = on_usage
         self.target = target
         self.transcribe_source = transcribe_source
         self.status = status
@@ -299,32 +302,38 @@ class TranslatorSession:
     async def _supervise(self, conn: _Connection) -> float:
         """Watch the active connection: rotate it when due, replace it when stalled, finish it on stop."""
         next_rotation_try = 0.0
-        while True:
-            assert conn.task is not None
-            done, _ = await asyncio.wait({conn.task}, timeout=_SUPERVISE_TICK_S)
-            lasted = time.monotonic() - conn.opened_at
-            if conn.task in done:
-                self._active = None
-                await conn.close()
-                conn.task.result()  # raises why it ended
-                return lasted
-            if self._stop.is_set():
-                self._active = None
-                await conn.finish(self.cfg.finish_timeout_s)
-                return lasted
-            now = time.monotonic()
-            if conn.unanswered_since is not None and now - conn.unanswered_since > self.watchdog_s:
-                self.status.metrics.translator_rotations.labels(self.target, "watchdog").inc()
-                self._active = None
-                await conn.close()
-                raise Stalled(f"no events for {self.watchdog_s:.0f} s while speech was sent")
-            reason = self._rotation_due(conn)
-            if reason and now >= next_rotation_try:
-                new = await self._rotate(conn, reason)
-                if new is None:
-                    next_rotation_try = now + 60.0
-                else:
-                    conn = new
+        stopping = asyncio.create_task(self._stop.wait())
+        try:
+            while True:
+                assert conn.task is not None
+                done, _ = await asyncio.wait(
+                    {conn.task, stopping}, timeout=_SUPERVISE_TICK_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                lasted = time.monotonic() - conn.opened_at
+                if conn.task in done:
+                    self._active = None
+                    await conn.close()
+                    conn.task.result()  # raises why it ended
+                    return lasted
+                if self._stop.is_set():
+                    self._active = None
+                    await conn.finish(self.cfg.finish_timeout_s)
+                    return lasted
+                now = time.monotonic()
+                if conn.unanswered_since is not None and now - conn.unanswered_since > self.watchdog_s:
+                    self.status.metrics.translator_rotations.labels(self.target, "watchdog").inc()
+                    self._active = None
+                    await conn.close()
+                    raise Stalled(f"no events for {self.watchdog_s:.0f} s while speech was sent")
+                reason = self._rotation_due(conn)
+                if reason and now >= next_rotation_try:
+                    new = await self._rotate(conn, reason)
+                    if new is None:
+                        next_rotation_try = now + 60.0
+                    else:
+                        conn = new
+        finally:
+            stopping.cancel()
 
     def _rotation_due(self, conn: _Connection) -> str | None:
         if time.monotonic() - conn.opened_at >= self.rotate_after_s:
@@ -460,6 +469,8 @@ class TranslatorSession:
         if result.usage is not None:
             m.usage_tokens.labels(self.target, "input").inc(result.usage.input_tokens)
             m.usage_tokens.labels(self.target, "output").inc(result.usage.output_tokens)
+            if self.on_usage is not None:
+                self.on_usage(self.target, result.usage)
         if result.error is not None:
             m.translator_errors.labels(self.target, normalise_code(result.error.code) or "unknown").inc()
             if _is_idle_close(result.error.code, result.error.message):

@@ -25,7 +25,7 @@ class DaemonProc:
     def __init__(self, tmp: Path, config: dict[str, Any], env: dict[str, str]) -> None:
         self.tmp = tmp
         self.http_port = free_port()
-        config = {**config, "http": {"host": "127.0.0.1", "port": self.http_port}}
+        config = {**config, "http": {**config.get("http", {}), "host": "127.0.0.1", "port": self.http_port}}
         self.config_path = tmp / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = tmp / "daemon.log"

@@ -133,6 +133,7 @@ class ConnectionRecord:
     closed_by_client: bool = False
     server_close_code: int | None = None  # set when the fake closed it (knobs, rate limit)
     dropped: bool = False
+    idle_closed: bool = False  # closed by the fake's idle timeout
     open: bool = True
 
 
@@ -185,6 +186,7 @@ class _Conn:
     text_tokens: int = 0
     audio_out_bytes: int = 0
     glossary: _Glossary | None = None
+    last_response_at: float = field(default_factory=time.monotonic)
 
 
 class FakeTranslator:
@@ -209,6 +211,8 @@ class FakeTranslator:
         self.host = host
         self.port = port
         self.stall = False
+        # §7: the service closes a session that generated no response for this long (300 s seen on Omni).
+        self.idle_timeout_s: float | None = None
         self.rate_limit_per_minute: int | None = None
         self.rate_window_s = 60.0  # tests may shrink the window
         self.reject_audio_for_text_only_targets = True  # §4.1 "[?] whole session is rejected"
@@ -405,7 +409,11 @@ class FakeTranslator:
             else:
                 await self._send(c, {"type": "session.created", "session": c.session})
             while True:
-                msg = await ws.receive()
+                try:
+                    msg = await ws.receive(timeout=self._idle_left(c))
+                except TimeoutError:
+                    await self._idle_close(c)
+                    break
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(c, msg.data)
                 elif msg.type == WSMsgType.BINARY:
@@ -446,6 +454,20 @@ class FakeTranslator:
                 "interrupt_response": True,
             }
         return s
+
+    def _idle_left(self, c: _Conn) -> float | None:
+        if self.idle_timeout_s is None:
+            return None
+        return max(0.01, c.last_response_at + self.idle_timeout_s - time.monotonic())
+
+    async def _idle_close(self, c: _Conn) -> None:
+        seconds = self.idle_timeout_s or 0
+        message = f"Your session was closed because no response was generated for {seconds:g} seconds."
+        err = {"type": "invalid_request_error", "code": "response_idle_timeout", "message": message, "param": ""}
+        await self._send(c, {"type": "error", "error": err})
+        with self._lock:
+            c.rec.idle_closed = True
+        await self._server_close(c, 1000, "idle")
 
     # ---- sending ---------------------------------------------------------------------------
     async def _send(self, c: _Conn, event: dict[str, Any]) -> None:
@@ -819,6 +841,7 @@ class FakeTranslator:
         resp = self._response(c, seg, "completed", [done_item])
         resp["usage"] = self._usage(c)
         await self._send(c, {"type": "response.done", "response": resp})
+        c.last_response_at = time.monotonic()
         if c.closing or self.stall:
             return  # never delivered, so it does not count
         with self._lock:

@@ -218,3 +218,36 @@ PAIRING: list[tuple[str, list[dict[str, Any]], list[tuple[str, str, str]]]] = [
 @pytest.mark.parametrize(("events", "expected"), [c[1:] for c in PAIRING], ids=[c[0] for c in PAIRING])
 def test_finals_know_their_other_half(events: list[dict[str, Any]], expected: list[tuple[str, str, str]]) -> None:
     assert [(c.item_id, c.text, c.pair_id) for c in run(events) if c.final] == expected
+
+
+def _kinds(*usages: dict[str, Any]) -> list[dict[str, int]]:
+    interp = SessionInterpreter("ja")
+    out = []
+    for usage in usages:
+        result = interp.feed({"type": "response.done", "response": {"id": "r", "usage": usage}})
+        assert result.usage is not None
+        out.append(result.usage.tokens.as_dict())
+    return out
+
+
+def test_usage_by_kind_for_the_cost_estimate() -> None:
+    observed = {  # §8, cumulative
+        "input_tokens": 85,
+        "output_tokens": 84,
+        "input_tokens_details": {"text_tokens": 50, "audio_tokens": 35},
+        "output_tokens_details": {"text_tokens": 33, "audio_tokens": 51},
+    }
+    later = {
+        "input_tokens": 185,
+        "output_tokens": 104,
+        "input_tokens_details": {"text_tokens": 50, "audio_tokens": 135},
+        "output_tokens_details": {"text_tokens": 53, "audio_tokens": 51},
+    }
+    assert _kinds(observed, later) == [
+        {"audio_in": 35, "text_in": 50, "image_in": 0, "text_out": 33, "audio_out": 51},
+        {"audio_in": 100, "text_in": 0, "image_in": 0, "text_out": 20, "audio_out": 0},
+    ]
+    # details missing (they may be): input is audio, output is text
+    assert _kinds({"input_tokens": 70, "output_tokens": 9}) == [
+        {"audio_in": 70, "text_in": 0, "image_in": 0, "text_out": 9, "audio_out": 0}
+    ]

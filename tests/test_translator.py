@@ -234,6 +234,8 @@ async def test_watchdog_replaces_a_hung_session(fake: FakeTranslator) -> None:
             await asyncio.sleep(0.01)
         assert h.metric("captioner_translator_rotations_total", target="ja", reason="watchdog") == 1
         fake.stall = False
+        # the link reads "connected" until the hung session is closed: wait for its replacement
+        assert await fake.await_until(lambda f: len(f.connections) >= 2)
         await h.connected()
         await h.stream([("silence", 0.2), ("tone", 0.8), ("silence", 1.0)])
         assert (await h.wait_finals(1))[-1].startswith("[ja] utterance")

@@ -1,0 +1,134 @@
+"""Pure cost accounting: billed tokens by kind, an estimated bill from configured prices, stream and day budgets."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+KINDS = ("audio_in", "text_in", "image_in", "text_out", "audio_out")
+_MAX_TOKENS = 10**12
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Tokens by what they bill as (translator-protocol.md §8)."""
+
+    audio_in: int = 0
+    text_in: int = 0
+    image_in: int = 0
+    text_out: int = 0
+    audio_out: int = 0
+
+    def since(self, earlier: Tokens) -> Tokens:
+        """What was added since `earlier` of the same session; a counter that went back means a new session."""
+        now, then = _values(self), _values(earlier)
+        if any(a < b for a, b in zip(now, then, strict=True)):
+            return self
+        return Tokens(*(a - b for a, b in zip(now, then, strict=True)))
+
+    @property
+    def total(self) -> int:
+        return sum(_values(self))
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(zip(KINDS, _values(self), strict=True))
+
+
+def _values(t: Tokens) -> tuple[int, ...]:
+    return tuple(getattr(t, f.name) for f in fields(t))
+
+
+def _count(value: Any) -> int:
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_TOKENS
+    return value if ok else 0
+
+
+def tokens_from_usage(usage: dict[str, Any]) -> Tokens:
+    """`response.done` usage (cumulative for the session) by kind; missing details count as audio in / text out."""
+    total_in, total_out = _count(usage.get("input_tokens")), _count(usage.get("output_tokens"))
+    d_in, d_out = _details(usage, "input_tokens_details"), _details(usage, "output_tokens_details")
+    text_in, image_in = _count(d_in.get("text_tokens")), _count(d_in.get("image_tokens"))
+    audio_in = _count(d_in.get("audio_tokens")) if "audio_tokens" in d_in else max(0, total_in - text_in - image_in)
+    audio_out = _count(d_out.get("audio_tokens"))
+    text_out = _count(d_out.get("text_tokens")) if "text_tokens" in d_out else max(0, total_out - audio_out)
+    return Tokens(audio_in, text_in, image_in, text_out, audio_out)
+
+
+def _details(usage: dict[str, Any], key: str) -> dict[str, Any]:
+    value = usage.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def estimate(tokens: Tokens, prices_per_million: dict[str, float]) -> float:
+    """The estimated price of `tokens`; prices are per million tokens of each kind."""
+    return sum(n * prices_per_million.get(kind, 0.0) for kind, n in tokens.as_dict().items()) / 1e6
+
+
+class Budget:
+    """Spend per stream and per local day against optional limits; reaching one pauses until the next period.
+
+    "Resume on request" lifts the pause for the rest of that period only.
+    """
+
+    def __init__(
+        self, per_stream: float = 0.0, per_day: float = 0.0, today: Callable[[], dt.date] = dt.date.today
+    ) -> None:
+        self.per_stream = per_stream
+        self.per_day = per_day
+        self._today = today
+        self.day = today()
+        self.day_spent = 0.0
+        self.stream_spent = 0.0
+        self.total_spent = 0.0
+        self._stream_no = 0
+        self._resumed: set[tuple[str, object]] = set()
+
+    def spend(self, amount: float) -> None:
+        self._roll()
+        self.day_spent += amount
+        self.stream_spent += amount
+        self.total_spent += amount
+
+    def new_stream(self) -> None:
+        """OBS started a new stream: the per-stream budget starts again."""
+        self._stream_no += 1
+        self.stream_spent = 0.0
+
+    def reached(self) -> str | None:
+        """ "stream" or "day" when that budget is used up (and not resumed); None while captioning may go on."""
+        self._roll()
+        if self.per_day and self.day_spent >= self.per_day and ("day", self.day) not in self._resumed:
+            return "day"
+        if (
+            self.per_stream
+            and self.stream_spent >= self.per_stream
+            and ("stream", self._stream_no) not in self._resumed
+        ):
+            return "stream"
+        return None
+
+    def resume(self) -> None:
+        """The operator chose to go on: ignore the budgets that are reached, until their period ends."""
+        self._resumed |= {("day", self.day), ("stream", self._stream_no)}
+
+    def restore_day(self, day: dt.date, spent: float) -> None:
+        """Spend recorded earlier today (by a previous run) still counts against today's budget."""
+        if day == self._today():
+            self.day, self.day_spent = day, self.day_spent + spent
+
+    def _roll(self) -> None:
+        today = self._today()
+        if today != self.day:
+            self.day, self.day_spent = today, 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "per_stream": self.per_stream or None,
+            "per_day": self.per_day or None,
+            "stream_spent": round(self.stream_spent, 6),
+            "day_spent": round(self.day_spent, 6),
+            "total_spent": round(self.total_spent, 6),
+            "reached": self.reached(),
+        }

@@ -1,0 +1,289 @@
+"""Local voice-activity gate: only audio around speech goes to the translator, because every second sent is billed."""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .config import GateConfig
+
+BYTES_PER_S = 32_000  # 16 kHz mono PCM16
+_SUBFRAME_SAMPLES = 160  # 10 ms: short enough to tell a click (a few ms) from a syllable (50 ms and more)
+# The noise floor is this low percentile of the 10 ms levels over the last few seconds: the quiet between
+# words and breaths. A percentile, not the minimum, so a dip in fluctuating noise does not drag it down.
+_FLOOR_WINDOW_S = 5.0
+_FLOOR_PERCENTILE = 10.0
+# Assumed until the window has heard the room: low enough that speech in the first chunk opens the gate.
+_PRIOR_FLOOR_DBFS = -70.0
+# Speech opens the gate at threshold_db above the floor; it stays open while the level is within this much of it.
+_HYSTERESIS_DB = 6.0
+# min_speech_ms of loud 10 ms frames must fall within this span to open the gate.
+_ONSET_WINDOW_S = 0.3
+# A chunk with this much audio above the closing level counts as speech that keeps an open gate open.
+_VOICED_MIN_S = 0.03
+_SILENT_DBFS = -100.0
+# A Hann window keeps strong rumble from leaking into the speech band; the weights make a frame's band power
+# (one-sided spectrum, Parseval) comparable with its mean square, so levels stay in dBFS.
+_WINDOW = np.hanning(_SUBFRAME_SAMPLES + 2)[1:-1].astype(np.float32)
+_WINDOW_NORM = float(_SUBFRAME_SAMPLES * np.sum(_WINDOW**2))
+_BIN_WEIGHTS = np.r_[1.0, np.full(_SUBFRAME_SAMPLES // 2 - 1, 2.0), 1.0].astype(np.float32)
+_LOW_BIN = 2  # 100 Hz per bin at 16 kHz / 160 samples
+
+
+class GateState(enum.StrEnum):
+    """What happens to captured audio now."""
+
+    OPEN = "open"  # sent: speech, its pre-roll, or its trailing audio
+    CLOSED = "closed"  # kept back in the pre-roll ring, then dropped
+    HELD = "held"  # someone asked for no audio at all (hold reasons); only a segment's closing silence is sent
+
+
+class GateChunk(NamedTuple):
+    """One chunk to send: PCM16 bytes, when it was captured, its RMS level (0..1); padding is made-up silence."""
+
+    pcm: bytes
+    captured_at: float
+    level: float
+    padding: bool = False
+
+
+@dataclass
+class GateCounters:
+    """What the gate did since start, in seconds of audio (as /status shows it)."""
+
+    opened: int = 0
+    closed: int = 0
+    captured_s: float = 0.0
+    sent_s: float = 0.0  # captured audio let through
+    padded_s: float = 0.0  # zeros sent to close a segment that a hold cut off
+    held_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Entry:
+    chunk: GateChunk
+    duration_s: float
+    loud_s: float  # 10 ms frames at or above the opening level
+
+
+class SpeechGate:
+    """Decides, chunk by chunk, which captured audio is sent; shared by every translator session.
+
+    Closed, it keeps `pre_roll_ms` of audio. When `min_speech_ms` of audio louder than the noise floor by
+    `threshold_db` (and than `min_level_dbfs`) arrives within 300 ms, it opens and releases the pre-roll and
+    the speech; it closes after `trail_ms` without speech, so the service's VAD hears the silence that ends
+    the segment. Hold reasons stop all sending; when one cuts off an open gate, zeros are sent until the
+    trail is complete, so the segment in flight still ends and is translated.
+    """
+
+    def __init__(self, cfg: GateConfig) -> None:
+        self.cfg = cfg
+        self.counters = GateCounters()
+        self._holds: set[str] = set()
+        self._open = not cfg.enabled
+        self._ring: deque[_Entry] = deque()
+        self._ring_s = 0.0
+        self._quiet_s = 0.0  # captured audio since the last speech
+        self._pad_s = 0.0  # zeros still owed to the service
+        self._levels: deque[tuple[np.ndarray, float]] = deque()
+        self._levels_s = 0.0
+        self._prior_s = _FLOOR_WINDOW_S  # how long the assumed floor still counts
+        self.noise_floor_dbfs = _PRIOR_FLOOR_DBFS
+
+    # ---- state ---------------------------------------------------------------------------------
+    @property
+    def state(self) -> GateState:
+        if self._holds:
+            return GateState.HELD
+        return GateState.OPEN if self._open else GateState.CLOSED
+
+    @property
+    def held_by(self) -> list[str]:
+        return sorted(self._holds)
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.counters
+        return {
+            "enabled": self.cfg.enabled,
+            "state": self.state.value,
+            "held_by": self.held_by,
+            "noise_floor_dbfs": round(self.noise_floor_dbfs, 1),
+            "opened": c.opened,
+            "closed": c.closed,
+            "captured_s": round(c.captured_s, 1),
+            "sent_s": round(c.sent_s, 1),
+            "padded_s": round(c.padded_s, 1),
+            "held_s": {reason: round(s, 1) for reason, s in sorted(c.held_s.items())},
+        }
+
+    def configure(self, cfg: GateConfig) -> None:
+        """New settings (a reload); speech in flight and the learned floor are kept."""
+        self.cfg = cfg
+        if not cfg.enabled and not self._open and not self._holds:
+            self._set_open(True)
+            self._clear_ring()
+        self._trim_ring()
+
+    # ---- holds -----------------------------------------------------------------------------------
+    def hold(self, reason: str, held: bool) -> bool:
+        """Add or remove one reason to send nothing; True when that changed whether audio is held."""
+        was_held = bool(self._holds)
+        if held:
+            self._holds.add(reason)
+        else:
+            self._holds.discard(reason)
+        if was_held == bool(self._holds):
+            return False
+        if self._holds:
+            # Cut off mid-segment: the service would wait for silence that never comes (protocol §6).
+            if self._open:
+                self._pad_s = max(0.0, self.cfg.trail_ms / 1000 - self._quiet_s)
+                self._set_open(False)
+        else:
+            # Audio captured while held never goes out, not even as pre-roll; speech from now on does.
+            self._set_open(not self.cfg.enabled)
+        self._clear_ring()
+        return True
+
+    # ---- audio -------------------------------------------------------------------------------------
+    def feed(self, pcm: bytes, level: float | None = None, captured_at: float = 0.0) -> list[GateChunk]:
+        """Take one captured chunk; returns the chunks to send now, oldest first (often none)."""
+        duration_s = len(pcm) / BYTES_PER_S
+        frames_db = _frame_dbfs(pcm)
+        if level is None:
+            level = _rms(pcm)
+        self._learn_floor(frames_db, duration_s)
+        open_db = max(self.noise_floor_dbfs + self.cfg.threshold_db, self.cfg.min_level_dbfs)
+        frame_s = duration_s / len(frames_db)
+        loud_s = float(np.count_nonzero(frames_db >= open_db)) * frame_s
+        # Open, speech keeps it open down to a lower level (hysteresis); a click is too short to.
+        voiced_s = float(np.count_nonzero(frames_db >= open_db - _HYSTERESIS_DB)) * frame_s
+        speech = voiced_s >= min(_VOICED_MIN_S, duration_s / 2)
+        self._quiet_s = 0.0 if speech else self._quiet_s + duration_s
+        c = self.counters
+        c.captured_s += duration_s
+        chunk = GateChunk(pcm, captured_at, level)
+        if self._holds:
+            for reason in self._holds:
+                c.held_s[reason] = c.held_s.get(reason, 0.0) + duration_s
+            return self._pad(chunk, duration_s)
+        if self._open:
+            c.sent_s += duration_s
+            if self.cfg.enabled and self._quiet_s >= self.cfg.trail_ms / 1000 - 1e-9:
+                self._set_open(False)
+            return [chunk]
+        self._ring.append(_Entry(chunk, duration_s, loud_s))
+        self._ring_s += duration_s
+        released = self._onset()
+        if released:
+            return released
+        self._trim_ring()
+        return self._pad(chunk, duration_s)
+
+    def flush(self) -> list[GateChunk]:
+        """At a stop: speech that began but has not opened the gate yet, with its pre-roll."""
+        if self._holds or self._open:
+            return []
+        return self._release(self._onset_window()[0])
+
+    # ---- inside --------------------------------------------------------------------------------------
+    def _onset(self) -> list[GateChunk]:
+        """Open if the onset window holds enough speech; returns what to release."""
+        first, loud_s = self._onset_window()
+        if loud_s < self.cfg.min_speech_ms / 1000 - 1e-9:
+            return []
+        self._pad_s = 0.0  # the segment goes on with real audio
+        return self._release(first)
+
+    def _onset_window(self) -> tuple[int | None, float]:
+        """Ring index of the first loud chunk in the last 300 ms (None: none), and the loud time there."""
+        recent_s = loud_s = 0.0
+        first = None
+        for i in range(len(self._ring) - 1, -1, -1):
+            if recent_s >= _ONSET_WINDOW_S - 1e-9:
+                break
+            entry = self._ring[i]
+            recent_s += entry.duration_s
+            if entry.loud_s > 0:
+                first, loud_s = i, loud_s + entry.loud_s
+        return first, loud_s
+
+    def _release(self, first: int | None) -> list[GateChunk]:
+        if first is None:
+            return []
+        start, pre_s = first, 0.0
+        while start > 0 and pre_s + self._ring[start - 1].duration_s <= self.cfg.pre_roll_ms / 1000 + 1e-9:
+            start -= 1
+            pre_s += self._ring[start].duration_s
+        entries = list(self._ring)
+        # The pre-roll carries its onset's capture time: capture-to-wire then measures the pipeline, not the
+        # pre-roll length, while any delay the gate adds to speech itself still shows.
+        onset_at = entries[first].chunk.captured_at
+        out = [e.chunk._replace(captured_at=onset_at) for e in entries[start:first]]
+        out += [e.chunk for e in entries[first:]]
+        self.counters.sent_s += sum(len(c.pcm) for c in out) / BYTES_PER_S
+        self._clear_ring()
+        self._set_open(True)
+        return out
+
+    def _pad(self, chunk: GateChunk, duration_s: float) -> list[GateChunk]:
+        if self._pad_s <= 1e-9:
+            return []
+        self._pad_s -= duration_s
+        self.counters.padded_s += duration_s
+        return [GateChunk(bytes(len(chunk.pcm)), chunk.captured_at, 0.0, padding=True)]
+
+    def _set_open(self, is_open: bool) -> None:
+        if is_open != self._open:
+            if is_open:
+                self.counters.opened += 1
+            else:
+                self.counters.closed += 1
+        self._open = is_open
+
+    def _clear_ring(self) -> None:
+        self._ring.clear()
+        self._ring_s = 0.0
+
+    def _trim_ring(self) -> None:
+        # The pre-roll, plus the onset window whose first loud chunk the pre-roll is counted back from.
+        keep_s = self.cfg.pre_roll_ms / 1000 + _ONSET_WINDOW_S
+        while self._ring and self._ring_s - self._ring[0].duration_s >= keep_s - 1e-9:
+            self._ring_s -= self._ring.popleft().duration_s
+
+    def _learn_floor(self, frames_db: np.ndarray, duration_s: float) -> None:
+        self._levels.append((frames_db, duration_s))
+        self._levels_s += duration_s
+        while len(self._levels) > 1 and self._levels_s - self._levels[0][1] >= _FLOOR_WINDOW_S - 1e-9:
+            self._levels_s -= self._levels.popleft()[1]
+        self._prior_s = max(0.0, self._prior_s - duration_s)
+        floor = float(np.percentile(np.concatenate([f for f, _ in self._levels]), _FLOOR_PERCENTILE))
+        # Until the window is full the assumed floor still counts, so speech at the very start is heard as speech.
+        self.noise_floor_dbfs = min(floor, _PRIOR_FLOOR_DBFS) if self._prior_s > 0 else floor
+
+
+def _frame_dbfs(pcm: bytes) -> np.ndarray:
+    """Speech-band level (above 200 Hz) of each 10 ms frame in dBFS (one frame for a shorter chunk).
+
+    Rumble, hum and handling noise sit below the band; leaving them out keeps them from holding the gate open.
+    """
+    x = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+    if len(x) < _SUBFRAME_SAMPLES:
+        x = np.concatenate([x, np.zeros(_SUBFRAME_SAMPLES - len(x), np.float32)])
+    n = len(x) // _SUBFRAME_SAMPLES
+    frames = x[: n * _SUBFRAME_SAMPLES].reshape(n, _SUBFRAME_SAMPLES) * _WINDOW
+    spectrum = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    power = spectrum[:, _LOW_BIN:] @ _BIN_WEIGHTS[_LOW_BIN:] / _WINDOW_NORM
+    result: np.ndarray = np.maximum(10 * np.log10(np.maximum(power, 1e-12)), _SILENT_DBFS)
+    return result
+
+
+def _rms(pcm: bytes) -> float:
+    if not pcm:
+        return 0.0
+    x = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+    return float(np.sqrt(np.mean(x * x)))
