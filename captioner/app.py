@@ -22,7 +22,7 @@ from .captions import Caption, UsageDelta
 from .config import SOURCE, Config, load
 from .cost import Budget, estimate
 from .errors import ConfigError
-from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate
+from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate, obs_holds
 from .obs import ObsSink, ObsState, Recording
 from .overlay import OverlayHub
 from .presenter import Presenter, StreamCaptionFeed
@@ -61,6 +61,7 @@ class Daemon:
         self.status.audio_gate = self.gate.as_dict
         self._open_spend(cfg)
         self.status.cost = self._cost_status
+        self._apply_obs_holds(ObsState())  # until OBS says otherwise, it is not streaming
         self.capture = self._new_capture(cfg)
         self._capture_task: asyncio.Task[None] | None = None
         self.http_port: int | None = None
@@ -110,6 +111,7 @@ class Daemon:
             self.status,
             on_recording=self.on_recording if follow else None,
             on_state=self.on_obs_state,
+            watch_inputs=cfg.gate.obs_unmuted,
         )
         self._obs_task = asyncio.create_task(obs.run(), name="obs")
         self.presenter = Presenter(cfg, self._show)
@@ -223,11 +225,17 @@ class Daemon:
             log.warning("cannot save today's spend to %s: %s", self._spend_path, e)
 
     def on_obs_state(self, state: ObsState) -> None:
-        """OBS changed what it is doing: a new stream starts a new per-stream budget."""
+        """OBS changed what it is doing: gate the audio on it, and a new stream starts a new per-stream budget."""
         if state.streaming and not self._was_streaming:
             self.spend.new_stream()
             self._check_budget()
         self._was_streaming = state.streaming
+        self._apply_obs_holds(state)
+
+    def _apply_obs_holds(self, state: ObsState) -> None:
+        for reason, held in obs_holds(self.cfg.gate, state).items():
+            if held != (reason in self.gate.held_by):
+                self.hold_audio(reason, held)
 
     def _cost_status(self) -> dict[str, Any]:
         return {"currency": self.cfg.cost.currency, **self.spend.as_dict()}
@@ -410,6 +418,7 @@ class Daemon:
             before = self.gate.state
             self.gate.configure(new.gate)
             self._gate_moved(before)
+            self._apply_obs_holds(self.obs.state if self.obs is not None else ObsState())
         # Settings of one target (its glossary, whether it transcribes) only restart that target's session.
         per_target = {"targets": (), "transcribe_source": False, "glossary": {}}
         same_service = new.translator.model_copy(update=per_target) == old.translator.model_copy(update=per_target)
@@ -436,6 +445,7 @@ class Daemon:
             or (self.obs is None) == wants_obs
             or follows
             or new.stream_captions != old.stream_captions
+            or new.gate.obs_unmuted != old.gate.obs_unmuted
         ):
             changed.append("obs")
             await self._stop_obs()
@@ -480,8 +490,10 @@ class Daemon:
 
 
 def _wants_obs(cfg: Config) -> bool:
-    t = cfg.transcripts
-    return cfg.obs.enabled and bool(cfg.outputs or cfg.stream_captions.enabled or (t.enabled and t.follow_recording))
+    t, g = cfg.transcripts, cfg.gate
+    follows = t.enabled and t.follow_recording
+    gated = bool(g.obs_outputs or g.obs_unmuted or g.obs_scenes)
+    return cfg.obs.enabled and bool(cfg.outputs or cfg.stream_captions.enabled or follows or gated)
 
 
 def _transcribes(cfg: Config, target: str) -> bool:

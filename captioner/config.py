@@ -50,8 +50,8 @@ class GateConfig(_Section):
     # On: silence is kept back (the bill shrinks with it); off: every captured second is streamed and billed.
     enabled: bool = True
     # Audio from before speech, sent when it starts: the first syllable, and the service VAD's own 300 ms
-    # prefix padding, are in it.
-    pre_roll_ms: int = Field(500, ge=100, le=3000)
+    # prefix padding, are in it. At most 2 s, so the burst fits a session's 3 s send queue.
+    pre_roll_ms: int = Field(500, ge=100, le=2000)
     # Audio still sent after speech stops: the service ends a segment only after silence_duration_ms (1000 ms
     # by default) of silence, and the protocol notes advise that plus 1 s; less leaves the last words hanging.
     trail_ms: int = Field(2000, ge=1000, le=30000)
@@ -63,6 +63,12 @@ class GateConfig(_Section):
     threshold_db: float = Field(9.0, ge=3, le=40)
     # Audio quieter than this never opens the gate, however quiet the room (digital silence has no floor).
     min_level_dbfs: float = Field(-55.0, ge=-90, le=-10)
+    # Send audio only while OBS does one of these (e.g. [streaming]): nobody reads captions otherwise.
+    obs_outputs: tuple[Literal["streaming", "recording"], ...] = ()
+    # OBS inputs (microphones): send audio only while at least one of them is unmuted in OBS.
+    obs_unmuted: tuple[str, ...] = ()
+    # Program scenes in which to caption (e.g. not "BRB"); empty = every scene.
+    obs_scenes: tuple[str, ...] = ()
 
 
 class TranslatorConfig(_Section):
@@ -473,6 +479,10 @@ def _check(cfg: Config) -> None:
                 f"{spoken or 'auto-detected source'!r} cannot be shown as CEA-608 captions, which carry only "
                 "Latin-script languages (e.g. en, es, fr, de, it, pt)",
             )
+    g = cfg.gate
+    for key in ("obs_outputs", "obs_unmuted", "obs_scenes"):
+        if getattr(g, key) and not cfg.obs.enabled:
+            raise ConfigError(f"gate.{key}", "needs obs.enabled: true (the state comes from OBS)")
     tr.check_glossary()
     cfg.vocabulary.check(cfg.languages())
 

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .config import GateConfig
+from .obs import ObsState
 
 BYTES_PER_S = 32_000  # 16 kHz mono PCM16
 _SUBFRAME_SAMPLES = 160  # 10 ms: short enough to tell a click (a few ms) from a syllable (50 ms and more)
@@ -287,3 +288,14 @@ def _rms(pcm: bytes) -> float:
         return 0.0
     x = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
     return float(np.sqrt(np.mean(x * x)))
+
+
+def obs_holds(cfg: GateConfig, state: ObsState) -> dict[str, bool]:
+    """Which OBS-state reasons hold the audio now (reason -> held). OBS away counts as not live, not in a scene."""
+    live = ("streaming" in cfg.obs_outputs and state.streaming) or ("recording" in cfg.obs_outputs and state.recording)
+    return {
+        "obs_not_live": bool(cfg.obs_outputs) and not live,
+        # A watched input OBS does not have counts as unmuted (ObsSink warns): a typo must not mute captions.
+        "obs_muted": bool(cfg.obs_unmuted) and all(name in state.muted for name in cfg.obs_unmuted),
+        "obs_scene": bool(cfg.obs_scenes) and state.scene not in cfg.obs_scenes,
+    }

@@ -24,12 +24,15 @@ KEY = "sk-gate-secret"
 
 
 def chunks(pattern: list[tuple[str, float]]) -> list[bytes]:
-    """('tone'|'silence', seconds) -> 100 ms chunks of 16 kHz PCM16."""
+    """('tone'|'noise'|'silence', seconds) -> 100 ms chunks of 16 kHz PCM16; noise is a -36 dBFS hiss."""
     out: list[bytes] = []
+    rng = np.random.default_rng(3)
     for kind, seconds in pattern:
         n = round(seconds * 16000)
         t = np.arange(n) / 16000
         x = 0.3 * np.sin(2 * np.pi * 440 * t) if kind == "tone" else np.zeros(n)
+        if kind == "noise":
+            x = rng.normal(0, 10 ** (-36 / 20), n)
         pcm = (x * 32767).astype("<i2").tobytes()
         out += [pcm[i : i + 3200] for i in range(0, len(pcm), 3200)]
     return out
@@ -255,3 +258,16 @@ async def test_reload_changes_the_gate_without_losing_the_segment(fake: FakeTran
         assert d.gate.state.value == "open"
         assert await d.wait_finals(1) == ["[ja] utterance 1"]
         assert fake.connections[0].audio_bytes == int((0.5 + 1.0 + 5.0) * 32000)
+
+
+async def test_rotation_in_a_noisy_room_uses_the_closed_gate_as_its_pause(fake: FakeTranslator) -> None:
+    # A hiss above the sessions' own speech level (SPEECH_RMS) but learned by the gate as the room's noise:
+    # while the gate is closed nothing is in flight, so a due rotation happens at once instead of after 20 s.
+    async with running(fake) as d:
+        session = d.sessions["ja"]
+        await d.player.play([("noise", 9.0)])
+        assert d.gate.state.value == "closed"
+        session.rotate_after_s = 0.1
+        await d.player.play([("noise", 1.5)], pace_s=0.1)
+        assert d.metric("captioner_translator_rotations_total", target="ja", reason="age") >= 1
+        session.rotate_after_s = 5400

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from captioner.config import GateConfig
+from captioner.config import GateConfig, parse
+from captioner.errors import ConfigError
 from captioner.gate import GateChunk, GateState, SpeechGate
 
 RATE = 16_000
@@ -313,3 +314,29 @@ def _chunk_levels(scene: Scene, parts: list[tuple[str, float, float]]) -> list[f
         k = min(int(np.searchsorted(bounds, i * step, side="right")), len(parts) - 1)
         levels.append(parts[k][2])
     return levels
+
+
+# ---- config ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gate", "key", "words"),
+    [
+        ({"trail_ms": 500}, "gate.trail_ms", "greater than or equal to 1000"),
+        ({"pre_roll_ms": 5000}, "gate.pre_roll_ms", "less than or equal to 2000"),
+        ({"enabled": "sometimes"}, "gate.enabled", "valid boolean"),
+        ({"treshold_db": 9}, "gate.treshold_db", "unknown key"),
+        ({"min_level_dbfs": 3}, "gate.min_level_dbfs", "less than or equal to -10"),
+    ],
+)
+def test_config_errors_name_the_key(gate: dict[str, object], key: str, words: str) -> None:
+    raw = {"translator": {"api_key": "k"}, "gate": gate}
+    with pytest.raises(ConfigError) as e:
+        parse(raw, env={})
+    assert e.value.key == key and words in str(e.value), str(e.value)
+
+
+def test_gate_is_on_by_default() -> None:
+    cfg = parse({"translator": {"api_key": "k"}}, env={})
+    assert cfg.gate == GateConfig()
+    assert cfg.gate.enabled and cfg.gate.trail_ms == 2000 and cfg.gate.pre_roll_ms == 500
