@@ -57,7 +57,7 @@ class GateConfig(_Section):
     trail_ms: int = Field(2000, ge=1000, le=30000)
     # Loud audio needed within 300 ms to open: a click (5-20 ms) is shorter, a short word (a 60 ms vowel and
     # more) is longer. Higher saves on clicks and knocks but risks a quiet short word.
-    min_speech_ms: int = Field(40, ge=10, le=300)
+    min_speech_ms: int = Field(30, ge=10, le=300)
     # How far above the noise floor (the quiet between words over the last 5 s, 200 Hz and up) audio counts
     # as speech. Lower hears quieter speech in a noisy room but opens on the noise itself.
     threshold_db: float = Field(9.0, ge=3, le=40)
