@@ -92,6 +92,10 @@ def _pcm16(x: np.ndarray) -> bytes:
     return np.rint(y, out=y).astype("<i2").tobytes()
 
 
+# A capture stream that delivers no block for this long is treated as a lost device and reopened.
+_STALL_S = 3.0
+
+
 def rms(chunk: bytes) -> float:
     """Root mean square level of PCM16 bytes, 0..1."""
     if not chunk:
@@ -285,7 +289,12 @@ class AudioCapture:
             link.set(LinkState.CONNECTED)
             log.info("capturing from %s at %d Hz, %d channel(s)", description, rate, channels)
             while True:
-                await self._wake.wait()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), _STALL_S)
+                except TimeoutError:
+                    # Some backends neither call back nor finish when the device goes away (the ALSA pulse plugin
+                    # when the sound server dies): a device that delivers nothing is as good as lost.
+                    raise OSError(f"no audio from the device for {_STALL_S:.0f} s: device lost?") from None
                 self._wake.clear()
                 while blocks:
                     block, t = blocks.popleft()
