@@ -262,9 +262,18 @@ class SpeechGate:
         while len(self._levels) > 1 and self._levels_s - self._levels[0][1] >= _FLOOR_WINDOW_S - 1e-9:
             self._levels_s -= self._levels.popleft()[1]
         self._prior_s = max(0.0, self._prior_s - duration_s)
-        floor = float(np.percentile(np.concatenate([f for f, _ in self._levels]), _FLOOR_PERCENTILE))
+        floor = _percentile(np.concatenate([f for f, _ in self._levels]), _FLOOR_PERCENTILE)
         # Until the window is full the assumed floor still counts, so speech at the very start is heard as speech.
         self.noise_floor_dbfs = min(floor, _PRIOR_FLOOR_DBFS) if self._prior_s > 0 else floor
+
+
+def _percentile(a: np.ndarray, q: float) -> float:
+    """np.percentile(a, q) (linear interpolation), by partial sort: a third of the cost on every chunk (#5)."""
+    pos = (len(a) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(a) - 1)
+    part = np.partition(a, (lo, hi))
+    return float(part[lo] + (part[hi] - part[lo]) * (pos - lo))
 
 
 def _frame_dbfs(pcm: bytes) -> np.ndarray:

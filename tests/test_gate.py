@@ -340,3 +340,13 @@ def test_gate_is_on_by_default() -> None:
     cfg = parse({"translator": {"api_key": "k"}}, env={})
     assert cfg.gate == GateConfig()
     assert cfg.gate.enabled and cfg.gate.trail_ms == 2000 and cfg.gate.pre_roll_ms == 500
+
+
+def test_partial_sort_percentile_equals_numpy() -> None:
+    from captioner.gate import _percentile
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 3, 50, 500):
+        a = (rng.normal(size=n) * 20 - 60).astype(np.float32)
+        for q in (0, 10, 50, 99.5, 100):
+            assert _percentile(a, q) == pytest.approx(float(np.percentile(a, q)), abs=1e-4)

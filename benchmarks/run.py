@@ -1,0 +1,550 @@
+"""Performance benchmark (issue #5): the real daemon against real OBS, real PulseAudio audio and the fake translator.
+
+For 1, 4 and 8 target languages it starts `python -m captioner run` (a subprocess, as systemd would), plays
+espeak-ng speech with pauses into a PulseAudio null sink (48 kHz stereo) whose monitor the daemon captures, and
+reports:
+
+* capture-to-wire: from the audio block reaching the capture callback to its bytes being sent on the translator's
+  WebSocket, per chunk and target (raw samples from CAPTIONER_TRACE, the same spot that feeds the histogram
+  `captioner_capture_to_wire_seconds`);
+* final-to-screen: from the translator's final-text frame arriving to OBS confirming the text change
+  (`captioner_final_to_screen_seconds`, raw samples likewise);
+* the daemon's CPU seconds per minute of captured audio (utime+stime of all its threads, /proc/<pid>/stat) and its
+  peak RSS (VmHWM);
+* start-up: from spawning the process to /healthz answering and to sd_notify READY=1 on NOTIFY_SOCKET;
+
+and then the in-process hot-path micro-benchmark (benchmarks/hotpath.py). A benchmark, not a test: it prints
+figures against the issue's targets and never fails on a miss. Do not run it while the test suite runs (both
+start a headless OBS; two at once on 2 cores distort each other).
+
+    .venv/bin/python benchmarks/run.py [--duration 60] [--targets 1,4,8] [--ready-runs 5] [--markdown out.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import hotpath
+from tests.daemonproc import DaemonProc
+from tests.fake_translator import FakeTranslator
+from tests.realenv import ObsEnv, PulseEnv, silence_padded_sequence, wav_duration
+
+KEY = "sk-bench"
+OBS_PASSWORD = "bench-pass"
+LANGUAGES = ["ja", "zh", "ko", "fr", "de", "es", "it", "pt"]
+TOOLS = ("obs", "Xvfb", "pulseaudio", "pactl", "paplay", "pacat", "espeak-ng", "sox")
+PHRASES = [
+    "Hello everyone and welcome back to the stream",
+    "Today we are going to build a castle on the hill",
+    "First we need a lot of stone and some wood",
+    "The walls should be thick enough to stop an army",
+    "Let me know in the chat what colour the towers should be",
+    "We will add a drawbridge over the moat later",
+    "This part always takes longer than I expect",
+    "Thank you all for watching and see you next time",
+]
+CHUNK_MS = 100
+GAP_S = 1.5  # pause between sentences: longer than the fake's 600 ms end-of-speech silence
+TARGETS = {  # the issue's targets
+    "capture_to_wire_p99_s": CHUNK_MS / 1000 + 0.005,
+    "final_to_screen_p99_s": 0.010,
+    "cpu_1": 0.3,
+    "cpu_8": 1.2,
+    "rss_mb": 80.0,
+    "ready_s": 1.5,
+}
+_CAPTURE_LINE = re.compile(r"capturing from (.*) at (\d+) Hz, (\d+) channel")
+
+
+@dataclass
+class RunResult:
+    """What one daemon run with `targets` languages measured."""
+
+    targets: int
+    ready_healthz_s: float
+    ready_notify_s: float | None
+    device: str = "?"
+    audio_s: float = 0.0
+    cpu_s: float = 0.0
+    # CPU by thread: the asyncio loop (main thread), libpulse's mainloop thread, every other thread
+    # (PortAudio's callback thread, the OBS worker, executors).
+    cpu_threads_s: dict[str, float] = field(default_factory=dict)
+    rss_peak_mb: float = 0.0
+    rss_anon_mb: float = 0.0  # private memory (heap, Python objects) at the end of the run
+    rss_file_mb: float = 0.0  # mapped files (shared libraries) at the end of the run
+    capture_to_wire_s: list[float] = field(default_factory=list)
+    final_to_screen_s: list[float] = field(default_factory=list)
+    finals: int = 0
+    obs_writes: int = 0
+    dropped_blocks: float = 0.0
+    skipped_chunks: float = 0.0
+    stop_s: float = 0.0
+
+    @property
+    def cpu_per_audio_min(self) -> float:
+        return self.cpu_s / (self.audio_s / 60) if self.audio_s else float("nan")
+
+
+# ---- the daemon process -----------------------------------------------------------------------------------
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """utime + stime of every thread of `pid`, seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_threads_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds by thread group: "event loop" (the main thread), "libpulse" (threaded-ml), "other"."""
+    out = {"event loop": 0.0, "libpulse": 0.0, "other": 0.0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            stat = (task / "stat").read_text()
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            group = "event loop" if int(task.name) == pid else "libpulse" if name == "threaded-ml" else "other"
+            out[group] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _proc_status_kb(pid: int, key: str, name: str = "status") -> int:
+    for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def _metric_sum(text: str, name: str) -> float:
+    """Sum of every sample of one metric (all label sets) in Prometheus text."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+class NotifyListener:
+    """A unix datagram socket standing in for systemd's NOTIFY_SOCKET; remembers when READY=1 arrived."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.ready_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self.ready_at is None and b"READY=1" in msg.split(b"\n"):
+                self.ready_at = time.monotonic()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+class BenchDaemon(DaemonProc):
+    """DaemonProc (config, HTTP helpers) started at the production log level with start-up timing."""
+
+    def start_timed(self, notify: NotifyListener, timeout_s: float = 20) -> tuple[float, float | None]:
+        """Spawn; return (seconds to /healthz 200, seconds to READY=1)."""
+        cmd = [sys.executable, "-m", "captioner", "run", "--config", str(self.config_path), "--log-level", "info"]
+        with self.log_path.open("wb") as log:
+            t0 = time.monotonic()
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=str(self.tmp)
+            )
+        healthz: float | None = None
+        while healthz is None:
+            if self.get("/healthz")[0] == 200:
+                healthz = time.monotonic() - t0
+            elif self.proc.poll() is not None or time.monotonic() - t0 > timeout_s:
+                raise RuntimeError(f"daemon did not come up:\n{self.log()[-3000:]}")
+            else:
+                time.sleep(0.003)
+        deadline = time.monotonic() + 2
+        while notify.ready_at is None and time.monotonic() < deadline:
+            time.sleep(0.003)
+        return healthz, None if notify.ready_at is None else notify.ready_at - t0
+
+
+#: `--set key.path=value` overrides (YAML values) applied to every generated daemon config.
+OVERRIDES: list[tuple[list[str], Any]] = []
+
+
+def daemon_config(fake: FakeTranslator, obs: ObsEnv, targets: list[str]) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "audio": {"device": "loopback", "chunk_ms": CHUNK_MS},
+        "translator": {"url": fake.url, "api_key": "${DASHSCOPE_API_KEY}", "targets": targets},
+        "obs": {"host": "127.0.0.1", "port": obs.ws_port, "password": "${OBS_WEBSOCKET_PASSWORD}"},
+        "outputs": [{"obs_source": f"Bench {t.upper()}", "language": t} for t in targets],
+        "log_level": "info",
+    }
+    for path, value in OVERRIDES:
+        node = cfg
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return cfg
+
+
+def _start(
+    work: Path, fake: FakeTranslator, pulse: PulseEnv, obs: ObsEnv, targets: list[str]
+) -> tuple[BenchDaemon, NotifyListener, Path, float, float | None]:
+    work.mkdir(parents=True, exist_ok=True)
+    trace = work / "trace.txt"
+    notify = NotifyListener(work / "notify.sock")
+    env = pulse.child_env(
+        DASHSCOPE_API_KEY=KEY,
+        OBS_WEBSOCKET_PASSWORD=OBS_PASSWORD,
+        NOTIFY_SOCKET=str(notify.path),
+        CAPTIONER_TRACE=str(trace),
+    )
+    daemon = BenchDaemon(work, daemon_config(fake, obs, targets), env)
+    healthz, ready = daemon.start_timed(notify)
+    return daemon, notify, trace, healthz, ready
+
+
+def _stop(daemon: BenchDaemon) -> float:
+    t0 = time.monotonic()
+    code = daemon.stop(signal.SIGTERM)
+    if code != 0:
+        print(f"  ! daemon exited {code}; log tail:\n{daemon.log()[-2000:]}", file=sys.stderr)
+    return time.monotonic() - t0
+
+
+# What capture alone costs: the daemon's device, rate and block size, a callback that only copies the block.
+_BARE_CAPTURE = """
+import os, sys, time, sounddevice as sd
+seconds = float(sys.argv[1])
+info = sd.query_devices("pulse", "input")
+rate, channels = int(info["default_samplerate"]), max(1, min(2, int(info["max_input_channels"])))
+def cpu():
+    f = open(f"/proc/{os.getpid()}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+def callback(indata, frames, time_info, status):
+    indata.copy()
+with sd.InputStream(device="pulse", samplerate=rate, channels=channels, dtype="float32",
+                    blocksize=rate * 100 // 1000, callback=callback):
+    time.sleep(1.0)
+    c0, t0 = cpu(), time.monotonic()
+    time.sleep(seconds)
+    print((cpu() - c0) / ((time.monotonic() - t0) / 60))
+"""
+
+
+def measure_capture_floor(pulse: PulseEnv, wav: Path, seconds: float) -> float:
+    """CPU per audio minute of a bare PortAudio capture like the daemon's, while the speech plays."""
+    player = pulse.play_async(wav)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _BARE_CAPTURE, str(seconds)],
+            env=pulse.child_env(PULSE_SOURCE="@DEFAULT_MONITOR@"),  # what the daemon's `loopback` asks for
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=True,
+        ).stdout
+    finally:
+        player.terminate()
+        player.wait(5)
+    return float(out.split()[-1])
+
+
+def measure_start(work: Path, fake: FakeTranslator, pulse: PulseEnv, obs: ObsEnv) -> tuple[float, float | None]:
+    """One start-up: spawn, /healthz, READY=1, stop."""
+    daemon, notify, _, healthz, ready = _start(work, fake, pulse, obs, LANGUAGES[:1])
+    try:
+        _stop(daemon)
+    finally:
+        daemon.kill()
+        notify.close()
+    return healthz, ready
+
+
+def measure_run(work: Path, fake: FakeTranslator, pulse: PulseEnv, obs: ObsEnv, n: int, wav: Path) -> RunResult:
+    """Start the daemon with n targets, play the speech, read CPU/RSS/metrics, stop, read the trace."""
+    targets = LANGUAGES[:n]
+    daemon, notify, trace, healthz, ready = _start(work, fake, pulse, obs, targets)
+    result = RunResult(n, healthz, ready)
+    try:
+        links = ["audio", "obs", *(f"translator:{t}" for t in targets)]
+        daemon.wait(lambda: all(daemon.link_state(x) == "connected" for x in links), 30, "all links connected")
+        if m := _CAPTURE_LINE.search(daemon.log()):
+            result.device = f"{m.group(1)}: {m.group(2)} Hz, {m.group(3)} ch"
+        time.sleep(1.0)  # past the connection set-up
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
+        threads0, cpu0, t0 = _proc_threads_cpu_s(pid), _proc_cpu_s(pid), time.monotonic()
+        pulse.play(wav)
+        threads1, cpu1, t1 = _proc_threads_cpu_s(pid), _proc_cpu_s(pid), time.monotonic()
+        result.cpu_s, result.audio_s = cpu1 - cpu0, t1 - t0
+        result.cpu_threads_s = {k: threads1[k] - threads0[k] for k in threads1}
+        time.sleep(1.5)  # the last sentence's final (the fake ends a segment after 600 ms of silence)
+        result.rss_peak_mb = _proc_status_kb(pid, "VmHWM") / 1024
+        anon_kb = _proc_status_kb(pid, "Anonymous", "smaps_rollup")
+        result.rss_anon_mb = anon_kb / 1024
+        result.rss_file_mb = (_proc_status_kb(pid, "Rss", "smaps_rollup") - anon_kb) / 1024
+        metrics = daemon.get("/metrics")[1]
+        result.finals = int(_metric_sum(metrics, "captioner_captions_final_total"))
+        result.obs_writes = int(_metric_sum(metrics, 'captioner_obs_writes_total{result="ok"}'))
+        result.dropped_blocks = _metric_sum(metrics, "captioner_audio_dropped_blocks_total")
+        result.skipped_chunks = _metric_sum(metrics, "captioner_audio_skipped_chunks_total")
+        result.stop_s = _stop(daemon)
+    finally:
+        daemon.kill()
+        notify.close()
+    for line in trace.read_text().splitlines() if trace.exists() else []:
+        name, seconds = line.split()
+        if name.startswith("capture_to_wire"):
+            result.capture_to_wire_s.append(float(seconds))
+        elif name == "final_to_screen":
+            result.final_to_screen_s.append(float(seconds))
+    return result
+
+
+# ---- report -----------------------------------------------------------------------------------------------
+
+
+def _ms(x: float) -> str:
+    return f"{x * 1000:.1f} ms"
+
+
+def _pct(samples: list[float], q: float) -> float:
+    return float(np.percentile(samples, q)) if samples else float("nan")
+
+
+def _row(what: str, value: str, target: str, ok: bool | None) -> str:
+    verdict = "—" if ok is None else ("PASS" if ok else "MISS")
+    return f"| {what} | {value} | {target} | {verdict} |"
+
+
+def table(runs: list[RunResult], starts: list[tuple[float, float | None]], floor: float | None) -> str:
+    lines = ["| figure | measured | target | |", "|---|---|---|---|"]
+    c2w_target = TARGETS["capture_to_wire_p99_s"]
+    for r in runs:
+        c2w, f2s = r.capture_to_wire_s, r.final_to_screen_s
+        p99 = _pct(c2w, 99)
+        lines.append(
+            _row(
+                f"capture-to-wire, {r.targets} target(s) (median / p99, n={len(c2w)})",
+                f"{_ms(_pct(c2w, 50))} / {_ms(p99)}",
+                f"p99 ≤ {_ms(c2w_target)}",
+                bool(c2w) and p99 <= c2w_target,
+            )
+        )
+        p99 = _pct(f2s, 99)
+        lines.append(
+            _row(
+                f"final-to-screen, {r.targets} target(s) (median / p99, n={len(f2s)})",
+                f"{_ms(_pct(f2s, 50))} / {_ms(p99)}",
+                f"p99 ≤ {_ms(TARGETS['final_to_screen_p99_s'])}",
+                bool(f2s) and p99 <= TARGETS["final_to_screen_p99_s"],
+            )
+        )
+    for r in runs:
+        limit = TARGETS.get(f"cpu_{r.targets}")
+        lines.append(
+            _row(
+                f"CPU per audio minute, {r.targets} target(s) ({r.cpu_s:.2f} s over {r.audio_s:.0f} s)",
+                f"{r.cpu_per_audio_min:.3f} s",
+                f"≤ {limit} s" if limit else "(none)",
+                None if limit is None else r.cpu_per_audio_min <= limit,
+            )
+        )
+    if floor is not None:
+        lines.append(_row("(reference) bare PortAudio capture, copy-only callback", f"{floor:.3f} s", "", None))
+    for r in runs:
+        lines.append(
+            _row(
+                f"peak RSS (VmHWM), {r.targets} target(s)",
+                f"{r.rss_peak_mb:.1f} MB",
+                f"≤ {TARGETS['rss_mb']:.0f} MB",
+                r.rss_peak_mb <= TARGETS["rss_mb"],
+            )
+        )
+    healthz = [h for h, _ in starts]
+    ready = [r for _, r in starts if r is not None]
+    for what, samples in (("/healthz", healthz), ("READY=1", ready)):
+        worst = max(samples) if samples else float("nan")
+        lines.append(
+            _row(
+                f"start → {what} (median / max, n={len(samples)})",
+                f"{_pct(samples, 50):.2f} s / {worst:.2f} s",
+                f"≤ {TARGETS['ready_s']} s",
+                bool(samples) and len(samples) == len(starts) and worst <= TARGETS["ready_s"],
+            )
+        )
+    return "\n".join(lines)
+
+
+def details(runs: list[RunResult]) -> str:
+    lines = [
+        "| targets | device opened | audio | CPU/audio-min: event loop / libpulse / other threads "
+        "| RSS at end: private / files | finals | OBS writes | dropped blocks | skipped chunks | stop |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        per_min = {k: v / (r.audio_s / 60) for k, v in r.cpu_threads_s.items()} if r.audio_s else {}
+        threads = " / ".join(f"{per_min.get(k, float('nan')):.3f}" for k in ("event loop", "libpulse", "other"))
+        lines.append(
+            f"| {r.targets} | {r.device} | {r.audio_s:.1f} s | {threads} s "
+            f"| {r.rss_anon_mb:.1f} / {r.rss_file_mb:.1f} MB | {r.finals} | {r.obs_writes} | "
+            f"{r.dropped_blocks:.0f} | {r.skipped_chunks:.0f} | {r.stop_s:.2f} s |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    def first(path: str, prefix: str, sep: str) -> str:
+        with contextlib.suppress(OSError):
+            for line in Path(path).read_text().splitlines():
+                if line.startswith(prefix):
+                    return line.split(sep, 1)[1].strip().strip('"')
+        return "?"
+
+    cpu = first("/proc/cpuinfo", "model name", ":")
+    distro = first("/etc/os-release", "PRETTY_NAME=", "=")
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} × {cpu}, {mem_gb:.0f} GB RAM, {distro}, Linux {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def speech(duration_s: float, work: Path) -> Path:
+    """One wav of espeak-ng sentences with pauses, at least `duration_s` long (sentences are ~3 s)."""
+    count = max(1, round(duration_s / (3.0 + GAP_S)))
+    while True:
+        phrases = [PHRASES[i % len(PHRASES)] for i in range(count)]
+        wav = silence_padded_sequence(phrases, GAP_S, work / "speech.wav")
+        if wav_duration(wav) >= duration_s:
+            return wav
+        count += max(1, round((duration_s - wav_duration(wav)) / (3.0 + GAP_S)))
+
+
+# ---- main -------------------------------------------------------------------------------------------------
+
+
+def _other_obs_running() -> bool:
+    out = subprocess.run(["ps", "-eo", "comm="], capture_output=True, text=True).stdout.split()
+    return "obs" in out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description="captioner performance benchmark (real daemon, OBS, PulseAudio)")
+    p.add_argument("--duration", type=float, default=60, help="seconds of speech per configuration (default 60)")
+    p.add_argument("--targets", default="1,4,8", help="comma-separated target-language counts (default 1,4,8)")
+    p.add_argument("--ready-runs", type=int, default=5, help="extra start-ups timed for /healthz and READY=1")
+    p.add_argument("--micro-minutes", type=float, default=1.0, help="audio minutes for the hot-path micro-benchmark")
+    p.add_argument("--skip-micro", action="store_true", help="skip the in-process hot-path micro-benchmark")
+    p.add_argument(
+        "--floor-seconds", type=float, default=30, help="seconds of bare PortAudio capture for reference (0: skip)"
+    )
+    p.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory (daemon logs, traces)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a daemon config key (YAML value), e.g. --set gate.enabled=false; repeatable",
+    )
+    args = p.parse_args()
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--set {item!r}: expected KEY=VALUE")
+        OVERRIDES.append((key.split("."), yaml.safe_load(value)))
+    counts = [int(n) for n in args.targets.split(",")]
+    if any(not 1 <= n <= len(LANGUAGES) for n in counts):
+        p.error(f"target counts must be 1..{len(LANGUAGES)}")
+    if missing := [t for t in TOOLS if shutil.which(t) is None]:
+        print(f"missing tools: {', '.join(missing)} (see tests/run.sh)", file=sys.stderr)
+        return 2
+    if _other_obs_running():
+        print("warning: another OBS is running (the test suite?); figures will be distorted", file=sys.stderr)
+
+    work = Path(tempfile.mkdtemp(prefix="captioner-bench-"))
+    started = time.monotonic()
+    runs: list[RunResult] = []
+    starts: list[tuple[float, float | None]] = []
+    floor: float | None = None
+    try:
+        print(f"machine: {machine()}")
+        wav = speech(args.duration, work)
+        print(f"speech: espeak-ng sentences with {GAP_S} s pauses, {wav_duration(wav):.1f} s")
+        fake = FakeTranslator(api_key=KEY, script=PHRASES * 100)
+        fake.start_in_thread()
+        try:
+            with PulseEnv(work / "pulse") as pulse, ObsEnv(pulse, password=OBS_PASSWORD, base=work / "obs") as obs:
+                for n in counts:
+                    print(f"run: {n} target(s) ...", flush=True)
+                    r = measure_run(work / f"run{n}", fake, pulse, obs, n, wav)
+                    starts.append((r.ready_healthz_s, r.ready_notify_s))
+                    runs.append(r)
+                    print(f"  device {r.device}; {r.finals} finals; CPU {r.cpu_per_audio_min:.3f} s/audio-min")
+                for i in range(args.ready_runs):
+                    starts.append(measure_start(work / f"start{i}", fake, pulse, obs))
+                if args.floor_seconds > 0:
+                    floor = measure_capture_floor(pulse, wav, args.floor_seconds)
+        finally:
+            fake.stop_thread()
+        micro = [] if args.skip_micro else [hotpath.run(wav, args.micro_minutes, n) for n in (1, 8)]
+    finally:
+        if args.keep:
+            print(f"scratch kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    out = [table(runs, starts, floor), "", details(runs)]
+    if any(": 48000 Hz" not in r.device for r in runs):
+        out += [
+            "",
+            "Note: the null sink and its monitor run at 48 kHz stereo, but PortAudio's ALSA `pulse` device (what "
+            "`loopback` opens) offers 44.1 kHz as its default rate, which the daemon uses; PulseAudio resamples in "
+            "its server." + (" The hot-path micro-benchmark below converts 48 kHz stereo." if micro else ""),
+        ]
+    if micro:
+        out += ["", hotpath.report(micro)]
+    text = "\n".join(out)
+    print()
+    print(text)
+    print(f"\n(benchmark took {time.monotonic() - started:.0f} s)")
+    if args.markdown:
+        args.markdown.write_text(f"Machine: {machine()}\n\n{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
