@@ -585,8 +585,8 @@ sys.exit(0 if sent else 1)
 _TAG_RE = re.compile(r"<[^>]*>|\{\\an?\d+\}")
 
 
-def parse_srt(text: str) -> list[str]:
-    """SRT text -> list of cue texts, font tags and {\\an7} stripped, rows joined with a space."""
+def parse_srt(text: str, row_sep: str = " ") -> list[str]:
+    """SRT text -> list of cue texts, font tags and {\\an7} stripped, rows joined with `row_sep`."""
     cues: list[str] = []
     for block in re.split(r"\r?\n\s*\r?\n", text.strip()):
         lines = [ln for ln in block.splitlines() if ln.strip()]
@@ -596,7 +596,7 @@ def parse_srt(text: str) -> list[str]:
             rows = lines[1:]
         else:
             continue
-        cue = " ".join(r for r in (_TAG_RE.sub("", x).strip() for x in rows) if r)
+        cue = row_sep.join(r for r in (_TAG_RE.sub("", x).strip() for x in rows) if r)
         if cue:
             cues.append(cue)
     return cues
@@ -972,8 +972,8 @@ class ObsEnv:
         _wait_for(lambda: not any(self.recording_open(p) for p in self.recordings()), timeout, "nginx recording close")
         return self.recordings()
 
-    def extract_captions(self, flv: str | os.PathLike[str]) -> list[str]:
-        """CEA-608 captions of an OBS recording (real-obs.md §4 ffmpeg recipe) as cue texts."""
+    def extract_captions(self, flv: str | os.PathLike[str], row_sep: str = " ") -> list[str]:
+        """CEA-608 captions of an OBS recording (real-obs.md §4 ffmpeg recipe) as cue texts, rows joined by row_sep."""
         with tempfile.TemporaryDirectory(prefix="cc-") as td:
             h264, mkv, srt = Path(td) / "v.h264", Path(td) / "v.mkv", Path(td) / "out.srt"
             base = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
@@ -1001,7 +1001,7 @@ class ObsEnv:
                     if i == 2 and "matches no streams" in r.stderr:
                         return []
                     raise RuntimeError(f"ffmpeg step {i + 1} failed ({r.returncode}): {r.stderr.strip()}")
-            return parse_srt(srt.read_text(errors="replace")) if srt.exists() else []
+            return parse_srt(srt.read_text(errors="replace"), row_sep) if srt.exists() else []
 
 
 @contextlib.contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from obsws_python.error import OBSSDKRequestError
 
 from captioner.cea608 import COLUMNS, LANGUAGES, MAX_BYTES, CaptionPacer, pages, supports, to_608
 from captioner.protocol import Q3, Q35
-from tests import realenv
 from tests.realenv import ObsEnv
 
 # ---- to_608 --------------------------------------------------------------------------------------------------------
@@ -368,26 +366,6 @@ def test_pacer_rejects_bad_settings(interval: float, backlog: int) -> None:
 
 # ---- real OBS ------------------------------------------------------------------------------------------------------
 
-_SRT_TAG = re.compile(r"<[^>]*>|\{\\an?\d+\}")
-
-
-def _parse_srt_rows(text: str) -> list[str]:
-    """Like realenv.parse_srt, but a cue's rows stay separated by newlines."""
-    cues: list[str] = []
-    for block in re.split(r"\r?\n\s*\r?\n", text.strip()):
-        lines = [ln for ln in block.splitlines() if ln.strip()]
-        if len(lines) >= 2 and "-->" in lines[1]:
-            rows = lines[2:]
-        elif lines and "-->" in lines[0]:
-            rows = lines[1:]
-        else:
-            continue
-        cue = "\n".join(r for r in (_SRT_TAG.sub("", x).strip() for x in rows) if r)
-        if cue:
-            cues.append(cue)
-    return cues
-
-
 # Caption text and rows per page: English typography, Spanish, French, a hard-split German word over several
 # pages, and a 4-row page of exactly MAX_BYTES bytes.
 E2E_CAPTIONS: list[tuple[str, int]] = [
@@ -405,7 +383,7 @@ E2E_CAPTIONS: list[tuple[str, int]] = [
 
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
-def test_pages_roundtrip_through_real_obs(obs: ObsEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pages_roundtrip_through_real_obs(obs: ObsEnv) -> None:
     assert obs.nginx is not None, "session obs_env runs with rtmp=True"
     c = obs.client()
     obs.wait_stream(False)
@@ -437,8 +415,7 @@ def test_pages_roundtrip_through_real_obs(obs: ObsEnv, monkeypatch: pytest.Monke
     new: list[Path] = [r for r in obs.wait_recordings_closed() if r not in before]
     assert len(new) == 1, new
 
-    # extract_captions joins a cue's rows with spaces; keep them apart to check the row breaks too.
-    monkeypatch.setattr(realenv, "parse_srt", _parse_srt_rows)
-    cues = obs.extract_captions(new[0])
+    # Rows kept apart, to check the row breaks too.
+    cues = obs.extract_captions(new[0], row_sep="\n")
     # Exact: accents, "’" (basic-set 0x27) and '"' come back as sent, and libcaption keeps every row break.
     assert cues == sent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from urllib.request import Request, urlopen
 
@@ -21,11 +21,8 @@ TOKEN = "control-token-123456"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTranslator]:
-    server = FakeTranslator(api_key=KEY)
-    server.start_in_thread()
-    yield server
-    server.stop_thread()
+def fake(threaded_fake: Callable[..., FakeTranslator]) -> FakeTranslator:
+    return threaded_fake(api_key=KEY)
 
 
 def post(daemon: DaemonProc, path: str, token: str) -> tuple[int, dict[str, object]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,11 +20,8 @@ BRB = "E2E Gating BRB"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTranslator]:
-    server = FakeTranslator(api_key=KEY)
-    server.start_in_thread()
-    yield server
-    server.stop_thread()
+def fake(threaded_fake: Callable[..., FakeTranslator]) -> FakeTranslator:
+    return threaded_fake(api_key=KEY)
 
 
 def sent_seconds(daemon: DaemonProc) -> float:

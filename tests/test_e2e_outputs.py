@@ -12,7 +12,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,11 +33,8 @@ CUE = re.compile(r"(\d\d):(\d\d):(\d\d)[,.](\d\d\d) --> (\d\d):(\d\d):(\d\d)[,.]
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTranslator]:
-    server = FakeTranslator(api_key=KEY, script=PHRASES)
-    server.start_in_thread()
-    yield server
-    server.stop_thread()
+def fake(threaded_fake: Callable[..., FakeTranslator]) -> FakeTranslator:
+    return threaded_fake(api_key=KEY, script=PHRASES)
 
 
 def _seconds(h: str, m: str, s: str, ms: str) -> float:
