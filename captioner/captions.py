@@ -6,7 +6,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cost import Tokens, tokens_from_usage
+from .cost import Tokens, token_count, tokens_from_usage
 
 # Events that move no caption and need no handling; known, so they are not counted as unknown.
 _STRUCTURAL = frozenset(
@@ -85,15 +85,6 @@ def _str(d: dict[str, Any], *keys: str) -> str:
         if isinstance(value, str):
             return value
     return ""
-
-
-_MAX_TOKENS = 10**12
-
-
-def _int(value: Any) -> int:
-    """A token count; anything else (negative, absurd, not an int) counts as 0."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_TOKENS
-    return value if ok else 0
 
 
 def normalise_code(code: str) -> str:
@@ -249,7 +240,7 @@ class SessionInterpreter:
                 self._final(language, {"item_id": item}, "", out)
         usage = response.get("usage")
         if isinstance(usage, dict):
-            total_in, total_out = _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
+            total_in, total_out = token_count(usage.get("input_tokens")), token_count(usage.get("output_tokens"))
             # The counters are cumulative per session (§8); a reset (new session) restarts them.
             d_in = total_in - self._usage_in if total_in >= self._usage_in else total_in
             d_out = total_out - self._usage_out if total_out >= self._usage_out else total_out

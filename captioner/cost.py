@@ -40,19 +40,22 @@ def _values(t: Tokens) -> tuple[int, ...]:
     return tuple(getattr(t, f.name) for f in fields(t))
 
 
-def _count(value: Any) -> int:
+def token_count(value: Any) -> int:
+    """A token count; anything else (negative, absurd, not an int) counts as 0."""
     ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_TOKENS
     return value if ok else 0
 
 
 def tokens_from_usage(usage: dict[str, Any]) -> Tokens:
     """`response.done` usage (cumulative for the session) by kind; missing details count as audio in / text out."""
-    total_in, total_out = _count(usage.get("input_tokens")), _count(usage.get("output_tokens"))
+    total_in, total_out = token_count(usage.get("input_tokens")), token_count(usage.get("output_tokens"))
     d_in, d_out = _details(usage, "input_tokens_details"), _details(usage, "output_tokens_details")
-    text_in, image_in = _count(d_in.get("text_tokens")), _count(d_in.get("image_tokens"))
-    audio_in = _count(d_in.get("audio_tokens")) if "audio_tokens" in d_in else max(0, total_in - text_in - image_in)
-    audio_out = _count(d_out.get("audio_tokens"))
-    text_out = _count(d_out.get("text_tokens")) if "text_tokens" in d_out else max(0, total_out - audio_out)
+    text_in, image_in = token_count(d_in.get("text_tokens")), token_count(d_in.get("image_tokens"))
+    audio_in = (
+        token_count(d_in.get("audio_tokens")) if "audio_tokens" in d_in else max(0, total_in - text_in - image_in)
+    )
+    audio_out = token_count(d_out.get("audio_tokens"))
+    text_out = token_count(d_out.get("text_tokens")) if "text_tokens" in d_out else max(0, total_out - audio_out)
     return Tokens(audio_in, text_in, image_in, text_out, audio_out)
 
 

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .audio import rms
 from .config import GateConfig
 from .obs import ObsState
 
@@ -156,7 +157,7 @@ class SpeechGate:
         duration_s = len(pcm) / BYTES_PER_S
         frames_db = _frame_dbfs(pcm)
         if level is None:
-            level = _rms(pcm)
+            level = rms(pcm)
         self._learn_floor(frames_db, duration_s)
         open_db = max(self.noise_floor_dbfs + self.cfg.threshold_db, self.cfg.min_level_dbfs)
         frame_s = duration_s / len(frames_db)
@@ -290,13 +291,6 @@ def _frame_dbfs(pcm: bytes) -> np.ndarray:
     power = spectrum[:, _LOW_BIN:] @ _BIN_WEIGHTS[_LOW_BIN:] / _WINDOW_NORM
     result: np.ndarray = np.maximum(10 * np.log10(np.maximum(power, 1e-12)), _SILENT_DBFS)
     return result
-
-
-def _rms(pcm: bytes) -> float:
-    if not pcm:
-        return 0.0
-    x = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
-    return float(np.sqrt(np.mean(x * x)))
 
 
 def obs_holds(cfg: GateConfig, state: ObsState) -> dict[str, bool]:
