@@ -114,6 +114,8 @@ class ObsSink:
         self.state = ObsState()
         self._missing_inputs: set[str] = set()
         self._events: Any = None
+        # Not state.recording: that turns False while OBS is away, but the recording files stay open until OBS,
+        # back again, says the recording really ended (a websocket hiccup must not split them).
         self._recording = False
         self._loop: asyncio.AbstractEventLoop | None = None
 

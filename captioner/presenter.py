@@ -156,10 +156,6 @@ class Presenter:
                 lane.screen.settle(now)
             self._refresh(view, now)
 
-    def texts(self) -> dict[str, str]:
-        """What each source shows now (for /status)."""
-        return {v.output.obs_source: v.shown or "" for v in self._views}
-
     def _release(self, view: _View, item: str, now: float) -> None:
         """Show a final whose other half never came, alone: a late pair is better than a lost caption."""
         alone = view.waiting.pop(item)
