@@ -130,7 +130,11 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
             daemon.wait(lambda: rec.seen["E2E Captions ZH"][-1:] == ZH_SCREENS[-1:], 5, "the last zh caption")
             zh = list(rec.seen["E2E Captions ZH"])
             # Silence: every source clears after clear_after_s, not before.
-            daemon.wait(lambda: all(obs.text_of(s) == "" for s in sources), 15, "the sources to clear")
+            try:
+                daemon.wait(lambda: all(obs.text_of(s) == "" for s in sources), 15, "the sources to clear")
+            except AssertionError as e:
+                shown = {s: obs.text_of(s) for s in sources}
+                raise AssertionError(f"OBS shows {shown}; /status screens {daemon.status()['screens']}") from e
         assert ja == JA_SCREENS
         assert en == EN_SCREENS
         assert both == [f"{p}\n{JAPANESE[p]}" for p in PHRASES]  # never a translation under the wrong sentence
