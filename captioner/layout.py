@@ -270,9 +270,11 @@ class CaptionScreen:
             if self._has_room():
                 return self._clock
             return max(self._visible[0][1] + settings.min_display_s, self._clock)
-        if settings.clear_after_s > 0 and self._visible and not self._partial:
-            newest = self._visible[-1][1]
-            return max(self._last_input + settings.clear_after_s, newest + settings.min_display_s, self._clock)
+        if settings.clear_after_s > 0 and (self._visible or self._partial):
+            # A partial whose final never came (a dropped session, an item the service abandoned) is cleared
+            # like a final: after clear_after_s without any new input, not left on screen for good.
+            newest = self._visible[-1][1] + settings.min_display_s if self._visible else self._clock
+            return max(self._last_input + settings.clear_after_s, newest, self._clock)
         return None
 
     def _advance(self, now: float) -> None:
@@ -283,6 +285,7 @@ class CaptionScreen:
                 self._show(self._queue.popleft(), due)
             else:
                 self._visible.clear()
+                self._partial = ()
         # A clock that goes backwards is ignored rather than allowed to undo or reorder events.
         self._clock = max(self._clock, now)
 

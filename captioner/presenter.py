@@ -135,10 +135,12 @@ class Presenter:
             self._refresh(view, now, received_at if final else None)
         self._wake.set()
 
-    def clear(self) -> None:
-        """Empty every output now (the operator asked for a clean screen)."""
+    def clear(self, source: str | None = None) -> None:
+        """Empty one output (by OBS source) or every output now: the operator asked for a clean screen."""
         now = self._clock()
         for view in self._views:
+            if source is not None and view.output.obs_source != source:
+                continue
             view.waiting.clear()
             for lane in view.lanes.values():
                 lane.pending_partial = None

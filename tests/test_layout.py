@@ -253,7 +253,7 @@ TIMELINES = [
     pytest.param(
         PAGED10,
         [(0.0, "final", "alpha"), (0.5, "partial", "beta gamma delta")],
-        [(0.5, "alpha", 1.0), (1.0, "beta gamma\ndelta", None)],
+        [(0.5, "alpha", 1.0), (1.0, "beta gamma\ndelta", 6.5)],
         id="paged: the partial replaces the page once it has been up min_display_s",
     ),
     pytest.param(
@@ -266,25 +266,25 @@ TIMELINES = [
             (1.0, "partial", "Let's go"),
         ],
         [
-            (0.0, "The weather", None),
-            (0.25, "The weather is nice", None),
-            (0.5, "The weather is nice\ntoday and", None),
+            (0.0, "The weather", 6.0),
+            (0.25, "The weather is nice", 6.25),
+            (0.5, "The weather is nice\ntoday and", 6.5),
             (0.75, "The weather is nice\ntoday and warm.", 6.75),
             (1.0, "The weather is nice\ntoday and warm.", 1.75),
-            (1.75, "today and warm.\nLet's go", None),
+            (1.75, "today and warm.\nLet's go", 7.0),
         ],
         id="rolling: the partial grows, the final replaces it, the next partial waits for a line to age",
     ),
     pytest.param(
         ROLL10,
         [(0.0, "final", "one"), (0.5, "partial", "two three four")],
-        [(0.5, "one\nfour", 1.0), (1.0, "two three\nfour", None)],
+        [(0.5, "one\nfour", 1.0), (1.0, "two three\nfour", 6.5)],
         id="rolling: a partial too tall for the screen shows its newest lines",
     ),
     pytest.param(
         LayoutSettings(max_lines=1, min_display_s=1.0),
         [(0.0, "final", "alpha"), (0.25, "final", "beta"), (0.5, "partial", "gamma")],
-        [(0.5, "alpha", 1.0), (1.0, "beta", 2.0), (2.0, "gamma", None)],
+        [(0.5, "alpha", 1.0), (1.0, "beta", 2.0), (2.0, "gamma", 7.0)],
         id="the partial is hidden while final lines are queued",
     ),
     pytest.param(
@@ -308,8 +308,14 @@ TIMELINES = [
     pytest.param(
         ROLL,
         [(0.0, "final", "hi"), (0.5, "partial", "more"), (2.0, "partial", "")],
-        [(0.5, "hi\nmore", None), (2.0, "hi", 8.0), (7.75, "hi", 8.0), (8.0, "", None)],
+        [(0.5, "hi\nmore", 6.5), (2.0, "hi", 8.0), (7.75, "hi", 8.0), (8.0, "", None)],
         id="a withdrawn partial: silence counts from the withdrawal",
+    ),
+    pytest.param(
+        ROLL,
+        [(0.0, "final", "hi"), (0.5, "partial", "more"), (3.0, "partial", "more words")],
+        [(0.5, "hi\nmore", 6.5), (3.0, "hi\nmore words", 9.0), (8.99, "hi\nmore words", 9.0), (9.0, "", None)],
+        id="a partial whose final never comes is cleared after clear_after_s without input",
     ),
     pytest.param(
         ROLL,

@@ -98,3 +98,13 @@ def test_clear_and_settle() -> None:
     assert sent[-1][1] == "five six seven eight\nnine ten eleven"
     p.clear()
     assert sent[-1][1] == ""
+
+
+def test_clear_one_output_leaves_the_others() -> None:
+    p, _, sent = presenter(config(A={"language": "ja"}, B={"language": "ja"}))
+    p.caption("ja", "こんにちは。", final=True)
+    sent.clear()
+    p.clear("A")
+    assert sent == [("A", "", None)]
+    p.caption("ja", "またね。", final=True)
+    assert sent[-2:] == [("A", "またね。", None), ("B", "こんにちは。\nまたね。", None)]
