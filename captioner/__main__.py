@@ -49,7 +49,11 @@ def setup_logging(level: str, secrets: list[str] | None = None) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="captioner", description="Live translated captions for OBS Studio.")
+    p = argparse.ArgumentParser(
+        prog="captioner",
+        description="Live translated captions for OBS Studio.",
+        epilog="New here? `captioner demo` shows sample captions in OBS without an API key, at no cost.",
+    )
     p.add_argument("--version", action="version", version=f"captioner {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the daemon in the foreground")
@@ -59,11 +63,24 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config")
     check.add_argument("--connect", action="store_true", help="also try OBS and the translator")
     sub.add_parser("devices", help="list audio input devices")
+    demo = sub.add_parser(
+        "demo",
+        help="run the real pipeline against a built-in stand-in for the translator: no API key, no cost",
+        description="Runs like `run` (capture, OBS text sources, overlay, HTTP), but captions come from a local "
+        "stand-in that marks every text [DEMO]: it hears when you speak, not what you say. translator.api_key "
+        "is not needed and nothing is sent to the internet. Use it to set up sources, overlay and layout.",
+    )
+    demo.add_argument("--config", help="YAML config, as for run (translator.api_key and url are ignored)")
+    demo.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="overrides log_level")
     return p
 
 
-def _load(path_arg: str | None) -> tuple[Config, Path | None]:
+def _load(path_arg: str | None, demo: bool = False) -> tuple[Config, Path | None]:
     path = resolve_path(path_arg)
+    if demo:
+        from .standin import OVERRIDES
+
+        return load(path, overrides=OVERRIDES), path
     return load(path), path
 
 
@@ -98,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .cli_tools import print_devices
 
             return print_devices()
-        cfg, path = _load(args.config)
+        cfg, path = _load(args.config, demo=args.command == "demo")
     except ConfigError as e:
         print(f"captioner: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -119,9 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level or cfg.log_level, secrets)
     warn_if_exposed(path)
     from .app import serve
+    from .standin import run_demo
 
     try:
-        return asyncio.run(serve(cfg, path))
+        return asyncio.run(run_demo(cfg, path) if args.command == "demo" else serve(cfg, path))
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception:

@@ -19,7 +19,7 @@ from . import __version__, ledger
 from . import http as http_api
 from .audio import AudioCapture
 from .captions import Caption, UsageDelta
-from .config import SOURCE, Config, load
+from .config import SOURCE, Config, load, with_output_language
 from .cost import Budget, estimate
 from .errors import ConfigError
 from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate, obs_holds
@@ -30,18 +30,30 @@ from .reconnect import ConnectBudget
 from .status import LinkState, Status
 from .transcripts import TranscriptWriter
 from .translator import TranslatorSession
+from .vision import VisionSampler
 from .vocabulary import Vocabulary
+from .voice import VoiceOutputs, session_audio
 
 log = logging.getLogger(__name__)
 _SHUTDOWN_LIMIT_S = 15.0
 _STATUS_EVERY_S = 5.0
+# On stop, translated voice still queued plays this long at most; the rest is dropped (and counted).
+_VOICE_DRAIN_S = 3.0
 
 
 class Daemon:
     """One running captioner: a capture feeding N translator sessions feeding OBS text sources."""
 
-    def __init__(self, cfg: Config, capture_factory: Callable[..., AudioCapture] = AudioCapture) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        capture_factory: Callable[..., AudioCapture] = AudioCapture,
+        *,
+        loader: Callable[[Path | None], Config] = load,
+    ) -> None:
         self.cfg = cfg
+        # How a reload reads the file: demo mode's loader keeps it on the stand-in.
+        self._loader = loader
         self.status = Status(__version__)
         self.budget = ConnectBudget()
         self._capture_factory = capture_factory
@@ -61,6 +73,8 @@ class Daemon:
         self.status.audio_gate = self.gate.as_dict
         self._open_spend(cfg)
         self.status.cost = self._cost_status
+        self.voice = VoiceOutputs(cfg.voice_outputs, self.status)
+        self.status.voice = self.voice.as_dict
         self._apply_obs_holds(ObsState())  # until OBS says otherwise, it is not streaming
         self.capture = self._new_capture(cfg)
         self._capture_task: asyncio.Task[None] | None = None
@@ -68,6 +82,14 @@ class Daemon:
         self.transcripts: TranscriptWriter | None = None
         # When each caption item was first seen: its cue starts when the words started, not when they ended.
         self._first_seen: dict[tuple[str, str], float] = {}
+        # Live control: captioning paused by the operator; outputs hidden (they show "" until shown again), and
+        # what each output would show, so showing it again restores its text at once.
+        self.paused = False
+        self.hidden: set[str] = set()
+        self._applying = asyncio.Lock()
+        self._laid_out: dict[str, str] = {}
+        self.status.control = self._control_status
+        self.status.languages_available = tuple(sorted(cfg.translator.dialect.languages))
         for lang in cfg.languages():
             self.status.language(lang)
 
@@ -78,6 +100,7 @@ class Daemon:
 
     def _new_session(self, cfg: Config, target: str) -> TranslatorSession:
         tr = cfg.translator
+        audio_output, voice = session_audio(cfg, target)
         return TranslatorSession(
             tr,
             target,
@@ -87,6 +110,10 @@ class Daemon:
             budget=self.budget,
             chunk_ms=cfg.audio.chunk_ms,
             on_usage=self.on_usage,
+            audio_output=audio_output,
+            voice=voice,
+            # Through self.voice at call time: a reload replaces the players, not the sessions.
+            on_audio=lambda target, event: self.voice.on_audio(target, event),
         )
 
     def _start_session(self, session: TranslatorSession) -> None:
@@ -101,6 +128,7 @@ class Daemon:
     def _start_obs(self, cfg: Config) -> None:
         sc = cfg.stream_captions
         follow = cfg.transcripts.enabled and cfg.transcripts.follow_recording
+        self.status.vision = None
         if not _wants_obs(cfg):
             self.obs = None
             self.status.link("obs").set(LinkState.DISABLED)
@@ -120,6 +148,10 @@ class Daemon:
             skipped = self.status.metrics.stream_captions.labels("skipped")
             self.stream_feed = StreamCaptionFeed(sc.rows, sc.min_interval_s, obs.send_stream_caption, skipped.inc)
             self._show_tasks.append(asyncio.create_task(self.stream_feed.run(), name="stream-captions"))
+        if cfg.vision.enabled:
+            vision = VisionSampler(cfg.vision, obs, self.sessions.values, self.gate, self.status)
+            self.status.vision = vision.as_dict
+            self._show_tasks.append(asyncio.create_task(vision.run(), name="vision"))
 
     async def _stop_obs(self) -> None:
         for task in self._show_tasks:
@@ -288,9 +320,76 @@ class Daemon:
             return
 
     def _show(self, source: str, text: str, received_at: float | None) -> None:
+        self._laid_out[source] = text
+        if source in self.hidden:
+            text, received_at = "", None
         self.status.screens[source] = text
         if self.obs is not None:
             self.obs.set_text(source, text, received_at)
+
+    # ---- live control (POST /control/<action>) ------------------------------------------------------
+    def controls(self) -> dict[str, http_api.Control]:
+        """The operator actions the HTTP API offers; each answers with the new control state."""
+        return {
+            "pause": lambda body: self.set_paused(True),
+            "resume": lambda body: self.set_paused(False),
+            "clear": self.clear_outputs,
+            "language": self.switch_language,
+            "show": lambda body: self.set_visible(_output_named(self.cfg, body), True),
+            "hide": lambda body: self.set_visible(_output_named(self.cfg, body), False),
+            "budget/resume": lambda body: self.resume_budget(),
+        }
+
+    def _control_status(self) -> dict[str, Any]:
+        return {
+            "paused": self.paused,
+            "outputs": {
+                o.obs_source: {"language": o.language, "visible": o.obs_source not in self.hidden}
+                for o in self.cfg.outputs
+            },
+        }
+
+    def set_paused(self, paused: bool) -> dict[str, Any]:
+        """Pause: no audio goes out (nothing is billed); what is on screen stays until it times out."""
+        if paused != self.paused:
+            log.info("captioning %s by the operator", "paused" if paused else "resumed")
+        self.paused = paused
+        self.hold_audio("paused", paused)
+        return self._control_status()
+
+    def clear_outputs(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Empty one output ({"output": name}), or every output and overlay when none is named."""
+        name = _output_named(self.cfg, body) if body.get("output") is not None else None
+        if self.presenter is not None:
+            self.presenter.clear(name)
+        if name is None:
+            for lang in self.cfg.languages():
+                self.hub.publish(lang, "clear", "")
+        log.info("cleared %s by the operator", repr(name) if name else "every output")
+        return self._control_status()
+
+    async def switch_language(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Show another language in one output; sessions start or stop as the new language set needs."""
+        name = _output_named(self.cfg, body)
+        language = body.get("language")
+        if not isinstance(language, str) or not language:
+            raise http_api.ControlError('give the new language as {"output": ..., "language": "ko"}')
+        try:
+            new = with_output_language(self.cfg, name, language)
+        except ConfigError as e:
+            raise http_api.ControlError(str(e)) from None
+        log.info("output %r switched to %s by the operator (until the next reload)", name, language)
+        await self.apply(new)
+        return self._control_status()
+
+    def set_visible(self, name: str, visible: bool) -> dict[str, Any]:
+        """Hide an output (its OBS source shows nothing, captions keep flowing) or show it again."""
+        if visible:
+            self.hidden.discard(name)
+        else:
+            self.hidden.add(name)
+        self._show(name, self._laid_out.get(name, ""), None)
+        return self._control_status()
 
     def on_caption(self, caption: Caption) -> None:
         lang = caption.language
@@ -344,7 +443,7 @@ class Daemon:
                 self.cfg.http.host,
                 self.cfg.http.port,
                 self.hub,
-                controls={"budget/resume": self.resume_budget},
+                controls=self.controls(),
                 token=self.cfg.http.token.get_secret_value(),
             )
             log.info("HTTP on http://%s:%d/status", self.cfg.http.host, self.http_port)
@@ -352,6 +451,7 @@ class Daemon:
         self._capture_task = asyncio.create_task(self.capture.run(), name="audio")
         for target in self.cfg.translator.targets:
             self._start_session(self._new_session(self.cfg, target))
+        self.voice.start()
         self._start_obs(self.cfg)
         notify("READY=1\nSTATUS=running")
         log.info(
@@ -381,6 +481,7 @@ class Daemon:
         await asyncio.gather(*(s.finish() for s in self.sessions.values()))
         for task in self._session_tasks.values():
             await _cancel(task)
+        await self.voice.stop(_VOICE_DRAIN_S)  # the last utterance may still be playing
         if self.presenter is not None:
             self.presenter.settle()
         await self._stop_obs()
@@ -394,7 +495,7 @@ class Daemon:
     async def reload_from(self, path: Path | None) -> None:
         """SIGHUP: load the file again; an invalid file keeps the running config."""
         try:
-            new = await asyncio.to_thread(load, path)
+            new = await asyncio.to_thread(self._loader, path)
         except ConfigError as e:
             log.error("reload rejected, keeping the running config: %s", e)
             self.status.reload_error = str(e)
@@ -403,7 +504,11 @@ class Daemon:
         self.status.reload_error = None
 
     async def apply(self, new: Config) -> None:
-        """Move to `new`, restarting only the parts whose settings changed."""
+        """Move to `new`, restarting only the parts whose settings changed; one change at a time."""
+        async with self._applying:  # a reload and a language switch must not interleave their restarts
+            await self._apply(new)
+
+    async def _apply(self, new: Config) -> None:
         old, self.cfg = self.cfg, new
         changed: list[str] = []
         if new.audio != old.audio:
@@ -419,6 +524,12 @@ class Daemon:
             self.gate.configure(new.gate)
             self._gate_moved(before)
             self._apply_obs_holds(self.obs.state if self.obs is not None else ObsState())
+        if new.voice_outputs != old.voice_outputs:
+            changed.append("voice")
+            await self.voice.stop(0)
+            self.voice = VoiceOutputs(new.voice_outputs, self.status)
+            self.status.voice = self.voice.as_dict
+            self.voice.start()
         # Settings of one target (its glossary, whether it transcribes) only restart that target's session.
         per_target = {"targets": (), "transcribe_source": False, "glossary": {}}
         same_service = new.translator.model_copy(update=per_target) == old.translator.model_copy(update=per_target)
@@ -428,6 +539,7 @@ class Daemon:
                 and target in new.translator.targets
                 and self.sessions[target].transcribe_source == _transcribes(new, target)
                 and new.translator.glossary.get(target) == old.translator.glossary.get(target)
+                and (self.sessions[target].audio_output, self.sessions[target].voice) == session_audio(new, target)
             )
             if not keep:
                 changed.append(f"translator:{target}")
@@ -446,6 +558,7 @@ class Daemon:
             or follows
             or new.stream_captions != old.stream_captions
             or new.gate.obs_unmuted != old.gate.obs_unmuted
+            or new.vision != old.vision
         ):
             changed.append("obs")
             await self._stop_obs()
@@ -462,6 +575,8 @@ class Daemon:
             self._check_budget()
         for source in set(self.status.screens) - {o.obs_source for o in new.outputs}:
             del self.status.screens[source]
+        self.hidden &= {o.obs_source for o in new.outputs}
+        self.status.languages_available = tuple(sorted(new.translator.dialect.languages))
         if new.vocabulary != old.vocabulary:
             changed.append("vocabulary")
             self.vocabulary = Vocabulary(new.vocabulary)
@@ -493,7 +608,17 @@ def _wants_obs(cfg: Config) -> bool:
     t, g = cfg.transcripts, cfg.gate
     follows = t.enabled and t.follow_recording
     gated = bool(g.obs_outputs or g.obs_unmuted or g.obs_scenes)
-    return cfg.obs.enabled and bool(cfg.outputs or cfg.stream_captions.enabled or follows or gated)
+    wanted = cfg.outputs or cfg.stream_captions.enabled or follows or gated or cfg.vision.enabled
+    return cfg.obs.enabled and bool(wanted)
+
+
+def _output_named(cfg: Config, body: dict[str, Any]) -> str:
+    """The output a control request names ({"output": "<OBS source>"}), which must be one of the outputs."""
+    name = body.get("output")
+    names = [o.obs_source for o in cfg.outputs]
+    if not isinstance(name, str) or name not in names:
+        raise http_api.ControlError(f"name the output as {{\"output\": ...}}, one of: {', '.join(names) or 'none'}")
+    return name
 
 
 def _transcribes(cfg: Config, target: str) -> bool:
@@ -528,7 +653,9 @@ def notify(message: str) -> None:
         log.debug("sd_notify failed: %s", e)
 
 
-async def serve(cfg: Config, config_path: Path | None = None) -> int:
+async def serve(
+    cfg: Config, config_path: Path | None = None, *, loader: Callable[[Path | None], Config] = load, demo: bool = False
+) -> int:
     """Run the daemon with signal handling; first SIGTERM/SIGINT stops gracefully, a second forces."""
     loop = asyncio.get_running_loop()
     stop, reload = asyncio.Event(), asyncio.Event()
@@ -547,7 +674,8 @@ async def serve(cfg: Config, config_path: Path | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
-    daemon = Daemon(cfg)
+    daemon = Daemon(cfg, loader=loader)
+    daemon.status.demo = demo
     run = asyncio.create_task(daemon.run(stop, reload, config_path))
     try:
         await _until_stopped(run, stop)

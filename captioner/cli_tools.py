@@ -32,13 +32,31 @@ def print_devices() -> int:
         others = [s for s in pulse_sources() if s.endswith(".monitor")]
         if others:
             print("PulseAudio/PipeWire monitor sources: " + ", ".join(others))
+    _print_outputs()
     return 0
+
+
+def _print_outputs() -> None:
+    """Output devices and sinks, for voice_outputs[].device / .sink."""
+    from .voice import list_outputs, pulse_sinks
+
+    try:
+        outputs = list_outputs()
+    except Exception:  # noqa: BLE001 - already reported above if PortAudio is broken
+        return
+    print(f"\noutput devices (voice_outputs[].device):\n{'':2} {'index':>5}  {'name':40} {'ch':>3} {'rate':>7}")
+    for o in outputs:
+        print(f"{'':2} {o.index:>5}  {o.name[:40]:40} {o.channels:>3} {o.default_rate:>7.0f}")
+    sinks = pulse_sinks()
+    if sinks:
+        print("PulseAudio/PipeWire sinks (voice_outputs[].sink): " + ", ".join(sinks))
 
 
 async def check_connections(cfg: Config) -> int:
     """Try OBS and each translator target once; print ok / failed with the reason."""
     from .obs import _describe, _new_client, quiet_obsws_logger
     from .translator import TranslatorSession
+    from .voice import session_audio
 
     quiet_obsws_logger()
     failed = False
@@ -68,6 +86,9 @@ async def check_connections(cfg: Config) -> int:
             status=status,
             on_caption=lambda c: None,
             budget=budget,
+            # The session the daemon would open: a voice language is checked with its voice (text+audio).
+            audio_output=session_audio(cfg, target)[0],
+            voice=session_audio(cfg, target)[1],
         )
         try:
             await session.probe()

@@ -311,6 +311,31 @@ class VocabularyConfig(_Section):
             known(f"vocabulary.profanity.languages[{j}]", lang)
 
 
+class VoiceOutputConfig(_Section):
+    """One language's translated voice, played to an output device (asks the service for text+audio)."""
+
+    language: str
+    # None = the system default output; int = device index; str = name substring (see `captioner devices`).
+    device: Any = None
+    # A PulseAudio/PipeWire sink to play into (e.g. a null sink OBS captures): opened through the ALSA "pulse"
+    # device with PULSE_SINK set to it. None = the device above.
+    sink: str | None = Field(None, min_length=1)
+    # None = translator.voice, else the model's default voice.
+    voice: str | None = Field(None, min_length=1)
+    # When playback falls this far behind, whole oldest utterances are dropped (never one cut in the middle).
+    max_buffer_s: float = Field(10.0, ge=1, le=300)
+    # An utterance starts once this much of it has arrived (or all of it): the service sends speech at about
+    # the pace it plays, so starting on the first packet would stutter.
+    prebuffer_s: float = Field(0.8, ge=0, le=10)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: Any) -> int | str | None:
+        if v is None or (isinstance(v, int | str) and not isinstance(v, bool)):
+            return v
+        raise ValueError(f"must be null, a device index or a name (got {v!r})")
+
+
 class PricesConfig(_Section):
     """Price per million tokens of each kind, for the estimate. Defaults: the qwen3 international list in CNY
     (translator-protocol.md §8; qwen3.5 prices were not published, so set yours from the console)."""
@@ -335,6 +360,26 @@ class CostConfig(_Section):
     state_file: str = ""
 
 
+class VisionConfig(_Section):
+    """Visual context: while someone speaks, screenshots of OBS go to the translator (billed as image tokens)."""
+
+    enabled: bool = False
+    # The OBS source or scene to capture; null = the current program scene (what viewers see).
+    source: str | None = Field(None, min_length=1)
+    # The largest image sent, in pixels; the picture keeps its aspect ratio inside this box. The service
+    # recommends 480p or 720p; more is never sent. Smaller costs fewer image tokens.
+    width: int = Field(1280, ge=64, le=1280)
+    height: int = Field(720, ge=64, le=720)
+    # Seconds between looks at the source; the service takes at most 2 images per second, so at least 0.5.
+    interval_s: float = Field(1.0, ge=0.5, le=3600)
+    # JPEG quality (10-100); a picture over 190 KB is taken again at lower quality, then smaller.
+    quality: int = Field(70, ge=10, le=100)
+    # Send a picture only when it differs from the last one sent on that session (a new session gets one).
+    only_changed: bool = True
+    # Fraction of the picture (compared on a 96 px wide thumbnail) that must have changed to count as changed.
+    change_threshold: float = Field(0.01, gt=0, le=1)
+
+
 class Config(_Section):
     """The whole daemon configuration."""
 
@@ -349,6 +394,8 @@ class Config(_Section):
     transcripts: TranscriptsConfig = TranscriptsConfig()
     vocabulary: VocabularyConfig = VocabularyConfig()
     cost: CostConfig = CostConfig()
+    vision: VisionConfig = VisionConfig()
+    voice_outputs: tuple[VoiceOutputConfig, ...] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def layout_for(self, output: OutputConfig) -> LayoutConfig:
@@ -483,16 +530,51 @@ def _check(cfg: Config) -> None:
     for key in ("obs_outputs", "obs_unmuted", "obs_scenes"):
         if getattr(g, key) and not cfg.obs.enabled:
             raise ConfigError(f"gate.{key}", "needs obs.enabled: true (the state comes from OBS)")
+    if cfg.vision.enabled and not cfg.obs.enabled:
+        raise ConfigError("vision.enabled", "needs obs.enabled: true (the screenshots come from OBS)")
     tr.check_glossary()
     cfg.vocabulary.check(cfg.languages())
+    _check_voice_outputs(cfg)
 
 
-def parse(raw: Any, env: Mapping[str, str] | None = None, config_dir: Path | None = None) -> Config:
-    """Validate an already-loaded YAML document."""
+def _check_voice_outputs(cfg: Config) -> None:
+    tr = cfg.translator
+    audio = tr.dialect.audio_languages
+    for i, v in enumerate(cfg.voice_outputs):
+        where = f"voice_outputs[{i}]"
+        if v.language not in tr.targets:
+            raise ConfigError(f"{where}.language", f"{v.language!r} is not one of translator.targets")
+        if v.language not in audio:
+            raise ConfigError(
+                f"{where}.language",
+                f"{v.language!r} has no voice output on {tr.model} (voice languages: {' '.join(sorted(audio))})",
+            )
+        earlier = cfg.voice_outputs[:i]
+        if any(o.language == v.language for o in earlier):
+            raise ConfigError(f"{where}.language", f"{v.language!r} is played by two voice outputs")
+        if v.prebuffer_s >= v.max_buffer_s:
+            raise ConfigError(f"{where}.prebuffer_s", "must be less than max_buffer_s")
+        if any((o.device, o.sink) == (v.device, v.sink) for o in earlier):
+            what = f"sink {v.sink!r}" if v.sink else "the default output" if v.device is None else repr(v.device)
+            raise ConfigError(f"{where}.sink" if v.sink else f"{where}.device", f"{what} is used by two voice outputs")
+
+
+def parse(
+    raw: Any,
+    env: Mapping[str, str] | None = None,
+    config_dir: Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Validate an already-loaded YAML document; `overrides` (section -> keys) replace keys before validation."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("(top level)", f"must be a mapping of sections, not {type(raw).__name__}")
+    for section, values in (overrides or {}).items():
+        # Before ${VAR} expansion, so an overridden key's variable need not be set (demo mode's api_key);
+        # a section that is not a mapping is left for validation to report.
+        if isinstance(raw.get(section) or {}, dict):
+            raw = {**raw, section: {**(raw.get(section) or {}), **values}}
     try:
         raw = expand_env(raw, os.environ if env is None else env)
     except RecursionError:
@@ -507,6 +589,46 @@ def parse(raw: Any, env: Mapping[str, str] | None = None, config_dir: Path | Non
     return cfg
 
 
+def with_output_language(cfg: Config, obs_source: str, language: str) -> Config:
+    """The config with one output switched to another language (the live "switch language" control).
+
+    A language no session translates yet becomes a new target; the old language stops being translated when nothing
+    else shows it (that is what saves its cost). Errors are ConfigErrors at the key the request names.
+    """
+    index = next((i for i, o in enumerate(cfg.outputs) if o.obs_source == obs_source), None)
+    if index is None:
+        raise ConfigError("output", f"no output shows in OBS source {obs_source!r}")
+    out = cfg.outputs[index]
+    tr = cfg.translator
+    if language != SOURCE and language not in tr.dialect.languages:
+        raise ConfigError("language", f"{language!r} is not a supported language for {tr.model}")
+    if language == SOURCE and out.with_source:
+        raise ConfigError("language", "a bilingual output already shows the source; pick a translation")
+    outputs = list(cfg.outputs)
+    outputs[index] = out.model_copy(update={"language": language})
+    targets = list(tr.targets)
+    old = out.language
+    still_used = (
+        any(o.language == old for o in outputs)
+        or (cfg.stream_captions.enabled and cfg.stream_caption_language() == old)
+        or any(v.language == old for v in cfg.voice_outputs)
+    )
+    if old != SOURCE and old != language and not still_used:
+        targets.remove(old)  # nothing else shows it: stop paying for it
+    if language != SOURCE and language not in targets:
+        targets.append(language)
+    if out.with_source:
+        # A bilingual output pairs with the first target (the session that also transcribes the source).
+        targets = [language, *(t for t in targets if t != language)]
+    if not targets:  # switched to the source transcript: its session still has to run
+        targets = [old]
+    new = cfg.model_copy(
+        update={"outputs": tuple(outputs), "translator": tr.model_copy(update={"targets": tuple(targets)})}
+    )
+    _check(new)
+    return new
+
+
 def resolve_path(cli_path: str | None, env: Mapping[str, str] | None = None) -> Path | None:
     """--config, then $CAPTIONER_CONFIG, then ~/.config/captioner/config.yaml, else None (built-in)."""
     env = os.environ if env is None else env
@@ -518,10 +640,12 @@ def resolve_path(cli_path: str | None, env: Mapping[str, str] | None = None) -> 
     return default if default.exists() else None
 
 
-def load(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
+def load(
+    path: Path | None, env: Mapping[str, str] | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> Config:
     """Read and validate the config file, or the built-in defaults when there is none."""
     if path is None:
-        return parse(BUILTIN, env)
+        return parse(BUILTIN, env, overrides=overrides)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
@@ -534,4 +658,4 @@ def load(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise ConfigError(where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
-    return parse(raw, env, path.parent)
+    return parse(raw, env, path.parent, overrides)

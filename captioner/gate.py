@@ -104,6 +104,11 @@ class SpeechGate:
         return GateState.OPEN if self._open else GateState.CLOSED
 
     @property
+    def quiet_s(self) -> float:
+        """Seconds of captured audio since the gate last heard speech (also while disabled or held)."""
+        return self._quiet_s
+
+    @property
     def held_by(self) -> list[str]:
         return sorted(self._holds)
 

@@ -1,22 +1,29 @@
-"""aiohttp app: /healthz, /status, /metrics and, given a hub, the OBS browser-source overlay."""
+"""aiohttp app: /healthz, /status, /metrics, the dashboard at / and, given a hub, the OBS browser-source overlay."""
 
 from __future__ import annotations
 
 import hmac
+import inspect
+import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from . import overlay
+from . import dashboard, overlay
 from .status import Status
 
 STATUS_KEY = web.AppKey("status", Status)
-Control = Callable[[], dict[str, Any]]
+# An operator action: gets the request's JSON body ({} when empty), returns what to answer (or raises ControlError).
+Control = Callable[[dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any]]]
 CONTROLS_KEY: web.AppKey[dict[str, Control]] = web.AppKey("controls")
 TOKEN_KEY = web.AppKey("token", str)
+
+
+class ControlError(Exception):
+    """An operator request that cannot be done as asked (unknown output, unsupported language ...): a 400."""
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -48,7 +55,20 @@ async def control(request: web.Request) -> web.Response:
     if action is None:
         known = sorted(controls)
         return web.json_response({"error": f"unknown action; known: {', '.join(known)}"}, status=404)
-    return web.json_response({"ok": True, **action()})
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        return web.json_response({"error": "the body must be JSON"}, status=400)
+    if not isinstance(body, dict):
+        return web.json_response({"error": "the body must be a JSON object"}, status=400)
+    try:
+        result = action(body)
+        if inspect.isawaitable(result):
+            result = await result
+    except ControlError as e:
+        return web.json_response({"error": str(e)}, status=400)
+    return web.json_response({"ok": True, **result})
 
 
 def make_app(
@@ -65,6 +85,7 @@ def make_app(
     app.router.add_get("/status", status)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/control/{action:.+}", control)
+    dashboard.add_routes(app)
     if hub is not None:
         overlay.add_routes(app, hub)
     return app

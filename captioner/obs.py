@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import logging
@@ -118,6 +119,9 @@ class ObsSink:
         # back again, says the recording really ended (a websocket hiccup must not split them).
         self._recording = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        # A screenshot call failed below the request level: the client may hold its stale reply, so _serve
+        # drops it and connects anew (the screenshot caller only skips its picture).
+        self._broken: BaseException | None = None
 
     def set_text(self, source: str, text: str, received_at: float | None = None) -> None:
         """Show `text` in `source` as soon as OBS allows; only the newest text per source is kept.
@@ -136,6 +140,29 @@ class ObsSink:
             self.status.metrics.stream_captions.labels("dropped").inc()
         self._stream_captions.append(text)
         self._wake.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self.link.state == LinkState.CONNECTED
+
+    async def screenshot(
+        self, source: str | None, fmt: str, width: int | None = None, height: int | None = None, quality: int = -1
+    ) -> bytes:
+        """One GetSourceScreenshot of `source` (None = the current program scene) as image file bytes.
+
+        Runs on the OBS thread between caption writes. Raises when OBS is away or refuses (a missing source);
+        after a failure of the connection itself the client is replaced.
+        """
+        if not self.connected:
+            raise ConnectionError("OBS is not connected")
+        call = functools.partial(_screenshot, source=source, fmt=fmt, width=width, height=height, quality=quality)
+        try:
+            return await self._call(call)
+        except Exception as e:
+            if getattr(e, "code", None) is None and self._broken is None:  # not a request error: OBS answered
+                self._broken = e
+                self._wake.set()
+            raise
 
     async def run(self) -> None:
         """Connect, prepare sources, write texts; on any failure drop the client and retry."""
@@ -175,6 +202,8 @@ class ObsSink:
 
     async def _serve(self) -> None:
         while True:
+            if self._broken is not None:
+                raise self._broken
             if self._sources_changed:
                 self._sources_changed = False
                 await self._call(self._prepare_sources)
@@ -316,6 +345,7 @@ class ObsSink:
 
     def _connect(self, _: Any) -> None:
         self._client = self._factory(self.cfg)
+        self._broken = None
         self._shown.clear()
         if self._watching:
             # A second connection: obsws-python's request client cannot receive events on its own socket.
@@ -399,6 +429,24 @@ def _input_muted(client: Any, name: str) -> bool:
 
 def _send_stream_caption(client: Any, text: str) -> None:
     client.send("SendStreamCaption", {"captionText": text})
+
+
+def _screenshot(
+    client: Any, source: str | None, fmt: str, width: int | None, height: int | None, quality: int
+) -> bytes:
+    if source is None:
+        source = client.send("GetCurrentProgramScene", raw=True)["currentProgramSceneName"]
+    request: dict[str, Any] = {"sourceName": source, "imageFormat": fmt}
+    # Only one side given: OBS keeps the aspect ratio; both: OBS stretches to exactly that size.
+    if width is not None:
+        request["imageWidth"] = width
+    if height is not None:
+        request["imageHeight"] = height
+    if quality >= 0:
+        request["imageCompressionQuality"] = quality
+    uri = client.send("GetSourceScreenshot", request, raw=True)["imageData"]
+    # A data URI: "data:image/jpg;base64,...".
+    return base64.b64decode(uri.partition(",")[2], validate=True)
 
 
 def _new_client(cfg: ObsConfig) -> Any:

@@ -12,6 +12,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from .readout import gauge_value, histogram_summary
+
 
 class LinkState(enum.StrEnum):
     """The life of one link to the outside."""
@@ -157,6 +159,49 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # Visual context (vision.py): OBS screenshots sent to the translator.
+        self.vision_images = Counter(
+            "captioner_vision_images_sent", "JPEG screenshots sent to the translator", ["target"], registry=r
+        )
+        self.vision_image_bytes = Counter(
+            "captioner_vision_image_bytes", "Bytes of JPEG screenshots sent (before base64)", ["target"], registry=r
+        )
+        self.vision_skipped = Counter(
+            "captioner_vision_skipped",
+            "Screenshot chances not taken, by reason: no_speech, not_connected, no_audio_yet, rate, unchanged, "
+            "too_big, obs_error",
+            ["reason"],
+            registry=r,
+        )
+        self.vision_screenshot_seconds = Histogram(
+            "captioner_vision_screenshot_seconds",
+            "Time for OBS to answer GetSourceScreenshot, by image format (bmp thumbnail, jpg picture)",
+            ["format"],
+            buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 3),
+            registry=r,
+        )
+        # Translated voice playback (voice.py), per played language.
+        self.voice_played_seconds = Counter(
+            "captioner_voice_played_seconds", "Seconds of translated voice played", ["language"], registry=r
+        )
+        self.voice_utterances = Counter(
+            "captioner_voice_utterances",
+            "Translated voice utterances by result: played, dropped (playback fell behind by more than max_buffer_s)",
+            ["language", "result"],
+            registry=r,
+        )
+        self.voice_buffer_seconds = Gauge(
+            "captioner_voice_buffer_seconds", "Translated voice waiting to be played", ["language"], registry=r
+        )
+        self.voice_underruns = Counter(
+            "captioner_voice_underruns",
+            "Voice playback ran dry: mid-utterance (the service was behind) or device (PortAudio underflow)",
+            ["language", "kind"],
+            registry=r,
+        )
+        self.voice_device_errors = Counter(
+            "captioner_voice_device_errors", "Voice output device failures", ["language"], registry=r
+        )
 
 
 @dataclass
@@ -196,6 +241,8 @@ class Status:
 
     def __init__(self, version: str) -> None:
         self.version = version
+        # `captioner demo`: captions come from the built-in stand-in, not the service (the dashboard shows a banner).
+        self.demo = False
         self.started = time.time()
         self.metrics = Metrics()
         self.links: dict[str, Link] = {}
@@ -208,6 +255,14 @@ class Status:
         self.audio_gate: Callable[[], dict[str, Any]] | None = None
         # Estimated spend and budgets (set by the daemon).
         self.cost: Callable[[], dict[str, Any]] | None = None
+        # Translated voice playback per language (set by the daemon when voice_outputs are configured).
+        self.voice: Callable[[], dict[str, Any]] | None = None
+        # Visual context: screenshots sent and skipped (set by the daemon when vision is enabled).
+        self.vision: Callable[[], dict[str, Any]] | None = None
+        # Live-control state (paused, per-output language and visibility), set by the daemon.
+        self.control: Callable[[], dict[str, Any]] | None = None
+        # Language codes the configured model translates to: what the "switch language" control accepts.
+        self.languages_available: tuple[str, ...] = ()
 
     def link(self, name: str) -> Link:
         if name not in self.links:
@@ -227,12 +282,23 @@ class Status:
     def as_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
+            "demo": self.demo,
             "uptime_s": round(time.time() - self.started, 3),
             "links": {name: link.as_dict() for name, link in self.links.items()},
             "reload_error": self.reload_error,
             "audio_gate": self.audio_gate() if self.audio_gate is not None else None,
             "cost": self.cost() if self.cost is not None else None,
+            "voice": self.voice() if self.voice is not None else None,
+            "vision": self.vision() if self.vision is not None else None,
+            # The last chunk's RMS level (the dashboard's meter) and latency as far as it is measured.
+            "audio_level": round(gauge_value(self.metrics.audio_level), 4),
+            "latency": {
+                "final_to_screen": histogram_summary(self.metrics.final_to_screen_seconds),
+                "capture_to_wire": histogram_summary(self.metrics.capture_to_wire_seconds),
+            },
             "screens": dict(self.screens),
+            "control": self.control() if self.control is not None else None,
+            "languages_available": list(self.languages_available),
             "outputs": {
                 lang: {
                     "last_final": out.last_final,

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import itertools
 import json
 import logging
 import time
@@ -19,9 +20,11 @@ from .audio import rms
 from .captions import Caption, SessionInterpreter, UsageDelta, normalise_code
 from .config import SOURCE, TranslatorConfig
 from .errors import AuthError, LinkError
+from .playout import AUDIO_EVENT_TYPES
 from .protocol import session_update
 from .reconnect import Backoff, ConnectBudget
 from .status import LinkState, Status
+from .vision import rate_allows
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,9 @@ _IDLE_ROTATE_S = 240.0
 # The watchdog and rotation need no finer clock; a stop or a closed connection wakes the supervisor at once.
 _SUPERVISE_TICK_S = 1.0
 _CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+
+
+_serials = itertools.count(1)
 
 
 class SessionRejected(LinkError):
@@ -82,6 +88,9 @@ class _Connection:
         self.unanswered_since: float | None = None
         self.last_event_at = self.opened_at
         self.task: asyncio.Task[None] | None = None
+        self.serial = next(_serials)
+        # Screenshots waiting for the sender, as ready-made events with their JPEG size (send_image keeps the rate).
+        self.images: deque[tuple[str, int]] = deque(maxlen=4)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"translator:{self.owner.target}:conn")
@@ -142,6 +151,13 @@ class _Connection:
                 owner._m_sent.inc(seconds)
                 if speech and self.unanswered_since is None:
                     self.unanswered_since = now
+            if self.images:
+                # After the audio queued before it: the service wants audio before any image (§4.3).
+                frame, size = self.images.popleft()
+                await self.ws.send_str(frame)
+                owner._m_images.inc()
+                owner._m_image_bytes.inc(size)
+                continue  # audio queued meanwhile goes first
             if self.finishing:
                 await self.ws.send_str('{"type":"session.finish"}')
                 return
@@ -195,9 +211,17 @@ class TranslatorSession:
         chunk_ms: int = 100,
         backoff: Backoff | None = None,
         on_usage: Callable[[str, UsageDelta], None] | None = None,
+        audio_output: bool | None = None,
+        voice: str | None = None,
+        on_audio: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.on_usage = on_usage
+        # Per target: only a language that is played asks for (costly) audio; None = translator.audio_output.
+        self.audio_output = cfg.audio_output if audio_output is None else audio_output
+        self.voice = voice or cfg.voice
+        # Gets response.audio.delta / .done and response.done events (voice playback), before the captions.
+        self.on_audio = on_audio
         self.target = target
         self.transcribe_source = transcribe_source
         self.status = status
@@ -222,6 +246,9 @@ class TranslatorSession:
         self._m_events = m.translator_events.labels(target)
         self._m_latency = m.capture_to_wire_seconds.labels(target)
         self._trace = m.trace
+        self._m_images = m.vision_images.labels(target)
+        self._m_image_bytes = m.vision_image_bytes.labels(target)
+        self._image_times: deque[float] = deque(maxlen=8)
 
     # ---- audio in -------------------------------------------------------------------------------
     def feed(self, chunk: bytes, captured_at: float, level: float | None = None) -> None:
@@ -234,6 +261,36 @@ class TranslatorSession:
             self._m_skipped.inc()
             return
         conn.feed(chunk, captured_at, speech)
+
+    # ---- images in (visual context, §4.3) ----------------------------------------------------------
+    @property
+    def connection_serial(self) -> int:
+        """Changes with every new connection (reconnect, rotation): each starts without any picture."""
+        return self._active.serial if self._active is not None else 0
+
+    def image_refusal(self, now: float | None = None) -> str | None:
+        """Why an image cannot go out now ("not_connected", "no_audio_yet", "rate"), or None if it can."""
+        conn = self._active
+        if conn is None or conn.finishing or self._stop.is_set():
+            return "not_connected"
+        if conn.audio_s <= 0:
+            # The service refuses an image before any audio on the connection, also after a reconnect.
+            return "no_audio_yet"
+        if not rate_allows(self._image_times, time.monotonic() if now is None else now):
+            return "rate"
+        return None
+
+    def send_image(self, jpeg: bytes) -> bool:
+        """Queue one JPEG behind the audio already queued; False (nothing sent) if image_refusal() says no."""
+        now = time.monotonic()
+        conn = self._active
+        if conn is None or self.image_refusal(now) is not None:
+            return False
+        event = '{"type":"input_image_buffer.append","image":"' + base64.b64encode(jpeg).decode() + '"}'
+        conn.images.append((event, len(jpeg)))
+        conn.has_audio.set()  # wakes the sender
+        self._image_times.append(now)
+        return True
 
     def feed_gap(self) -> None:
         """A chunk captured but kept back (audio gate closed, audio held): nothing in flight, so a pause."""
@@ -432,8 +489,8 @@ class TranslatorSession:
             target=self.target,
             source_language=self.cfg.source_language,
             transcribe_source=self.transcribe_source,
-            voice=self.cfg.voice,
-            audio_output=self.cfg.audio_output,
+            voice=self.voice,
+            audio_output=self.audio_output,
             phrases=self.cfg.glossary.get(self.target),
         )
         await conn.ws.send_str(json.dumps(update))
@@ -461,6 +518,11 @@ class TranslatorSession:
 
     # ---- events ----------------------------------------------------------------------------------
     def _handle(self, interpreter: SessionInterpreter, event: dict[str, Any], received: float = 0.0) -> None:
+        if self.on_audio is not None and event["type"] in AUDIO_EVENT_TYPES:
+            try:
+                self.on_audio(self.target, event)
+            except Exception:  # a consumer bug must not kill the session
+                log.exception("voice consumer failed")
         result = interpreter.feed(event)
         m = self.status.metrics
         if result.problem:

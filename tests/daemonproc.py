@@ -22,8 +22,9 @@ from tests.realenv import ObsEnv, free_port
 class DaemonProc:
     """One `python -m captioner run` child; config written to `tmp/config.yaml`, stderr to `tmp/daemon.log`."""
 
-    def __init__(self, tmp: Path, config: dict[str, Any], env: dict[str, str]) -> None:
+    def __init__(self, tmp: Path, config: dict[str, Any], env: dict[str, str], command: str = "run") -> None:
         self.tmp = tmp
+        self.command = command  # "run", or "demo" (the stand-in translator)
         self.http_port = free_port()
         config = {**config, "http": {**config.get("http", {}), "host": "127.0.0.1", "port": self.http_port}}
         self.config_path = tmp / "config.yaml"
@@ -33,9 +34,11 @@ class DaemonProc:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DaemonProc:
+        config = str(self.config_path)
+        args = [sys.executable, "-m", "captioner", self.command, "--config", config, "--log-level", "debug"]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "captioner", "run", "--config", str(self.config_path), "--log-level", "debug"],
+                args,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -8,6 +8,7 @@ import binascii
 import contextlib
 import copy
 import json
+import math
 import re
 import threading
 import time
@@ -48,6 +49,14 @@ LANGUAGES = {
 }
 AUDIO_LANGUAGES = {"q3": _Q3_AUDIO, "q3.5": _Q35_AUDIO}
 AUDIO_TOKENS_PER_S = {"q3": 12.5, "q3.5": 7.0}  # §8
+# §8: 0.5 token per 28x28 px (Q3) or 32x32 px (Q3.5). How partial tiles round is not documented; the fake
+# bills every started tile [INF].
+IMAGE_TILE_PX = {"q3": 28, "q3.5": 32}
+# §4.3 limits, enforced with an `error` each: JPEG only, <= 500 KB before base64, <= 1080p, <= 2 per second.
+IMAGE_MAX_BYTES = 500 * 1024
+IMAGE_MAX_SIDES = (1920, 1080)  # long side, short side
+IMAGE_RATE_MAX = 2
+IMAGE_RATE_WINDOW_S = 1.0
 HTTP_ERROR_CODES = {
     401: "InvalidApiKey",
     403: "AccessDenied",
@@ -61,19 +70,28 @@ MIN_SPEECH_FRAMES = 2  # segments with < 200 ms of speech are noise
 STEP_FRAMES = 3  # one progressive snapshot per 300 ms of segment
 WRONG_WORD = "um"  # provisional translation word that the next snapshot retracts
 OUT_BYTES_PER_MS = 48  # PCM16 mono 24 kHz
-# One period of a quiet 400 Hz tone at 24 kHz (60 samples), tiled for response.audio.delta.
-_TONE = (np.sin(2 * np.pi * 400 * np.arange(60) / 24000) * 0.05 * 32767).astype("<i2").tobytes()
+# The voice of segment k of a connection is a tone of 500 + 150 * k Hz at 0.3 FS, so a recording of what was
+# played tells the segments apart; the step wraps before the frequencies crowd the 12 kHz Nyquist limit.
+TONE_AMPLITUDE = 0.3
+_TONE_STEPS = 40
+
+
+def tone_hz(k: int) -> float:
+    """The frequency of the voice tone of segment k (0-based) of one connection."""
+    return 500.0 + 150.0 * (k % _TONE_STEPS)
 
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
-def _tone(start: int, end: int) -> bytes:
-    """Bytes [start, end) of an endless tone, so deltas may split samples (odd lengths)."""
-    off = start % len(_TONE)
-    n = end - start
-    return (_TONE * ((off + n) // len(_TONE) + 1))[off : off + n]
+def _tone(hz: float, start: int, end: int) -> bytes:
+    """Bytes [start, end) of an endless 24 kHz PCM16 tone, so deltas may split samples (odd lengths)."""
+    first = start // 2
+    n = (end + 1) // 2 - first
+    t = np.arange(first, first + n)
+    pcm = (np.sin(2 * np.pi * hz * t / 24000) * TONE_AMPLITUDE * 32767).astype("<i2").tobytes()
+    return pcm[start - 2 * first : end - 2 * first]
 
 
 @dataclass(frozen=True)
@@ -114,6 +132,47 @@ def _phrases_problem(corpus: Any) -> bool:
     return not all(isinstance(k, str) and k and isinstance(v, str) for k, v in corpus["phrases"].items())
 
 
+def image_tokens(family: str, width: int, height: int) -> int:
+    """What the fake bills for one image (§8)."""
+    tile = IMAGE_TILE_PX[family]
+    return math.ceil(math.ceil(width / tile) * math.ceil(height / tile) / 2)
+
+
+def jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a baseline/progressive JPEG from its SOFn segment; None if it is not a JPEG."""
+    if not data.startswith(b"\xff\xd8\xff"):
+        return None
+    pos = 2
+    while pos + 9 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        kind = data[pos + 1]
+        if kind in (0xFF, 0x01) or 0xD0 <= kind <= 0xD7:
+            pos += 1 if kind == 0xFF else 2
+            continue
+        size = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if kind in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            h, w = int.from_bytes(data[pos + 5 : pos + 7], "big"), int.from_bytes(data[pos + 7 : pos + 9], "big")
+            return (w, h) if w and h else None
+        if kind in (0xD9, 0xDA) or size < 2:
+            return None
+        pos += 2 + size
+    return None
+
+
+@dataclass
+class ImageRecord:
+    """One `input_image_buffer.append` the fake accepted."""
+
+    at: float  # time.monotonic() when it arrived
+    size_bytes: int  # the JPEG before base64
+    width: int
+    height: int
+    audio_bytes_before: int  # audio appended on this connection before it (the service demands some)
+    tokens: int  # billed in response.done usage as input image tokens
+    jpeg: bytes = field(repr=False)
+
+
 @dataclass
 class ConnectionRecord:
     """What one accepted WebSocket connection did; read it from tests."""
@@ -128,6 +187,7 @@ class ConnectionRecord:
     audio_bytes: int = 0
     audio_before_update_bytes: int = 0
     translations: list[str] = field(default_factory=list)  # finals, in order
+    tones: list[tuple[float, int]] = field(default_factory=list)  # voice of each final: (Hz, PCM bytes), in order
     phrases: dict[str, str] = field(default_factory=dict)  # translation.corpus.phrases in effect (Q3.5)
     finished: bool = False
     closed_by_client: bool = False
@@ -135,6 +195,8 @@ class ConnectionRecord:
     dropped: bool = False
     idle_closed: bool = False  # closed by the fake's idle timeout
     open: bool = True
+    images: list[ImageRecord] = field(default_factory=list)  # accepted, in order
+    images_rejected: list[str] = field(default_factory=list)  # the error message of each refused image
 
 
 @dataclass
@@ -162,6 +224,7 @@ class _Segment:
     asr_pos: int = 0
     tr_pos: int = 0
     audio_sent: int = 0
+    tone_hz: float = 0.0
 
 
 @dataclass(eq=False)  # identity hashing: kept in a set of open connections
@@ -185,6 +248,8 @@ class _Conn:
     closing: bool = False
     text_tokens: int = 0
     audio_out_bytes: int = 0
+    voiced_segments: int = 0
+    image_tokens: int = 0
     glossary: _Glossary | None = None
     last_response_at: float = field(default_factory=time.monotonic)
 
@@ -518,8 +583,7 @@ class FakeTranslator:
         elif etype == "input_audio_buffer.append":
             await self._on_append(c, ev.get("audio"))
         elif etype == "input_image_buffer.append":
-            if not c.any_audio:
-                await self._error(c, "invalid_value", "Error append image before append audio.", "")
+            await self._on_image(c, ev.get("image"))
         elif etype == "session.finish":
             with self._lock:
                 c.rec.finished = True
@@ -637,6 +701,40 @@ class FakeTranslator:
             del c.buf[: c.frame_bytes]
             await self._frame(c, frame)
 
+    async def _on_image(self, c: _Conn, image: Any) -> None:
+        """§4.3: audio first, JPEG only, <= 500 KB raw, <= 1080p, <= 2 per second; the wording of all but the
+        first error is not documented [INF]."""
+        now = time.monotonic()
+        problem: str | None = None
+        data, size = b"", None
+        if not c.any_audio:
+            problem = "Error append image before append audio."
+        else:
+            try:
+                data = base64.b64decode(image if isinstance(image, str) else "", validate=True)
+            except (binascii.Error, ValueError):
+                data = b""
+            size = jpeg_dimensions(data)
+            recent = [i for i in c.rec.images if now - i.at < IMAGE_RATE_WINDOW_S]
+            if size is None:
+                problem = "Invalid image: only JPG/JPEG images are supported."
+            elif len(data) > IMAGE_MAX_BYTES:
+                problem = f"Image too large: {len(data)} bytes; at most {IMAGE_MAX_BYTES} bytes are allowed."
+            elif max(size) > IMAGE_MAX_SIDES[0] or min(size) > IMAGE_MAX_SIDES[1]:
+                problem = f"Image resolution {size[0]}x{size[1]} exceeds 1080p."
+            elif len(recent) >= IMAGE_RATE_MAX:
+                problem = f"Too many images: at most {IMAGE_RATE_MAX} per second."
+        if problem is not None or size is None:
+            with self._lock:
+                c.rec.images_rejected.append(problem or "")
+            await self._error(c, "invalid_value", problem or "", "image" if c.any_audio else "")
+            return
+        tokens = image_tokens(c.rec.family, *size)
+        c.image_tokens += tokens
+        record = ImageRecord(now, len(data), size[0], size[1], c.rec.audio_bytes, tokens, data)
+        with self._lock:
+            c.rec.images.append(record)
+
     # ---- VAD and response generation ------------------------------------------------------
     async def _frame(self, c: _Conn, frame: bytes) -> None:
         x = np.frombuffer(frame, "<i2").astype(np.float64) / 32768.0
@@ -678,6 +776,9 @@ class FakeTranslator:
         rendering = self.renderings.get(lang, {}).get(seg.sentence)
         seg.final = rendering or f"[{lang}] {translated}"
         seg.audio = "audio" in s["modalities"]
+        if seg.audio:
+            seg.tone_hz = tone_hz(c.voiced_segments)
+            c.voiced_segments += 1
         iat = s.get("input_audio_transcription")
         if c.rec.family == "q3":
             seg.asr_on = isinstance(iat, dict) and iat.get("model") == ASR_MODEL
@@ -779,7 +880,7 @@ class FakeTranslator:
     async def _audio_delta(self, c: _Conn, seg: _Segment, end: int) -> None:
         if end <= seg.audio_sent:
             return
-        data = _tone(seg.audio_sent, end)
+        data = _tone(seg.tone_hz, seg.audio_sent, end)
         seg.audio_sent = end
         c.audio_out_bytes += len(data)
         await self._send(
@@ -846,6 +947,8 @@ class FakeTranslator:
             return  # never delivered, so it does not count
         with self._lock:
             c.rec.translations.append(final)
+            if seg.audio:
+                c.rec.tones.append((seg.tone_hz, seg.audio_sent))
             self._segments_emitted[seg.lang] = self._segments_emitted.get(seg.lang, 0) + 1
 
     def _usage(self, c: _Conn) -> dict[str, Any]:
@@ -856,10 +959,13 @@ class FakeTranslator:
         if "audio" in c.session["modalities"]:
             out_details["audio_tokens"] = round(c.audio_out_bytes / (OUT_BYTES_PER_MS * 1000) * 12.5)
         out = sum(out_details.values())
+        in_details = {"text_tokens": 0, "audio_tokens": audio_in}
+        if c.image_tokens:
+            in_details["image_tokens"] = c.image_tokens
         return {
-            "total_tokens": audio_in + out,
-            "input_tokens": audio_in,
+            "total_tokens": audio_in + c.image_tokens + out,
+            "input_tokens": audio_in + c.image_tokens,
             "output_tokens": out,
-            "input_tokens_details": {"text_tokens": 0, "audio_tokens": audio_in},
+            "input_tokens_details": in_details,
             "output_tokens_details": out_details,
         }

@@ -145,7 +145,7 @@ async def test_control_endpoint_needs_the_token(
 ) -> None:
     calls: list[int] = []
 
-    def resume() -> dict[str, Any]:
+    def resume(body: dict[str, Any]) -> dict[str, Any]:
         calls.append(1)
         return {"resumed": len(calls)}
 

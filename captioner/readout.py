@@ -1,0 +1,64 @@
+"""Metrics read back as plain numbers for /status: a gauge's value, a histogram's count, mean and quantiles."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import Gauge, Histogram
+
+#: Quantiles /status shows for each latency histogram.
+QUANTILES: tuple[tuple[str, float], ...] = (("p50_s", 0.5), ("p95_s", 0.95))
+
+
+def gauge_value(gauge: Gauge) -> float:
+    """The value of an unlabelled gauge (0.0 before anything set it)."""
+    for family in gauge.collect():
+        for sample in family.samples:
+            return float(sample.value)
+    return 0.0
+
+
+def histogram_buckets(hist: Histogram) -> tuple[list[tuple[float, float]], float]:
+    """Cumulative (upper bound, count) per bucket summed over every label set, and the sum of all samples."""
+    counts: dict[float, float] = {}
+    total = 0.0
+    for family in hist.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                counts[bound] = counts.get(bound, 0.0) + sample.value
+            elif sample.name.endswith("_sum"):
+                total += sample.value
+    return sorted(counts.items()), total
+
+
+def quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """The q-quantile estimated from cumulative buckets, as Prometheus' histogram_quantile() does.
+
+    Linear inside the bucket the rank falls in, from 0 for the first; a rank in the +Inf bucket gives the highest
+    finite bound (nothing better is known). None when there are no samples.
+    """
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank and count > below:
+            if math.isinf(upper):
+                return lower
+            return lower + (upper - lower) * (rank - below) / (count - below)
+        lower, below = upper, count
+    return lower
+
+
+def histogram_summary(hist: Histogram) -> dict[str, Any]:
+    """Count, mean and estimated quantiles of a histogram in seconds; None values before the first sample."""
+    buckets, total = histogram_buckets(hist)
+    count = int(buckets[-1][1]) if buckets else 0
+    out: dict[str, Any] = {"count": count, "avg_s": round(total / count, 6) if count else None}
+    for key, q in QUANTILES:
+        value = quantile(q, buckets)
+        out[key] = None if value is None else round(value, 6)
+    return out
