@@ -6,10 +6,19 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from . import cea608
 from .errors import ConfigError
@@ -21,6 +30,17 @@ DEFAULT_PATH = Path("~/.config/captioner/config.yaml")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+def _device_value(v: Any) -> int | str | None:
+    """An audio device setting: null, an index or a name."""
+    if v is None or (isinstance(v, int | str) and not isinstance(v, bool)):
+        return v
+    raise ValueError(f"must be null, a device index or a name (got {v!r})")
+
+
+# Checked after parsing as Any, by hand: a pydantic union would put its member names into the key path.
+Device = Annotated[Any, AfterValidator(_device_value)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
@@ -29,19 +49,11 @@ class AudioConfig(_Section):
     """Capture device and chunking."""
 
     # None = system default input; int = device index; str = name substring, or "loopback".
-    device: Any = None
+    device: Device = None
     # Length of one audio chunk sent to the translator; the service recommends 100 ms.
     chunk_ms: int = Field(100, ge=20, le=1000)
     # Captured blocks waiting for the converter; when full the oldest is dropped (and counted).
     queue_chunks: int = Field(50, ge=2, le=10_000)
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: Any) -> int | str | None:
-        # Checked by hand: a pydantic union would put its member names into the key path.
-        if v is None or (isinstance(v, int | str) and not isinstance(v, bool)):
-            return v
-        raise ValueError(f"must be null, a device index or a name (got {v!r})")
 
 
 class GateConfig(_Section):
@@ -316,7 +328,7 @@ class VoiceOutputConfig(_Section):
 
     language: str
     # None = the system default output; int = device index; str = name substring (see `captioner devices`).
-    device: Any = None
+    device: Device = None
     # A PulseAudio/PipeWire sink to play into (e.g. a null sink OBS captures): opened through the ALSA "pulse"
     # device with PULSE_SINK set to it. None = the device above.
     sink: str | None = Field(None, min_length=1)
@@ -327,13 +339,6 @@ class VoiceOutputConfig(_Section):
     # An utterance starts once this much of it has arrived (or all of it): the service sends speech at about
     # the pace it plays, so starting on the first packet would stutter.
     prebuffer_s: float = Field(0.8, ge=0, le=10)
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: Any) -> int | str | None:
-        if v is None or (isinstance(v, int | str) and not isinstance(v, bool)):
-            return v
-        raise ValueError(f"must be null, a device index or a name (got {v!r})")
 
 
 class PricesConfig(_Section):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import Any
 
 import pytest
 
+from tests.browser import Browser
 from tests.fake_translator import FakeTranslator
 from tests.realenv import ObsEnv, PulseEnv, free_port, missing_requirements
 
@@ -88,3 +89,30 @@ def threaded_fake() -> Iterator[Callable[..., FakeTranslator]]:
     yield make
     for server in started:
         server.stop_thread()
+
+
+@pytest.fixture
+async def inloop_fake() -> AsyncIterator[Callable[..., Awaitable[FakeTranslator]]]:
+    """Factory: a fake translator on the test's own event loop (for in-process sessions); stopped after."""
+    started: list[FakeTranslator] = []
+
+    async def make(**kwargs: Any) -> FakeTranslator:
+        server = FakeTranslator(**kwargs)
+        await server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        await server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One real headless Chromium per test module; no process may outlive it."""
+    b = Browser()
+    try:
+        yield b
+    finally:
+        b.close()
+    assert b.leftover_pids() == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -87,11 +87,8 @@ class GatedDaemon(Daemon):
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTranslator]:
-    server = FakeTranslator(api_key=KEY)
-    await server.start()
-    yield server
-    await server.stop()
+async def fake(inloop_fake: Callable[..., Awaitable[FakeTranslator]]) -> FakeTranslator:
+    return await inloop_fake(api_key=KEY)
 
 
 @asynccontextmanager

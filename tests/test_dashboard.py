@@ -237,16 +237,6 @@ class ThreadedDashboard:
         self.loop.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    b = Browser()
-    try:
-        yield b
-    finally:
-        b.close()
-    assert b.leftover_pids() == []
-
-
 @pytest.fixture
 def server() -> Iterator[ThreadedDashboard]:
     srv = ThreadedDashboard()
@@ -528,7 +518,7 @@ def test_output_rows_switch_language_hide_and_clear(page: Browser, server: Threa
     enter_token(page, TOKEN)
     row = "#outputs tr[data-output='Captions JA']"
     wait_text(page, f"{row} td:nth-child(3)", "shown")
-    options = page.evaluate(f"[...document.querySelectorAll(\"{row} option\")].map((o) => o.value)")
+    options = page.evaluate(f'[...document.querySelectorAll("{row} option")].map((o) => o.value)')
     assert options == ["ja", "en", "ko", "zh"]
     # Picking from the menu as a user does: focus, choose, and the change event fires.
     page.evaluate(f"""(() => {{ const s = document.querySelector("{row} select");

@@ -123,7 +123,7 @@ def test_control_endpoints_change_what_obs_shows(
             browser.wait_for("document.getElementById('conn').textContent === 'live'", timeout_s=15)
             enter_token(browser, TOKEN)
             row = f"#outputs tr[data-output='{B}']"
-            browser.wait_for(f"document.querySelector(\"{row}\") !== null", timeout_s=10)
+            browser.wait_for(f'document.querySelector("{row}") !== null', timeout_s=10)
             click(browser, f"{row} button[aria-label='Hide {B}']")
             daemon.wait(lambda: obs.text_of(B) == "", 10, "B hidden from the dashboard")
             browser.wait_for(f"document.querySelector(\"{row} button[aria-label='Show {B}']\") !== null", 10)
@@ -139,8 +139,10 @@ def test_control_endpoints_change_what_obs_shows(
         code, body = post(daemon, "hide", {"output": "Nope"})
         assert code == 400 and A in body["error"]
         assert post(daemon, "pause", token="wrong")[0] == 401
-        assert control() == {"paused": False, "outputs": {A: {"language": "ko", "visible": True},
-                                                           B: {"language": "zh", "visible": True}}}
+        assert control() == {
+            "paused": False,
+            "outputs": {A: {"language": "ko", "visible": True}, B: {"language": "zh", "visible": True}},
+        }
         assert daemon.stop(signal.SIGTERM) == 0
     finally:
         daemon.kill()

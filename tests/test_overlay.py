@@ -331,16 +331,6 @@ class ThreadedOverlay:
         return took
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    b = Browser()
-    try:
-        yield b
-    finally:
-        b.close()
-    assert b.leftover_pids() == []
-
-
 @pytest.fixture
 def server() -> Iterator[ThreadedOverlay]:
     srv = ThreadedOverlay()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -36,11 +36,8 @@ TWO_UTTERANCES = [("silence", 0.3), ("tone", 1.0), ("silence", 1.0), ("tone", 0.
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTranslator]:
-    server = FakeTranslator(api_key=KEY)
-    await server.start()
-    yield server
-    await server.stop()
+async def fake(inloop_fake: Callable[..., Awaitable[FakeTranslator]]) -> FakeTranslator:
+    return await inloop_fake(api_key=KEY)
 
 
 class Harness:

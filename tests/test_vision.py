@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -296,11 +296,8 @@ def test_vision_off_needs_no_obs() -> None:
 
 # ---- the fake's image rules (§4.3, §8) -----------------------------------------------------------------------------
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTranslator]:
-    server = FakeTranslator(api_key=KEY)
-    await server.start()
-    yield server
-    await server.stop()
+async def fake(inloop_fake: Callable[..., Awaitable[FakeTranslator]]) -> FakeTranslator:
+    return await inloop_fake(api_key=KEY)
 
 
 def tone(seconds: float) -> bytes:
