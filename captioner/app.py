@@ -617,7 +617,7 @@ def _output_named(cfg: Config, body: dict[str, Any]) -> str:
     name = body.get("output")
     names = [o.obs_source for o in cfg.outputs]
     if not isinstance(name, str) or name not in names:
-        raise http_api.ControlError(f"name the output as {{\"output\": ...}}, one of: {', '.join(names) or 'none'}")
+        raise http_api.ControlError(f'name the output as {{"output": ...}}, one of: {", ".join(names) or "none"}')
     return name
 
 

@@ -288,22 +288,40 @@ class AudioCapture:
         with stream:
             link.set(LinkState.CONNECTED)
             log.info("capturing from %s at %d Hz, %d channel(s)", description, rate, channels)
-            while True:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), _STALL_S)
-                except TimeoutError:
-                    # Some backends neither call back nor finish when the device goes away (the ALSA pulse plugin
-                    # when the sound server dies): a device that delivers nothing is as good as lost.
-                    raise OSError(f"no audio from the device for {_STALL_S:.0f} s: device lost?") from None
-                self._wake.clear()
-                while blocks:
-                    block, t = blocks.popleft()
-                    for chunk in converter.feed(block):
-                        self._level = rms(chunk)
-                        metrics.audio_chunks.inc()
-                        self.on_chunk(chunk, t)
-                if failed or not stream.active:
-                    raise OSError("audio stream stopped: device lost?")
+            # Some backends neither call back nor finish when the device goes away (the ALSA pulse plugin when the
+            # sound server dies): a device that delivers nothing is as good as lost. Checked once a second rather
+            # than with a timeout per block (asyncio.wait_for costs a task and a timer on every block, #5).
+            last_block_at = loop.time()
+            stalled = False
+            stall_timer: asyncio.TimerHandle
+
+            def check_stall() -> None:
+                nonlocal stalled, stall_timer
+                if loop.time() - last_block_at >= _STALL_S:
+                    stalled = True
+                    self._wake.set()
+                else:
+                    stall_timer = loop.call_later(1.0, check_stall)
+
+            stall_timer = loop.call_later(1.0, check_stall)
+            try:
+                while True:
+                    await self._wake.wait()
+                    self._wake.clear()
+                    if stalled:
+                        raise OSError(f"no audio from the device for {_STALL_S:.0f} s: device lost?")
+                    if blocks:
+                        last_block_at = loop.time()
+                    while blocks:
+                        block, t = blocks.popleft()
+                        for chunk in converter.feed(block):
+                            self._level = rms(chunk)
+                            metrics.audio_chunks.inc()
+                            self.on_chunk(chunk, t)
+                    if failed or not stream.active:
+                        raise OSError("audio stream stopped: device lost?")
+            finally:
+                stall_timer.cancel()
 
     def stop(self) -> None:
         """Stop reopening; the running stream ends when the task is cancelled."""

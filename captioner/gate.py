@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections import deque
 from dataclasses import dataclass, field
@@ -34,6 +35,15 @@ _WINDOW = np.hanning(_SUBFRAME_SAMPLES + 2)[1:-1].astype(np.float32)
 _WINDOW_NORM = float(_SUBFRAME_SAMPLES * np.sum(_WINDOW**2))
 _BIN_WEIGHTS = np.r_[1.0, np.full(_SUBFRAME_SAMPLES // 2 - 1, 2.0), 1.0].astype(np.float32)
 _LOW_BIN = 2  # 100 Hz per bin at 16 kHz / 160 samples
+# The band's spectrum as one matrix product: the windowed DFT (real and imaginary parts of the bins from _LOW_BIN
+# up, PCM16 scaling folded in) and the bins' weights. Same levels as an rfft to within 1e-5 dB, but two numpy
+# steps instead of an FFT's many; each costs tens of µs when the process wakes cold every 100 ms (#5).
+_BAND_BINS = np.arange(_LOW_BIN, _SUBFRAME_SAMPLES // 2 + 1)
+_ANGLES = 2 * np.pi * np.outer(np.arange(_SUBFRAME_SAMPLES), _BAND_BINS) / _SUBFRAME_SAMPLES
+_WINDOWED_DFT = (np.concatenate([np.cos(_ANGLES), -np.sin(_ANGLES)], axis=1) * (_WINDOW[:, None] / 32768.0)).astype(
+    np.float32
+)
+_DFT_WEIGHTS = (np.tile(_BIN_WEIGHTS[_LOW_BIN:], 2) / _WINDOW_NORM).astype(np.float32)
 
 
 class GateState(enum.StrEnum):
@@ -91,8 +101,9 @@ class SpeechGate:
         self._ring_s = 0.0
         self._quiet_s = 0.0  # captured audio since the last speech
         self._pad_s = 0.0  # zeros still owed to the service
-        self._levels: deque[tuple[np.ndarray, float]] = deque()
+        self._levels: deque[tuple[list[float], float]] = deque()  # each chunk's frame levels, oldest first
         self._levels_s = 0.0
+        self._sorted_levels: list[float] = []  # the same levels, sorted: the floor is a running percentile
         self._prior_s = _FLOOR_WINDOW_S  # how long the assumed floor still counts
         self.noise_floor_dbfs = _PRIOR_FLOOR_DBFS
 
@@ -160,15 +171,17 @@ class SpeechGate:
     def feed(self, pcm: bytes, level: float | None = None, captured_at: float = 0.0) -> list[GateChunk]:
         """Take one captured chunk; returns the chunks to send now, oldest first (often none)."""
         duration_s = len(pcm) / BYTES_PER_S
-        frames_db = _frame_dbfs(pcm)
+        # A list: ten levels are cheaper to count in Python than with numpy calls (#5).
+        frames_db: list[float] = _frame_dbfs(pcm).tolist()
         if level is None:
             level = rms(pcm)
         self._learn_floor(frames_db, duration_s)
         open_db = max(self.noise_floor_dbfs + self.cfg.threshold_db, self.cfg.min_level_dbfs)
+        close_db = open_db - _HYSTERESIS_DB
         frame_s = duration_s / len(frames_db)
-        loud_s = float(np.count_nonzero(frames_db >= open_db)) * frame_s
+        loud_s = sum(db >= open_db for db in frames_db) * frame_s
         # Open, speech keeps it open down to a lower level (hysteresis); a click is too short to.
-        voiced_s = float(np.count_nonzero(frames_db >= open_db - _HYSTERESIS_DB)) * frame_s
+        voiced_s = sum(db >= close_db for db in frames_db) * frame_s
         speech = voiced_s >= min(_VOICED_MIN_S, duration_s / 2)
         self._quiet_s = 0.0 if speech else self._quiet_s + duration_s
         c = self.counters
@@ -262,24 +275,29 @@ class SpeechGate:
         while self._ring and self._ring_s - self._ring[0].duration_s >= keep_s - 1e-9:
             self._ring_s -= self._ring.popleft().duration_s
 
-    def _learn_floor(self, frames_db: np.ndarray, duration_s: float) -> None:
-        self._levels.append((frames_db, duration_s))
+    def _learn_floor(self, levels: list[float], duration_s: float) -> None:
+        # A sorted window updated by bisection instead of sorting 5 s of levels anew on every chunk (#5).
+        self._levels.append((levels, duration_s))
         self._levels_s += duration_s
+        for v in levels:
+            bisect.insort(self._sorted_levels, v)
         while len(self._levels) > 1 and self._levels_s - self._levels[0][1] >= _FLOOR_WINDOW_S - 1e-9:
-            self._levels_s -= self._levels.popleft()[1]
+            old, old_s = self._levels.popleft()
+            self._levels_s -= old_s
+            for v in old:
+                del self._sorted_levels[bisect.bisect_left(self._sorted_levels, v)]
         self._prior_s = max(0.0, self._prior_s - duration_s)
-        floor = _percentile(np.concatenate([f for f, _ in self._levels]), _FLOOR_PERCENTILE)
+        floor = _sorted_percentile(self._sorted_levels, _FLOOR_PERCENTILE)
         # Until the window is full the assumed floor still counts, so speech at the very start is heard as speech.
         self.noise_floor_dbfs = min(floor, _PRIOR_FLOOR_DBFS) if self._prior_s > 0 else floor
 
 
-def _percentile(a: np.ndarray, q: float) -> float:
-    """np.percentile(a, q) (linear interpolation), by partial sort: a third of the cost on every chunk (#5)."""
+def _sorted_percentile(a: list[float], q: float) -> float:
+    """np.percentile(a, q) (linear interpolation) of an already sorted list."""
     pos = (len(a) - 1) * q / 100
     lo = int(pos)
     hi = min(lo + 1, len(a) - 1)
-    part = np.partition(a, (lo, hi))
-    return float(part[lo] + (part[hi] - part[lo]) * (pos - lo))
+    return a[lo] + (a[hi] - a[lo]) * (pos - lo)
 
 
 def _frame_dbfs(pcm: bytes) -> np.ndarray:
@@ -287,15 +305,18 @@ def _frame_dbfs(pcm: bytes) -> np.ndarray:
 
     Rumble, hum and handling noise sit below the band; leaving them out keeps them from holding the gate open.
     """
-    x = np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+    x = np.frombuffer(pcm, "<i2")
     if len(x) < _SUBFRAME_SAMPLES:
-        x = np.concatenate([x, np.zeros(_SUBFRAME_SAMPLES - len(x), np.float32)])
+        x = np.concatenate([x, np.zeros(_SUBFRAME_SAMPLES - len(x), np.int16)])
     n = len(x) // _SUBFRAME_SAMPLES
-    frames = x[: n * _SUBFRAME_SAMPLES].reshape(n, _SUBFRAME_SAMPLES) * _WINDOW
-    spectrum = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    power = spectrum[:, _LOW_BIN:] @ _BIN_WEIGHTS[_LOW_BIN:] / _WINDOW_NORM
-    result: np.ndarray = np.maximum(10 * np.log10(np.maximum(power, 1e-12)), _SILENT_DBFS)
-    return result
+    bins = x[: n * _SUBFRAME_SAMPLES].reshape(n, _SUBFRAME_SAMPLES).astype(np.float32) @ _WINDOWED_DFT
+    bins *= bins
+    power: np.ndarray = bins @ _DFT_WEIGHTS
+    np.maximum(power, 1e-12, out=power)
+    np.log10(power, out=power)
+    power *= 10
+    np.maximum(power, _SILENT_DBFS, out=power)
+    return power
 
 
 def obs_holds(cfg: GateConfig, state: ObsState) -> dict[str, bool]:

@@ -342,11 +342,59 @@ def test_gate_is_on_by_default() -> None:
     assert cfg.gate.enabled and cfg.gate.trail_ms == 2000 and cfg.gate.pre_roll_ms == 500
 
 
-def test_partial_sort_percentile_equals_numpy() -> None:
-    from captioner.gate import _percentile
+@pytest.mark.parametrize("n", [1, 2, 3, 50, 500])
+@pytest.mark.parametrize("q", [0, 10, 50, 99.5, 100])
+def test_sorted_percentile_equals_numpy(n: int, q: float) -> None:
+    from captioner.gate import _sorted_percentile
 
-    rng = np.random.default_rng(7)
-    for n in (1, 2, 3, 50, 500):
-        a = (rng.normal(size=n) * 20 - 60).astype(np.float32)
-        for q in (0, 10, 50, 99.5, 100):
-            assert _percentile(a, q) == pytest.approx(float(np.percentile(a, q)), abs=1e-4)
+    a = (np.random.default_rng(n).normal(size=n) * 20 - 60).astype(np.float32)
+    assert _sorted_percentile(sorted(a.tolist()), q) == pytest.approx(float(np.percentile(a, q)), abs=1e-4)
+
+
+def _rfft_levels(x: np.ndarray) -> np.ndarray:
+    """The frame levels as first written: float32 rfft of Hann-windowed 10 ms frames, band power from 200 Hz."""
+    from captioner.gate import _BIN_WEIGHTS, _LOW_BIN, _WINDOW, _WINDOW_NORM
+
+    x = x.astype(np.float32) / 32768.0
+    x = np.concatenate([x, np.zeros(max(0, 160 - len(x)), np.float32)])
+    frames = x[: len(x) // 160 * 160].reshape(-1, 160) * _WINDOW
+    power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2)[:, _LOW_BIN:] @ _BIN_WEIGHTS[_LOW_BIN:] / _WINDOW_NORM
+    return np.maximum(10 * np.log10(np.maximum(power, 1e-12)), -100.0)
+
+
+_T = np.arange(1600) / RATE
+LEVEL_SIGNALS = {
+    "silence": np.zeros(1600),
+    "hiss -80 dBFS": white(0.1, -80, np.random.default_rng(1)) * 32768,
+    "voice -25 dBFS": voice(0.1, -25, np.random.default_rng(2)) * 32768,
+    "1 kHz full scale": np.sin(2 * np.pi * 1000 * _T) * 32767,
+    "50 Hz rumble, faint hiss": np.sin(2 * np.pi * 50 * _T) * 20000 + white(0.1, -70, np.random.default_rng(3)) * 32768,
+    "short chunk": voice(0.004, -30, np.random.default_rng(4)) * 32768,
+    "30 ms chunk": voice(0.03, -30, np.random.default_rng(5)) * 32768,
+}
+
+
+@pytest.mark.parametrize("name", LEVEL_SIGNALS)
+def test_frame_levels_equal_an_rfft_of_the_windowed_frames(name: str) -> None:
+    # The gate computes the band by one windowed-DFT matrix product (#5): the levels must be the FFT's.
+    from captioner.gate import _frame_dbfs
+
+    pcm = np.clip(np.rint(LEVEL_SIGNALS[name]), -32768, 32767).astype("<i2")
+    assert _frame_dbfs(pcm.tobytes()) == pytest.approx(_rfft_levels(pcm), abs=1e-3)
+
+
+def test_noise_floor_is_the_percentile_of_the_last_5_seconds() -> None:
+    # The floor is kept in a sorted window (#5): after every chunk it equals np.percentile over the last 5 s.
+    from captioner.gate import _frame_dbfs
+
+    rng = np.random.default_rng(9)
+    gate = SpeechGate(DEFAULT)
+    window: list[np.ndarray] = []
+    for i in range(150):
+        x = white(0.1, float(rng.uniform(-90, -30)), rng) * 32768 if i % 7 else np.zeros(1600)
+        pcm = np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
+        gate.feed(pcm)
+        window = [*window, _frame_dbfs(pcm)][-50:]
+        if i >= 50:  # the assumed floor no longer counts
+            expected = float(np.percentile(np.concatenate(window), 10))
+            assert gate.noise_floor_dbfs == pytest.approx(expected, abs=1e-4)
