@@ -82,12 +82,10 @@ class Daemon:
         self.transcripts: TranscriptWriter | None = None
         # When each caption item was first seen: its cue starts when the words started, not when they ended.
         self._first_seen: dict[tuple[str, str], float] = {}
-        # Live control: captioning paused by the operator; outputs hidden (they show "" until shown again), and
-        # what each output would show, so showing it again restores its text at once.
+        # Live control: captioning paused by the operator; outputs hidden (they show "" until shown again).
         self.paused = False
         self.hidden: set[str] = set()
         self._applying = asyncio.Lock()
-        self._laid_out: dict[str, str] = {}
         self.status.control = self._control_status
         self.status.languages_available = tuple(sorted(cfg.translator.dialect.languages))
         for lang in cfg.languages():
@@ -320,7 +318,6 @@ class Daemon:
             return
 
     def _show(self, source: str, text: str, received_at: float | None) -> None:
-        self._laid_out[source] = text
         if source in self.hidden:
             text, received_at = "", None
         self.status.screens[source] = text
@@ -388,7 +385,8 @@ class Daemon:
             self.hidden.discard(name)
         else:
             self.hidden.add(name)
-        self._show(name, self._laid_out.get(name, ""), None)
+        # Showing it again puts back at once what the presenter has laid out for it meanwhile.
+        self._show(name, self.presenter.shown(name) if self.presenter is not None else "", None)
         return self._control_status()
 
     def on_caption(self, caption: Caption) -> None:

@@ -135,6 +135,10 @@ class Presenter:
             self._refresh(view, now, received_at if final else None)
         self._wake.set()
 
+    def shown(self, source: str) -> str:
+        """The text last laid out for one output ("" for none, or before anything was)."""
+        return next((v.shown or "" for v in self._views if v.output.obs_source == source), "")
+
     def clear(self, source: str | None = None) -> None:
         """Empty one output (by OBS source) or every output now: the operator asked for a clean screen."""
         now = self._clock()

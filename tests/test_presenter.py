@@ -108,3 +108,4 @@ def test_clear_one_output_leaves_the_others() -> None:
     assert sent == [("A", "", None)]
     p.caption("ja", "またね。", final=True)
     assert sent[-2:] == [("A", "またね。", None), ("B", "こんにちは。\nまたね。", None)]
+    assert (p.shown("A"), p.shown("B"), p.shown("nope")) == ("またね。", "こんにちは。\nまたね。", "")
