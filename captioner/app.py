@@ -94,7 +94,9 @@ class Daemon:
     # ---- parts ------------------------------------------------------------------------------------
     def _new_capture(self, cfg: Config) -> AudioCapture:
         a = cfg.audio
-        return self._capture_factory(a.device, a.chunk_ms, a.queue_chunks, self.on_chunk, self.status)
+        return self._capture_factory(
+            a.device, a.chunk_ms, a.queue_chunks, self.on_chunk, self.status, backend=a.backend
+        )
 
     def _new_session(self, cfg: Config, target: str) -> TranslatorSession:
         tr = cfg.translator

@@ -1,4 +1,4 @@
-"""Audio capture: a sounddevice stream -> bounded queue -> 16 kHz mono PCM16 chunks."""
+"""Audio capture: PulseAudio natively or a sounddevice stream -> bounded queue -> 16 kHz mono PCM16 chunks."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import soxr
 
+from . import pulse
 from .status import LinkState, Status
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,9 @@ def _pcm16(x: np.ndarray) -> bytes:
     np.clip(y, -32767.0, 32767.0, out=y)
     return np.rint(y, out=y).astype("<i2").tobytes()
 
+
+# Native capture: wake this long before the chunk being recorded is due to be complete.
+_READ_MARGIN_S = 0.015
 
 # A capture stream that delivers no block for this long is treated as a lost device and reopened.
 _STALL_S = 3.0
@@ -205,6 +210,42 @@ def _resolve_loopback(devices: list[DeviceInfo]) -> tuple[int | None, str]:
     )
 
 
+AUTO, PULSE, PORTAUDIO = "auto", "pulse", "portaudio"
+
+
+def choose_backend(
+    backend: str, spec: int | str | None, pulse_loads: bool, pulse_names: Sequence[str]
+) -> tuple[str, str | None]:
+    """(audio.backend, audio.device) -> (PULSE, source name or None = default source) or (PORTAUDIO, None).
+
+    auto records natively from PulseAudio/PipeWire whenever that can mean the same device: the default input, the
+    loopback, or a source named exactly; device indices and PortAudio names stay with PortAudio. Raises LookupError
+    when backend is pulse and the spec names no PulseAudio source.
+    """
+    if backend == PORTAUDIO or (backend == AUTO and not pulse_loads):
+        return PORTAUDIO, None
+    if spec is None:
+        return PULSE, None
+    if isinstance(spec, str) and spec.lower() == LOOPBACK:
+        return PULSE, pulse.DEFAULT_MONITOR
+    if isinstance(spec, str):
+        if spec in pulse_names:
+            return PULSE, spec
+        if backend == PULSE:
+            match = next((n for n in pulse_names if spec.lower() in n.lower()), None)
+            if match:
+                return PULSE, match
+    if backend == PULSE:
+        raise LookupError(f"no PulseAudio source for audio.device {spec!r} (audio.backend: pulse)")
+    return PORTAUDIO, None
+
+
+def _pulse_description(source: str | None) -> str:
+    if source == pulse.DEFAULT_MONITOR:
+        return f"the monitor of the default sink ({pulse_monitor_source() or '?'})"
+    return f"PulseAudio source {source}" if source else "the default PulseAudio source"
+
+
 class AudioCapture:
     """Captures the configured device forever, reopening it after errors; emits PCM16 chunks."""
 
@@ -215,12 +256,15 @@ class AudioCapture:
         queue_chunks: int,
         on_chunk: Callable[[bytes, float], None],
         status: Status,
+        backend: str = AUTO,
     ) -> None:
         self.device = device
         self.chunk_ms = chunk_ms
         self.on_chunk = on_chunk
         self.status = status
-        self._blocks: deque[tuple[np.ndarray, float]] = deque(maxlen=queue_chunks)
+        self.backend = backend
+        self._blocks: deque[tuple[Any, float]] = deque(maxlen=queue_chunks)
+        self._pulse_unopened = False
         self._wake = asyncio.Event()
         self._stopping = False
         self._level = 0.0
@@ -249,6 +293,92 @@ class AudioCapture:
                 delay_s = min(delay_s * 2, 10.0)
 
     async def _capture_once(self, link: Any) -> None:
+        names: list[str] = []
+        if isinstance(self.device, str) and self.device.lower() != LOOPBACK:
+            names = await asyncio.to_thread(pulse_sources)
+        backend, source = choose_backend(self.backend, self.device, pulse.available(), names)
+        if backend == PULSE:
+            try:
+                await self._capture_pulse(link, source)
+                return
+            except pulse.PulseError as e:
+                if self.backend == PULSE or not self._pulse_unopened:
+                    raise
+                # auto: no sound server to talk to (plain ALSA, or it is restarting): try PortAudio instead.
+                log.info("%s; capturing through PortAudio instead", e)
+        await self._capture_portaudio(link)
+
+    async def _capture_pulse(self, link: Any, source: str | None) -> None:
+        """Record 16 kHz mono PCM16 straight from PulseAudio/PipeWire: the server resamples and downmixes."""
+        loop = asyncio.get_running_loop()
+        chunk_bytes = TARGET_RATE * self.chunk_ms // 1000 * 2
+        recorder = pulse.PulseRecorder(source, TARGET_RATE, chunk_bytes)
+        opened: asyncio.Future[None] = loop.create_future()
+        stop = threading.Event()
+        failed: list[str] = []
+        put = self._putter()
+
+        def post(fn: Callable[..., None], *args: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # the loop is closed: the daemon is exiting
+                stop.set()
+
+        def settle(error: BaseException | None) -> None:
+            if opened.done():
+                return
+            if error is None:
+                opened.set_result(None)
+            else:
+                opened.set_exception(error)
+
+        def fail(reason: str) -> None:
+            failed.append(reason)
+            self._wake.set()
+
+        def reader() -> None:
+            # pa_simple_* block and are not thread-safe, so one thread owns the stream from open to free.
+            try:
+                recorder.open()
+            except pulse.PulseError as e:
+                post(settle, e)
+                return
+            post(settle, None)
+            chunk_s = self.chunk_ms / 1000
+            try:
+                while not stop.is_set():
+                    # A source shared with a low-latency recorder (OBS asks for 25 ms) delivers in small pieces, and a
+                    # blocking read wakes this thread for every piece. Sleeping until the chunk is nearly complete
+                    # lets libpulse collect them: one or two wake-ups instead of five or more, and the chunk is still
+                    # handed over the moment it completes (#5). Behind (a chunk already buffered): no sleep.
+                    nap = chunk_s - recorder.buffered_s() - _READ_MARGIN_S
+                    if nap > 0:
+                        time.sleep(nap)
+                    post(put, recorder.read(), time.monotonic())
+            except pulse.PulseError as e:
+                post(fail, str(e))
+            finally:
+                recorder.close()
+
+        # Before the stream opens: chunks queued behind a pactl call would reach the wire late.
+        description = await asyncio.to_thread(_pulse_description, source)
+        self._pulse_unopened = True
+        # A daemon thread: a read blocked on a frozen server must not keep the process alive; it frees the
+        # stream itself once the read returns (within one chunk while audio flows).
+        threading.Thread(target=reader, name="pulse-capture", daemon=True).start()
+        try:
+            await asyncio.wait_for(opened, _STALL_S)
+            self._pulse_unopened = False
+            self.status.audio_source = {"backend": PULSE, "device": description, "rate": TARGET_RATE, "channels": 1}
+            link.set(LinkState.CONNECTED)
+            log.info(
+                "capturing from %s at %d Hz, 1 channel(s), natively from the sound server", description, TARGET_RATE
+            )
+            await self._pump(lambda chunk: [chunk], lambda: not failed)
+        finally:
+            stop.set()
+
+    async def _capture_portaudio(self, link: Any) -> None:
         import sounddevice as sd
 
         loop = asyncio.get_running_loop()
@@ -257,15 +387,8 @@ class AudioCapture:
         rate = int(info["default_samplerate"])
         channels = max(1, min(2, int(info["max_input_channels"])))
         converter = Pcm16Converter(rate, channels, self.chunk_ms)
-        blocks = self._blocks
-        metrics = self.status.metrics
         failed: list[str] = []
-
-        def put(block: np.ndarray, t: float) -> None:
-            if len(blocks) == blocks.maxlen:
-                metrics.audio_dropped.inc()  # deque(maxlen) drops the oldest itself
-            blocks.append((block, t))
-            self._wake.set()
+        put = self._putter()
 
         def callback(indata: np.ndarray, frames: int, time_info: Any, flags: Any) -> None:
             # PortAudio's thread: copy and hand over, never block.
@@ -286,42 +409,64 @@ class AudioCapture:
             finished_callback=finished,
         )
         with stream:
+            self.status.audio_source = {"backend": PORTAUDIO, "device": description, "rate": rate, "channels": channels}
             link.set(LinkState.CONNECTED)
             log.info("capturing from %s at %d Hz, %d channel(s)", description, rate, channels)
-            # Some backends neither call back nor finish when the device goes away (the ALSA pulse plugin when the
-            # sound server dies): a device that delivers nothing is as good as lost. Checked once a second rather
-            # than with a timeout per block (asyncio.wait_for costs a task and a timer on every block, #5).
-            last_block_at = loop.time()
-            stalled = False
-            stall_timer: asyncio.TimerHandle
+            await self._pump(converter.feed, lambda: not failed and stream.active)
 
-            def check_stall() -> None:
-                nonlocal stalled, stall_timer
-                if loop.time() - last_block_at >= _STALL_S:
-                    stalled = True
-                    self._wake.set()
-                else:
-                    stall_timer = loop.call_later(1.0, check_stall)
+    def _putter(self) -> Callable[[Any, float], None]:
+        """The loop-side hand-over of one captured block (a full queue drops its oldest, counted)."""
+        self._blocks.clear()
+        blocks = self._blocks
+        metrics = self.status.metrics
 
-            stall_timer = loop.call_later(1.0, check_stall)
-            try:
-                while True:
-                    await self._wake.wait()
-                    self._wake.clear()
-                    if stalled:
-                        raise OSError(f"no audio from the device for {_STALL_S:.0f} s: device lost?")
-                    if blocks:
-                        last_block_at = loop.time()
-                    while blocks:
-                        block, t = blocks.popleft()
-                        for chunk in converter.feed(block):
-                            self._level = rms(chunk)
-                            metrics.audio_chunks.inc()
-                            self.on_chunk(chunk, t)
-                    if failed or not stream.active:
-                        raise OSError("audio stream stopped: device lost?")
-            finally:
-                stall_timer.cancel()
+        def put(block: Any, t: float) -> None:
+            if len(blocks) == blocks.maxlen:
+                metrics.audio_dropped.inc()  # deque(maxlen) drops the oldest itself
+            blocks.append((block, t))
+            self._wake.set()
+
+        return put
+
+    async def _pump(self, convert: Callable[[Any], list[bytes]], alive: Callable[[], bool]) -> None:
+        """Hand queued blocks on as chunks until the device fails or stalls."""
+        loop = asyncio.get_running_loop()
+        blocks = self._blocks
+        metrics = self.status.metrics
+        # Some backends neither call back nor finish when the device goes away (the ALSA pulse plugin when the
+        # sound server dies): a device that delivers nothing is as good as lost. Checked once a second rather
+        # than with a timeout per block (asyncio.wait_for costs a task and a timer on every block, #5).
+        last_block_at = loop.time()
+        stalled = False
+        stall_timer: asyncio.TimerHandle
+
+        def check_stall() -> None:
+            nonlocal stalled, stall_timer
+            if loop.time() - last_block_at >= _STALL_S:
+                stalled = True
+                self._wake.set()
+            else:
+                stall_timer = loop.call_later(1.0, check_stall)
+
+        stall_timer = loop.call_later(1.0, check_stall)
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if stalled:
+                    raise OSError(f"no audio from the device for {_STALL_S:.0f} s: device lost?")
+                if blocks:
+                    last_block_at = loop.time()
+                while blocks:
+                    block, t = blocks.popleft()
+                    for chunk in convert(block):
+                        self._level = rms(chunk)
+                        metrics.audio_chunks.inc()
+                        self.on_chunk(chunk, t)
+                if not alive():
+                    raise OSError("audio stream stopped: device lost?")
+        finally:
+            stall_timer.cancel()
 
     def stop(self) -> None:
         """Stop reopening; the running stream ends when the task is cancelled."""

@@ -28,10 +28,10 @@ def print_devices() -> int:
     print("\n* = default input, L = loopback (hears what the computer plays)")
     monitor = pulse_monitor_source()
     if monitor:
-        print(f'audio.device: "loopback" captures {monitor} through the pulse/pipewire device.')
-        others = [s for s in pulse_sources() if s.endswith(".monitor")]
-        if others:
-            print("PulseAudio/PipeWire monitor sources: " + ", ".join(others))
+        print(f'audio.device: "loopback" records {monitor} (natively from the sound server with audio.backend: auto).')
+        sources = pulse_sources()
+        if sources:
+            print("PulseAudio/PipeWire sources (an exact name works as audio.device): " + ", ".join(sources))
     _print_outputs()
     return 0
 

@@ -50,6 +50,9 @@ class AudioConfig(_Section):
 
     # None = system default input; int = device index; str = name substring, or "loopback".
     device: Device = None
+    # auto: record natively from PulseAudio/PipeWire when there is one (the default input, "loopback", or a source
+    # named exactly), else PortAudio; the server resamples, and it costs a fraction of PortAudio's CPU and memory.
+    backend: Literal["auto", "pulse", "portaudio"] = "auto"
     # Length of one audio chunk sent to the translator; the service recommends 100 ms.
     chunk_ms: int = Field(100, ge=20, le=1000)
     # Captured blocks waiting for the converter; when full the oldest is dropped (and counted).

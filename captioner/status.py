@@ -263,6 +263,8 @@ class Status:
         self.control: Callable[[], dict[str, Any]] | None = None
         # Language codes the configured model translates to: what the "switch language" control accepts.
         self.languages_available: tuple[str, ...] = ()
+        # What the capture has open: backend (pulse / portaudio), device, rate, channels; None until it opens.
+        self.audio_source: dict[str, Any] | None = None
 
     def link(self, name: str) -> Link:
         if name not in self.links:
@@ -292,6 +294,7 @@ class Status:
             "vision": self.vision() if self.vision is not None else None,
             # The last chunk's RMS level (the dashboard's meter) and latency as far as it is measured.
             "audio_level": round(gauge_value(self.metrics.audio_level), 4),
+            "audio_source": self.audio_source,
             "latency": {
                 "final_to_screen": histogram_summary(self.metrics.final_to_screen_seconds),
                 "capture_to_wire": histogram_summary(self.metrics.capture_to_wire_seconds),

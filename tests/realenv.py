@@ -278,10 +278,17 @@ class PulseEnv:
     monitor = "e2e_sink.monitor"
 
     def __init__(
-        self, base: str | os.PathLike[str] | None = None, start_timeout: float = 10.0, keepalive: bool = True
+        self,
+        base: str | os.PathLike[str] | None = None,
+        start_timeout: float = 10.0,
+        keepalive: bool = True,
+        keepalive_ms: int = 40,
     ) -> None:
         self._own_base = base is None
         self.keepalive = keepalive
+        # The keepalive stream's latency sets how often the null sink renders, and so how often its monitor wakes
+        # every recorder: ~keepalive_ms / 2 (benchmarks/ model a device shared with a low-latency recorder by it).
+        self.keepalive_ms = keepalive_ms
         self.keepalive_proc: subprocess.Popen[bytes] | None = None
         self.base = Path(base) if base is not None else Path(tempfile.mkdtemp(prefix="pulseenv-"))
         self.start_timeout = start_timeout
@@ -351,7 +358,7 @@ class PulseEnv:
                 "pacat",
                 "--playback",
                 f"--device={self.sink}",
-                "--latency-msec=40",
+                f"--latency-msec={self.keepalive_ms}",
                 "--raw",
                 "--format=s16le",
                 "--rate=48000",

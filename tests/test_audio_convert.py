@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from captioner.audio import DeviceInfo, Pcm16Converter, resolve_device, rms
+from captioner.audio import DeviceInfo, Pcm16Converter, choose_backend, resolve_device, rms
 
 
 def tone(rate: int, seconds: float, freq: float, channels: int, amp: float = 0.5) -> np.ndarray:
@@ -89,3 +89,42 @@ def test_resolve_device(spec: int | str | None, index: int | None) -> None:
 def test_resolve_device_errors(spec: int | str) -> None:
     with pytest.raises(LookupError):
         resolve_device(spec, DEVICES)
+
+
+PULSE_SOURCES = ["alsa_input.usb-Blue_Yeti-00.analog-stereo", "alsa_output.pci-0000_00_1f.3.analog-stereo.monitor"]
+YETI, SPEAKERS = PULSE_SOURCES
+
+
+@pytest.mark.parametrize(
+    ("backend", "spec", "loads", "expected"),
+    [
+        # auto: natively whenever the spec means a PulseAudio source
+        ("auto", None, True, ("pulse", None)),
+        ("auto", "loopback", True, ("pulse", "@DEFAULT_MONITOR@")),
+        ("auto", "LoopBack", True, ("pulse", "@DEFAULT_MONITOR@")),
+        ("auto", YETI, True, ("pulse", YETI)),
+        # ... and PortAudio for its own indices and names (a name part is not guessed across the two lists)
+        ("auto", 5, True, ("portaudio", None)),
+        ("auto", "USB Mic", True, ("portaudio", None)),
+        ("auto", "yeti", True, ("portaudio", None)),
+        # no libpulse: everything through PortAudio
+        ("auto", None, False, ("portaudio", None)),
+        ("auto", "loopback", False, ("portaudio", None)),
+        ("auto", YETI, False, ("portaudio", None)),
+        # forced
+        ("portaudio", None, True, ("portaudio", None)),
+        ("portaudio", "loopback", True, ("portaudio", None)),
+        ("pulse", None, False, ("pulse", None)),
+        ("pulse", "yeti", True, ("pulse", YETI)),
+        ("pulse", ".MONITOR", True, ("pulse", SPEAKERS)),
+        ("pulse", SPEAKERS, True, ("pulse", SPEAKERS)),
+    ],
+)
+def test_choose_backend(backend: str, spec: int | str | None, loads: bool, expected: tuple[str, str | None]) -> None:
+    assert choose_backend(backend, spec, loads, PULSE_SOURCES) == expected
+
+
+@pytest.mark.parametrize("spec", [5, "USB Mic", "hdmi"])
+def test_choose_backend_pulse_needs_a_source(spec: int | str) -> None:
+    with pytest.raises(LookupError, match=r"audio\.backend: pulse"):
+        choose_backend("pulse", spec, True, PULSE_SOURCES)

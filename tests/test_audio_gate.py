@@ -41,7 +41,9 @@ def chunks(pattern: list[tuple[str, float]]) -> list[bytes]:
 class ScriptedCapture:
     """Stands in for AudioCapture: the test pushes the chunks."""
 
-    def __init__(self, device: Any, chunk_ms: int, queue_chunks: int, on_chunk: Callable[..., None], _: Status):
+    def __init__(
+        self, device: Any, chunk_ms: int, queue_chunks: int, on_chunk: Callable[..., None], _: Status, **__: Any
+    ):
         self.on_chunk = on_chunk
         self.level = 0.0
 

@@ -110,7 +110,9 @@ def test_devices_lists_inputs_and_the_loopback_monitor(pulse_env: PulseEnv) -> N
     pulse = [line for line in lines if " pulse " in line]
     assert pulse, r.stdout
     assert "ALSA" in pulse[0]
-    assert f'"loopback" captures {pulse_env.monitor}' in r.stdout
+    assert f'"loopback" records {pulse_env.monitor}' in r.stdout
+    # The source names that audio.device accepts for native capture.
+    assert f"an exact name works as audio.device): {pulse_env.monitor}" in r.stdout
 
 
 def test_warns_when_a_file_holding_a_secret_is_world_readable(tmp_path: Path) -> None:

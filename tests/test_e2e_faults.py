@@ -152,15 +152,24 @@ def test_sighup_applies_changes_and_refuses_an_invalid_config(
     assert "reload rejected, keeping the running config: translator.targets[1]" in daemon.log()
 
 
-def test_audio_device_disappears_and_returns(obs: ObsEnv, fake: FakeTranslator, phrase: Path, tmp_path: Path) -> None:
-    # The daemon captures from its own PulseAudio server, which goes away like an unplugged USB device.
+@pytest.mark.parametrize(("backend", "rate", "channels"), [("pulse", 16000, 1), ("portaudio", 44100, 2)])
+def test_audio_device_disappears_and_returns(
+    obs: ObsEnv, fake: FakeTranslator, phrase: Path, tmp_path: Path, backend: str, rate: int, channels: int
+) -> None:
+    # The daemon captures from its own PulseAudio server, which goes away like an unplugged USB device; natively
+    # and through PortAudio's ALSA pulse device (whose default rate is 44.1 kHz: PulseAudio resamples either way).
     device = PulseEnv(base=tmp_path / "pulse").start()
     src = "E2E Device JA"
     daemon = None
     try:
         env = device.child_env(DASHSCOPE_API_KEY=KEY, OBS_WEBSOCKET_PASSWORD=obs.password)
-        daemon = DaemonProc(tmp_path, make_config(fake, obs, ["ja"], {"ja": src}), env).start()
+        cfg = make_config(fake, obs, ["ja"], {"ja": src})
+        cfg["audio"]["backend"] = backend
+        daemon = DaemonProc(tmp_path, cfg, env).start()
         daemon.wait(lambda: daemon.link_state("audio") == "connected", 30, "audio connected")
+        source = daemon.status()["audio_source"]
+        assert (source["backend"], source["rate"], source["channels"]) == (backend, rate, channels)
+        assert "e2e_sink.monitor" in source["device"]
         device.play(phrase)
         wait_text(obs, src, "[ja] utterance 1", 20)
 
