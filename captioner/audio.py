@@ -264,7 +264,6 @@ class AudioCapture:
         self.status = status
         self.backend = backend
         self._blocks: deque[tuple[Any, float]] = deque(maxlen=queue_chunks)
-        self._pulse_unopened = False
         self._wake = asyncio.Event()
         self._stopping = False
         self._level = 0.0
@@ -301,8 +300,8 @@ class AudioCapture:
             try:
                 await self._capture_pulse(link, source)
                 return
-            except pulse.PulseError as e:
-                if self.backend == PULSE or not self._pulse_unopened:
+            except pulse.PulseError as e:  # only from opening: a stream that dies later ends as an OSError
+                if self.backend == PULSE:
                     raise
                 # auto: no sound server to talk to (plain ALSA, or it is restarting): try PortAudio instead.
                 log.info("%s; capturing through PortAudio instead", e)
@@ -362,13 +361,11 @@ class AudioCapture:
 
         # Before the stream opens: chunks queued behind a pactl call would reach the wire late.
         description = await asyncio.to_thread(_pulse_description, source)
-        self._pulse_unopened = True
         # A daemon thread: a read blocked on a frozen server must not keep the process alive; it frees the
         # stream itself once the read returns (within one chunk while audio flows).
         threading.Thread(target=reader, name="pulse-capture", daemon=True).start()
         try:
             await asyncio.wait_for(opened, _STALL_S)
-            self._pulse_unopened = False
             self.status.audio_source = {"backend": PULSE, "device": description, "rate": TARGET_RATE, "channels": 1}
             link.set(LinkState.CONNECTED)
             log.info(
