@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import bisect
 import enum
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .audio import rms
 from .config import GateConfig
 from .obs import ObsState
 
@@ -29,21 +29,26 @@ _ONSET_WINDOW_S = 0.3
 # A chunk with this much audio above the closing level counts as speech that keeps an open gate open.
 _VOICED_MIN_S = 0.03
 _SILENT_DBFS = -100.0
-# A Hann window keeps strong rumble from leaking into the speech band; the weights make a frame's band power
+_SILENT_POWER = 10 ** (_SILENT_DBFS / 10)
+# A Hann window keeps strong rumble from leaking into the speech band; the norm makes a frame's band power
 # (one-sided spectrum, Parseval) comparable with its mean square, so levels stay in dBFS.
-_WINDOW = np.hanning(_SUBFRAME_SAMPLES + 2)[1:-1].astype(np.float32)
+_WINDOW = np.hanning(_SUBFRAME_SAMPLES + 2)[1:-1]
 _WINDOW_NORM = float(_SUBFRAME_SAMPLES * np.sum(_WINDOW**2))
-_BIN_WEIGHTS = np.r_[1.0, np.full(_SUBFRAME_SAMPLES // 2 - 1, 2.0), 1.0].astype(np.float32)
-_LOW_BIN = 2  # 100 Hz per bin at 16 kHz / 160 samples
-# The band's spectrum as one matrix product: the windowed DFT (real and imaginary parts of the bins from _LOW_BIN
-# up, PCM16 scaling folded in) and the bins' weights. Same levels as an rfft to within 1e-5 dB, but two numpy
-# steps instead of an FFT's many; each costs tens of µs when the process wakes cold every 100 ms (#5).
-_BAND_BINS = np.arange(_LOW_BIN, _SUBFRAME_SAMPLES // 2 + 1)
-_ANGLES = 2 * np.pi * np.outer(np.arange(_SUBFRAME_SAMPLES), _BAND_BINS) / _SUBFRAME_SAMPLES
-_WINDOWED_DFT = (np.concatenate([np.cos(_ANGLES), -np.sin(_ANGLES)], axis=1) * (_WINDOW[:, None] / 32768.0)).astype(
-    np.float32
+_FRAME_BYTES = 2 * _SUBFRAME_SAMPLES
+# The band is every DFT bin from 200 Hz up (100 Hz per bin), and Parseval gives it without an FFT: the one-sided
+# power of all bins is N * sum((x*w)^2), so the band's is that minus |X0|^2 + 2|X1|^2. Two small matrix products
+# give those three numbers and the frame's energy; the process wakes cold every 100 ms, when each numpy step
+# costs tens of µs and a bigger matrix (a DFT of the whole band) costs cache misses (#5). float64 because the
+# subtraction cancels when rumble dominates: the band can be 50 dB below the frame's power.
+_ANGLES = 2 * np.pi * np.arange(_SUBFRAME_SAMPLES) / _SUBFRAME_SAMPLES
+# Real parts of bins 0 and 1 and the imaginary part of bin 1, weighted (1, 2, 2 as squares) and scaled so that
+# their squares sum to the power below the band: PCM16 scaling and the window norm folded in.
+_BELOW_BAND = (
+    np.stack([np.ones(_SUBFRAME_SAMPLES), np.sqrt(2) * np.cos(_ANGLES), np.sqrt(2) * np.sin(_ANGLES)], 1)
+    * (_WINDOW / (32768.0 * np.sqrt(_WINDOW_NORM)))[:, None]
 )
-_DFT_WEIGHTS = (np.tile(_BIN_WEIGHTS[_LOW_BIN:], 2) / _WINDOW_NORM).astype(np.float32)
+# Of the squared samples: the frame's windowed power (all bins) and its plain energy (for the chunk's RMS).
+_FRAME_ENERGY = np.stack([_SUBFRAME_SAMPLES * _WINDOW**2 / _WINDOW_NORM, np.ones(_SUBFRAME_SAMPLES)], 1) / 32768.0**2
 
 
 class GateState(enum.StrEnum):
@@ -106,6 +111,7 @@ class SpeechGate:
         self._sorted_levels: list[float] = []  # the same levels, sorted: the floor is a running percentile
         self._prior_s = _FLOOR_WINDOW_S  # how long the assumed floor still counts
         self.noise_floor_dbfs = _PRIOR_FLOOR_DBFS
+        self.last_level = 0.0  # RMS (0..1) of the last chunk fed, measured by feed: callers need not compute it
 
     # ---- state ---------------------------------------------------------------------------------
     @property
@@ -171,10 +177,10 @@ class SpeechGate:
     def feed(self, pcm: bytes, level: float | None = None, captured_at: float = 0.0) -> list[GateChunk]:
         """Take one captured chunk; returns the chunks to send now, oldest first (often none)."""
         duration_s = len(pcm) / BYTES_PER_S
-        # A list: ten levels are cheaper to count in Python than with numpy calls (#5).
-        frames_db: list[float] = _frame_dbfs(pcm).tolist()
+        # The frame levels and the RMS come from one pass over the samples (#5).
+        frames_db, self.last_level = _measure(pcm)
         if level is None:
-            level = rms(pcm)
+            level = self.last_level
         self._learn_floor(frames_db, duration_s)
         open_db = max(self.noise_floor_dbfs + self.cfg.threshold_db, self.cfg.min_level_dbfs)
         close_db = open_db - _HYSTERESIS_DB
@@ -300,23 +306,33 @@ def _sorted_percentile(a: list[float], q: float) -> float:
     return a[lo] + (a[hi] - a[lo]) * (pos - lo)
 
 
-def _frame_dbfs(pcm: bytes) -> np.ndarray:
-    """Speech-band level (above 200 Hz) of each 10 ms frame in dBFS (one frame for a shorter chunk).
+def _measure(pcm: bytes) -> tuple[list[float], float]:
+    """Speech-band level (above 200 Hz) of each 10 ms frame in dBFS, and the chunk's RMS level (0..1).
 
     Rumble, hum and handling noise sit below the band; leaving them out keeps them from holding the gate open.
+    A chunk shorter than a frame is measured as one frame padded with silence; a trailing partial frame counts
+    in the RMS only.
     """
-    x = np.frombuffer(pcm, "<i2")
-    if len(x) < _SUBFRAME_SAMPLES:
-        x = np.concatenate([x, np.zeros(_SUBFRAME_SAMPLES - len(x), np.int16)])
-    n = len(x) // _SUBFRAME_SAMPLES
-    bins = x[: n * _SUBFRAME_SAMPLES].reshape(n, _SUBFRAME_SAMPLES).astype(np.float32) @ _WINDOWED_DFT
-    bins *= bins
-    power: np.ndarray = bins @ _DFT_WEIGHTS
-    np.maximum(power, 1e-12, out=power)
-    np.log10(power, out=power)
-    power *= 10
-    np.maximum(power, _SILENT_DBFS, out=power)
-    return power
+    if len(pcm) % 2:
+        raise ValueError(f"PCM16 audio of {len(pcm)} bytes: not a whole number of samples")
+    samples = len(pcm) // 2
+    frames = max(1, samples // _SUBFRAME_SAMPLES)
+    rows = max(1, -(-samples // _SUBFRAME_SAMPLES))  # with a partial or short frame, zero-padded
+    if rows * _FRAME_BYTES != len(pcm):
+        pcm = b"".join((pcm, bytes(rows * _FRAME_BYTES - len(pcm))))
+    x = np.ndarray((rows, _SUBFRAME_SAMPLES), "<i2", pcm).astype(np.float64)
+    below: list[list[float]] = np.dot(x, _BELOW_BAND).tolist()
+    energy: list[list[float]] = np.dot(np.square(x, out=x), _FRAME_ENERGY).tolist()
+    # Lists: ten numbers are cheaper to finish in Python than with more numpy calls, and a comparison than max()
+    # (#5). Floored at _SILENT_DBFS as before; that also keeps digital silence (0) out of log10.
+    levels: list[float] = []
+    total = 0.0
+    for (dc, re, im), (windowed, plain) in zip(below, energy, strict=True):
+        power = windowed - dc * dc - re * re - im * im
+        levels.append(10 * math.log10(power) if power > _SILENT_POWER else _SILENT_DBFS)
+        total += plain
+    del levels[frames:]  # the partial frame
+    return levels, math.sqrt(total / samples) if samples else 0.0
 
 
 def obs_holds(cfg: GateConfig, state: ObsState) -> dict[str, bool]:
