@@ -176,10 +176,10 @@ class Daemon:
 
     # ---- data flow ----------------------------------------------------------------------------------
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
-        level = self.capture.level
         m = self.status.metrics
         before = self.gate.state
-        out = self.gate.feed(chunk, level, captured_at)
+        out = self.gate.feed(chunk, None, captured_at)
+        level = self.gate.last_level  # the gate's analysis measures it anyway
         seconds = len(chunk) / BYTES_PER_S
         m.audio_captured_seconds.inc(seconds)
         for reason in self.gate.held_by:

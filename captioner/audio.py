@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -94,8 +95,8 @@ def _pcm16(x: np.ndarray) -> bytes:
     return np.rint(y, out=y).astype("<i2").tobytes()
 
 
-# Native capture: wake this long before the chunk being recorded is due to be complete.
-_READ_MARGIN_S = 0.015
+# Native capture: wake this long after the chunk being recorded is due to be complete.
+_READ_LATE_S = 0.002
 
 # A capture stream that delivers no block for this long is treated as a lost device and reopened.
 _STALL_S = 3.0
@@ -264,14 +265,8 @@ class AudioCapture:
         self.status = status
         self.backend = backend
         self._blocks: deque[tuple[Any, float]] = deque(maxlen=queue_chunks)
-        self._wake = asyncio.Event()
         self._stopping = False
-        self._level = 0.0
-
-    @property
-    def level(self) -> float:
-        """RMS of the last chunk, 0..1."""
-        return self._level
+        self._consumer_failed = False
 
     async def run(self) -> None:
         """Open, capture, and on any device error wait and reopen, until cancelled."""
@@ -314,8 +309,7 @@ class AudioCapture:
         recorder = pulse.PulseRecorder(source, TARGET_RATE, chunk_bytes)
         opened: asyncio.Future[None] = loop.create_future()
         stop = threading.Event()
-        failed: list[str] = []
-        put = self._putter()
+        hand_over = self._hand_over(loop, lambda chunk: [chunk])
 
         def post(fn: Callable[..., None], *args: Any) -> None:
             try:
@@ -331,10 +325,6 @@ class AudioCapture:
             else:
                 opened.set_exception(error)
 
-        def fail(reason: str) -> None:
-            failed.append(reason)
-            self._wake.set()
-
         def reader() -> None:
             # pa_simple_* block and are not thread-safe, so one thread owns the stream from open to free.
             try:
@@ -347,15 +337,17 @@ class AudioCapture:
             try:
                 while not stop.is_set():
                     # A source shared with a low-latency recorder (OBS asks for 25 ms) delivers in small pieces, and a
-                    # blocking read wakes this thread for every piece. Sleeping until the chunk is nearly complete
-                    # lets libpulse collect them: one or two wake-ups instead of five or more, and the chunk is still
-                    # handed over the moment it completes (#5). Behind (a chunk already buffered): no sleep.
-                    nap = chunk_s - recorder.buffered_s() - _READ_MARGIN_S
+                    # blocking read wakes this thread for every piece. Sleeping until the chunk is due lets libpulse
+                    # collect them, so the read usually returns at once: one wake-up per chunk, each of which costs
+                    # ~100 µs of CPU on a busy VM whatever it does (#5). Waking _READ_LATE_S after the chunk is due
+                    # costs at most that much latency; a read that comes early still blocks until the chunk is whole.
+                    # Behind (a chunk already buffered): no sleep.
+                    nap = chunk_s - recorder.buffered_s() + _READ_LATE_S
                     if nap > 0:
                         time.sleep(nap)
-                    post(put, recorder.read(), time.monotonic())
+                    hand_over.put(recorder.read(), time.monotonic())
             except pulse.PulseError as e:
-                post(fail, str(e))
+                hand_over.fail(str(e))
             finally:
                 recorder.close()
 
@@ -371,9 +363,10 @@ class AudioCapture:
             log.info(
                 "capturing from %s at %d Hz, 1 channel(s), natively from the sound server", description, TARGET_RATE
             )
-            await self._pump(lambda chunk: [chunk], lambda: not failed)
+            await hand_over.ended()
         finally:
             stop.set()
+            hand_over.close()
 
     async def _capture_portaudio(self, link: Any) -> None:
         import sounddevice as sd
@@ -384,16 +377,14 @@ class AudioCapture:
         rate = int(info["default_samplerate"])
         channels = max(1, min(2, int(info["max_input_channels"])))
         converter = Pcm16Converter(rate, channels, self.chunk_ms)
-        failed: list[str] = []
-        put = self._putter()
+        hand_over = self._hand_over(loop, converter.feed)
 
         def callback(indata: np.ndarray, frames: int, time_info: Any, flags: Any) -> None:
             # PortAudio's thread: copy and hand over, never block.
-            loop.call_soon_threadsafe(put, indata.copy(), time.monotonic())
+            hand_over.put(indata.copy(), time.monotonic())
 
         def finished() -> None:
-            failed.append("stream stopped")
-            loop.call_soon_threadsafe(self._wake.set)
+            hand_over.fail("audio stream stopped: device lost?")
 
         stream = sd.InputStream(
             device=index,
@@ -405,66 +396,107 @@ class AudioCapture:
             callback=callback,
             finished_callback=finished,
         )
-        with stream:
-            self.status.audio_source = {"backend": PORTAUDIO, "device": description, "rate": rate, "channels": channels}
-            link.set(LinkState.CONNECTED)
-            log.info("capturing from %s at %d Hz, %d channel(s)", description, rate, channels)
-            await self._pump(converter.feed, lambda: not failed and stream.active)
-
-    def _putter(self) -> Callable[[Any, float], None]:
-        """The loop-side hand-over of one captured block (a full queue drops its oldest, counted)."""
-        self._blocks.clear()
-        blocks = self._blocks
-        metrics = self.status.metrics
-
-        def put(block: Any, t: float) -> None:
-            if len(blocks) == blocks.maxlen:
-                metrics.audio_dropped.inc()  # deque(maxlen) drops the oldest itself
-            blocks.append((block, t))
-            self._wake.set()
-
-        return put
-
-    async def _pump(self, convert: Callable[[Any], list[bytes]], alive: Callable[[], bool]) -> None:
-        """Hand queued blocks on as chunks until the device fails or stalls."""
-        loop = asyncio.get_running_loop()
-        blocks = self._blocks
-        metrics = self.status.metrics
-        # Some backends neither call back nor finish when the device goes away (the ALSA pulse plugin when the
-        # sound server dies): a device that delivers nothing is as good as lost. Checked once a second rather
-        # than with a timeout per block (asyncio.wait_for costs a task and a timer on every block, #5).
-        last_block_at = loop.time()
-        stalled = False
-        stall_timer: asyncio.TimerHandle
-
-        def check_stall() -> None:
-            nonlocal stalled, stall_timer
-            if loop.time() - last_block_at >= _STALL_S:
-                stalled = True
-                self._wake.set()
-            else:
-                stall_timer = loop.call_later(1.0, check_stall)
-
-        stall_timer = loop.call_later(1.0, check_stall)
         try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                if stalled:
-                    raise OSError(f"no audio from the device for {_STALL_S:.0f} s: device lost?")
-                if blocks:
-                    last_block_at = loop.time()
-                while blocks:
-                    block, t = blocks.popleft()
-                    for chunk in convert(block):
-                        self._level = rms(chunk)
-                        metrics.audio_chunks.inc()
-                        self.on_chunk(chunk, t)
-                if not alive():
-                    raise OSError("audio stream stopped: device lost?")
+            with stream:
+                self.status.audio_source = {
+                    "backend": PORTAUDIO,
+                    "device": description,
+                    "rate": rate,
+                    "channels": channels,
+                }
+                link.set(LinkState.CONNECTED)
+                log.info("capturing from %s at %d Hz, %d channel(s)", description, rate, channels)
+                await hand_over.ended()
         finally:
-            stall_timer.cancel()
+            hand_over.close()
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop, convert: Callable[[Any], list[bytes]]) -> _HandOver:
+        return _HandOver(loop, self._blocks, convert, self._emit, self.status.metrics)
+
+    def _emit(self, chunk: bytes, captured_at: float) -> None:
+        self.status.metrics.audio_chunks.inc()
+        try:
+            self.on_chunk(chunk, captured_at)
+        except Exception:  # a consumer bug costs this chunk, not the capture; said once, not ten times a second
+            if not self._consumer_failed:
+                log.exception("audio chunk consumer failed (later failures are logged at debug level)")
+            else:
+                log.debug("audio chunk consumer failed", exc_info=True)
+            self._consumer_failed = True
 
     def stop(self) -> None:
         """Stop reopening; the running stream ends when the task is cancelled."""
         self._stopping = True
+
+
+class _HandOver:
+    """Blocks from a capture thread to the event loop, each turned into chunks for `emit` in one loop callback.
+
+    The capture thread appends to a bounded deque (full: the oldest block is dropped and counted) and asks the loop
+    to drain it. Draining in the callback itself, not in a task woken through an Event, keeps a chunk to one loop
+    wake-up and one callback (#5: every extra step costs tens of µs when the process wakes cold each chunk).
+    Some backends neither call back nor finish when the device goes away (the ALSA pulse plugin when the sound
+    server dies): a device that delivers nothing for _STALL_S is as good as lost, checked once a second.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        blocks: deque[tuple[Any, float]],
+        convert: Callable[[Any], list[bytes]],
+        emit: Callable[[bytes, float], None],
+        metrics: Any,
+    ) -> None:
+        self._loop = loop
+        self._blocks = blocks
+        blocks.clear()
+        self._convert = convert
+        self._emit = emit
+        self._dropped = metrics.audio_dropped
+        self._ended: asyncio.Future[str] = loop.create_future()
+        self._last_block_at = loop.time()
+        self._stall_timer = loop.call_later(1.0, self._check_stall)
+
+    # ---- capture thread ----------------------------------------------------------------------------
+    def put(self, block: Any, captured_at: float) -> None:
+        if len(self._blocks) == self._blocks.maxlen:
+            self._dropped.inc()  # deque(maxlen) drops the oldest itself
+        self._blocks.append((block, captured_at))
+        self._call(self._drain)
+
+    def fail(self, reason: str) -> None:
+        self._call(self._end, reason)
+
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon is exiting
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    # ---- event loop --------------------------------------------------------------------------------
+    async def ended(self) -> None:
+        """Wait until the device fails or stalls; raises OSError saying which."""
+        raise OSError(await self._ended)
+
+    def close(self) -> None:
+        self._stall_timer.cancel()
+        self._end("closed")
+
+    def _drain(self) -> None:
+        if self._ended.done():
+            return
+        blocks = self._blocks
+        if blocks:
+            self._last_block_at = self._loop.time()
+        while blocks:
+            block, captured_at = blocks.popleft()
+            for chunk in self._convert(block):
+                self._emit(chunk, captured_at)
+
+    def _end(self, reason: str) -> None:
+        if not self._ended.done():
+            self._ended.set_result(reason)
+
+    def _check_stall(self) -> None:
+        if self._loop.time() - self._last_block_at >= _STALL_S:
+            self._end(f"no audio from the device for {_STALL_S:.0f} s: device lost?")
+        elif not self._ended.done():
+            self._stall_timer = self._loop.call_later(1.0, self._check_stall)

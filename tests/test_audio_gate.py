@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from captioner.app import Daemon
-from captioner.audio import rms
 from captioner.captions import Caption
 from captioner.config import parse
 from captioner.status import LinkState, Status
@@ -45,7 +44,6 @@ class ScriptedCapture:
         self, device: Any, chunk_ms: int, queue_chunks: int, on_chunk: Callable[..., None], _: Status, **__: Any
     ):
         self.on_chunk = on_chunk
-        self.level = 0.0
 
     async def run(self) -> None:
         await asyncio.Event().wait()
@@ -55,7 +53,6 @@ class ScriptedCapture:
 
     async def play(self, pattern: list[tuple[str, float]], pace_s: float = 0.005) -> None:
         for chunk in chunks(pattern):
-            self.level = rms(chunk)
             self.on_chunk(chunk, time.monotonic())
             await asyncio.sleep(pace_s)
 
