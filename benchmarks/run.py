@@ -369,6 +369,61 @@ print((time.process_time() - c0) / ((time.monotonic() - t0) / 60), flush=True)
 rec.close()
 """
 
+# The least a Python client of the service must do per chunk, with none of the daemon's parts: one asyncio loop
+# that sleeps until the chunk is due, reads it from libpulse-simple (on the loop, which the daemon must not do:
+# a frozen sound server would freeze it), measures it with the gate's level function, and sends it to the fake
+# translator (a real session: session.update first, its events read and dropped). The daemon cannot cost less.
+_BARE_PIPELINE = """
+import asyncio, base64, json, sys, time
+import aiohttp
+from captioner.gate import _measure
+from captioner.protocol import Q3, session_update
+from captioner.pulse import PulseRecorder
+seconds, source, url, key = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+async def main():
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{url}?model={Q3.family}", headers={"Authorization": f"Bearer {key}"})
+        await ws.receive()
+        update = session_update(Q3, target="ja", source_language="en", transcribe_source=False, voice=None,
+                                audio_output=False)
+        await ws.send_str(json.dumps(update))
+        await ws.receive()
+        async def drain():
+            async for _ in ws:
+                pass
+        drainer = asyncio.create_task(drain())
+        rec = PulseRecorder(source, 16000, 3200, name="bench-floor")
+        rec.open()
+        for _ in range(10):
+            rec.read()
+        print("ready", flush=True)
+        c0, t0 = time.process_time(), time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            nap = 0.1 - rec.buffered_s() + 0.002
+            if nap > 0:
+                await asyncio.sleep(nap)
+            pcm = rec.read()
+            _measure(pcm)
+            await ws.send_str('{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(pcm).decode() + '"}')
+        print((time.process_time() - c0) / ((time.monotonic() - t0) / 60), flush=True)
+        rec.close()
+        drainer.cancel()
+asyncio.run(main())
+"""
+# The bottom of it all: an asyncio loop woken by a 100 ms timer that does nothing else (the cost of the wake-ups).
+_BARE_WAKEUPS = """
+import asyncio, sys, time
+seconds = float(sys.argv[1])
+async def main():
+    await asyncio.sleep(1.0)
+    print("ready", flush=True)
+    c0, t0 = time.process_time(), time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        await asyncio.sleep(0.1)
+    print((time.process_time() - c0) / ((time.monotonic() - t0) / 60), flush=True)
+asyncio.run(main())
+"""
+
 
 @contextlib.contextmanager
 def _playing(pulse: PulseEnv, wav: Path) -> Iterator[None]:
@@ -404,7 +459,7 @@ def _child_floor(pulse: PulseEnv, wav: Path, seconds: float, what: str, argv: li
     return Floor(pulse.keepalive_ms, what, float(line), server.per_min, server.render_ms)
 
 
-def measure_floors(pulse: PulseEnv, wav: Path, seconds: float) -> list[Floor]:
+def measure_floors(pulse: PulseEnv, wav: Path, seconds: float, fake: FakeTranslator) -> list[Floor]:
     """CPU per audio minute of bare recorders on the monitor (and of the sound server alone), while speech plays."""
     ms = pulse.keepalive_ms
     floors = [
@@ -482,6 +537,27 @@ def measure_floors(pulse: PulseEnv, wav: Path, seconds: float) -> list[Floor]:
         time.sleep(seconds)
         server.stop()
     floors.append(Floor(ms, "no recorder at all", None, server.per_min, server.render_ms))
+    floors.append(
+        _child_floor(
+            pulse,
+            wav,
+            seconds,
+            "an asyncio loop woken every 100 ms, doing nothing (the wake-ups alone)",
+            ["-c", _BARE_WAKEUPS, str(seconds)],
+            pulse.child_env(),
+        )
+    )
+    floors.append(
+        _child_floor(
+            pulse,
+            wav,
+            seconds,
+            "minimal pipeline: one asyncio loop reads libpulse-simple when the chunk is due, measures it "
+            "(gate levels), sends it to the fake translator (1 target)",
+            ["-c", _BARE_PIPELINE, str(seconds), pulse.monitor, fake.url, KEY],
+            pulse.child_env(),
+        )
+    )
     return floors
 
 
@@ -819,7 +895,7 @@ def main() -> int:
                             starts.append(measure_start(work / f"start{j}", fake, pulse, obs))
                     if args.floor_seconds > 0:
                         print(f"reference recorders: sink {ms} ms ...", flush=True)
-                        floors += measure_floors(pulse, wav, args.floor_seconds)
+                        floors += measure_floors(pulse, wav, args.floor_seconds, fake)
         finally:
             fake.stop_thread()
         micro = [] if args.skip_micro else [hotpath.run(wav, args.micro_minutes, n) for n in (1, 8)]

@@ -310,27 +310,42 @@ class ObsSink:
 
     async def _write_dirty(self) -> None:
         while self._dirty:
-            source = self._dirty.pop()
-            text = self._wanted[source]
-            if self._shown.get(source) == text:
-                self._received_at.pop(source, None)
-                continue
+            # Every source due now in one trip to the OBS thread: with several languages their finals arrive
+            # together, and a loop <-> thread hop per source made the last one wait for all the hops before it (#5).
+            texts: dict[str, str] = {}
+            while self._dirty:
+                source = self._dirty.pop()
+                if self._shown.get(source) == self._wanted[source]:
+                    self._received_at.pop(source, None)
+                else:
+                    texts[source] = self._wanted[source]
+            if not texts:
+                return
+            written: dict[str, float] = {}  # filled by the OBS thread: when OBS confirmed each source
             started = time.perf_counter()
             try:
-                await self._call(functools.partial(_write_text, source=source, text=text))
+                await self._call(functools.partial(_write_texts, texts=texts, written=written))
             except BaseException:
-                # Cancelled or failed mid-write: the text is still owed to OBS.
-                self._dirty.add(source)
+                # Cancelled or failed mid-way: what OBS did not confirm is still owed to it.
+                self._dirty.update(source for source in texts if source not in written)
                 self.status.metrics.obs_writes.labels("error").inc()
                 raise
-            self._shown[source] = text
-            done = time.perf_counter()
-            self.status.metrics.obs_writes.labels("ok").inc()
-            self.status.metrics.obs_write_seconds.observe(done - started)
-            if (received := self._received_at.pop(source, None)) is not None:
-                self.status.metrics.final_to_screen_seconds.observe(done - received)
-                if (trace := self.status.metrics.trace) is not None:
-                    trace("final_to_screen", done - received)
+            finally:
+                for source, confirmed in list(written.items()):
+                    self._written(source, texts[source], confirmed - started, confirmed)
+                    started = confirmed
+
+    def _written(self, source: str, text: str, took_s: float, confirmed: float) -> None:
+        """OBS confirmed `text` in `source` at `confirmed` (perf_counter): count it, time final-to-screen."""
+        self._shown[source] = text
+        m = self.status.metrics
+        m.obs_writes.labels("ok").inc()
+        m.obs_write_seconds.observe(took_s)
+        # A newer text that arrived meanwhile keeps its own arrival time for its own write.
+        if self._wanted.get(source) == text and (received := self._received_at.pop(source, None)) is not None:
+            m.final_to_screen_seconds.observe(confirmed - received)
+            if (trace := m.trace) is not None:
+                trace("final_to_screen", confirmed - received)
 
     async def _call(self, fn: Callable[[Any], T], *, needs_client: bool = True) -> T:
         """Run `fn(client)` on the OBS thread, with a time limit beyond the client's own."""
@@ -418,9 +433,11 @@ class ObsSink:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _write_text(client: Any, source: str, text: str) -> None:
-    # overlay=True changes only the text; the user's font, size and colours stay.
-    client.send("SetInputSettings", {"inputName": source, "inputSettings": {"text": text}, "overlay": True})
+def _write_texts(client: Any, texts: dict[str, str], written: dict[str, float]) -> None:
+    for source, text in texts.items():
+        # overlay=True changes only the text; the user's font, size and colours stay.
+        client.send("SetInputSettings", {"inputName": source, "inputSettings": {"text": text}, "overlay": True})
+        written[source] = time.perf_counter()
 
 
 def _input_muted(client: Any, name: str) -> bool:
