@@ -6,8 +6,6 @@ import asyncio
 import base64
 import contextlib
 import functools
-import itertools
-import json
 import logging
 import time
 from collections import deque
@@ -435,57 +433,11 @@ class ObsSink:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _text_settings(source: str, text: str) -> dict[str, Any]:
-    # overlay=True changes only the text; the user's font, size and colours stay.
-    return {"inputName": source, "inputSettings": {"text": text}, "overlay": True}
-
-
-_batch_ids = itertools.count(1)
-
-
 def _write_texts(client: Any, texts: dict[str, str], written: dict[str, float]) -> None:
-    """Set each source's text; record in `written` when OBS confirmed it. Raises the first refusal."""
-    if len(texts) == 1:
-        [(source, text)] = texts.items()
-        client.send("SetInputSettings", _text_settings(source, text))
+    for source, text in texts.items():
+        # overlay=True changes only the text; the user's font, size and colours stay.
+        client.send("SetInputSettings", {"inputName": source, "inputSettings": {"text": text}, "overlay": True})
         written[source] = time.perf_counter()
-        return
-    # Several at once (one sentence's finals in several languages): one obs-websocket request batch (op 8), so
-    # all of them take one round trip instead of one each. obsws-python has no call for batches; its request
-    # socket carries nothing but replies to our requests, so the next message is the batch's reply (op 9).
-    request_id = f"captioner-batch-{next(_batch_ids)}"
-    batch = {
-        "op": 8,
-        "d": {
-            "requestId": request_id,
-            "haltOnFailure": False,
-            "requests": [
-                {"requestType": "SetInputSettings", "requestData": _text_settings(s, t)} for s, t in texts.items()
-            ],
-        },
-    }
-    ws = client.base_client.ws
-    ws.send(json.dumps(batch))
-    reply = json.loads(ws.recv())
-    confirmed = time.perf_counter()
-    d = reply.get("d") or {}
-    if reply.get("op") != 9 or d.get("requestId") != request_id:
-        raise ConnectionError(f"OBS answered a request batch with op {reply.get('op')}")
-    results = d.get("results") or []
-    if len(results) != len(texts):
-        raise ConnectionError(f"OBS answered {len(results)} of {len(texts)} batched requests")
-    refused: BaseException | None = None
-    # Results come in request order (obs-websocket 5 protocol, RequestBatchResponse).
-    for source, result in zip(texts, results, strict=True):
-        status = result.get("requestStatus") or {}
-        if status.get("result"):
-            written[source] = confirmed
-        elif refused is None:
-            from obsws_python.error import OBSSDKRequestError
-
-            refused = OBSSDKRequestError("SetInputSettings", status.get("code"), status.get("comment"))
-    if refused is not None:
-        raise refused
 
 
 def _input_muted(client: Any, name: str) -> bool:
