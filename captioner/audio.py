@@ -264,7 +264,7 @@ class AudioCapture:
         self.on_chunk = on_chunk
         self.status = status
         self.backend = backend
-        self._blocks: deque[tuple[Any, float]] = deque(maxlen=queue_chunks)
+        self.queue_chunks = queue_chunks
         self._stopping = False
         self._consumer_failed = False
 
@@ -411,7 +411,7 @@ class AudioCapture:
             hand_over.close()
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop, convert: Callable[[Any], list[bytes]]) -> _HandOver:
-        return _HandOver(loop, self._blocks, convert, self._emit, self.status.metrics)
+        return _HandOver(loop, self.queue_chunks, convert, self._emit, self.status.metrics)
 
     def _emit(self, chunk: bytes, captured_at: float) -> None:
         self.status.metrics.audio_chunks.inc()
@@ -442,14 +442,13 @@ class _HandOver:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        blocks: deque[tuple[Any, float]],
+        queue_blocks: int,
         convert: Callable[[Any], list[bytes]],
         emit: Callable[[bytes, float], None],
         metrics: Any,
     ) -> None:
         self._loop = loop
-        self._blocks = blocks
-        blocks.clear()
+        self._blocks: deque[tuple[Any, float]] = deque(maxlen=queue_blocks)
         self._convert = convert
         self._emit = emit
         self._dropped = metrics.audio_dropped

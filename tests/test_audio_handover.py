@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import deque
-from typing import Any
 
 import pytest
 
@@ -22,8 +20,7 @@ def dropped(metrics: Metrics) -> float:
 async def hand_over(maxlen: int = 10) -> tuple[_HandOver, list[tuple[bytes, float]], Metrics]:
     got: list[tuple[bytes, float]] = []
     metrics = Metrics()
-    blocks: deque[tuple[Any, float]] = deque(maxlen=maxlen)
-    h = _HandOver(asyncio.get_running_loop(), blocks, lambda b: [b], lambda c, t: got.append((c, t)), metrics)
+    h = _HandOver(asyncio.get_running_loop(), maxlen, lambda b: [b], lambda c, t: got.append((c, t)), metrics)
     return h, got, metrics
 
 
@@ -57,8 +54,7 @@ async def test_a_full_queue_drops_the_oldest_and_counts_it() -> None:
 
 async def test_a_conversion_that_yields_several_chunks_emits_each() -> None:
     got: list[bytes] = []
-    blocks: deque[tuple[Any, float]] = deque(maxlen=4)
-    h = _HandOver(asyncio.get_running_loop(), blocks, lambda b: [b[:1], b[1:]], lambda c, t: got.append(c), Metrics())
+    h = _HandOver(asyncio.get_running_loop(), 4, lambda b: [b[:1], b[1:]], lambda c, t: got.append(c), Metrics())
     h.put(b"ab", 0.0)
     await asyncio.sleep(0.01)
     h.close()
