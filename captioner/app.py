@@ -114,6 +114,7 @@ class Daemon:
             voice=voice,
             # Through self.voice at call time: a reload replaces the players, not the sessions.
             on_audio=lambda target, event: self.voice.on_audio(target, event),
+            pin_source=_pins_source(cfg, target),
         )
 
     def _start_session(self, session: TranslatorSession) -> None:
@@ -538,6 +539,7 @@ class Daemon:
                 same_service
                 and target in new.translator.targets
                 and self.sessions[target].transcribe_source == _transcribes(new, target)
+                and self.sessions[target].pin_source == _pins_source(new, target)
                 and new.translator.glossary.get(target) == old.translator.glossary.get(target)
                 and (self.sessions[target].audio_output, self.sessions[target].voice) == session_audio(new, target)
             )
@@ -624,6 +626,11 @@ def _output_named(cfg: Config, body: dict[str, Any]) -> str:
 def _transcribes(cfg: Config, target: str) -> bool:
     # One session is enough to transcribe the source; more would bill it twice.
     return cfg.translator.transcribe_source and target == cfg.translator.targets[0]
+
+
+def _pins_source(cfg: Config, target: str) -> bool:
+    # translator.pin_source_language: "one" tells only the first target's session the source language (qwen3.5).
+    return cfg.translator.pin_source_language == "all" or target == cfg.translator.targets[0]
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cost import Tokens, token_count, tokens_from_usage
+from .cost import Tokens, UsageMeter
 
 # Events that move no caption and need no handling; known, so they are not counted as unknown.
 _STRUCTURAL = frozenset(
@@ -107,9 +107,9 @@ class SessionInterpreter:
         self._items: OrderedDict[tuple[str, str], _Snapshot] = OrderedDict()
         self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._response_items: dict[str, set[tuple[str, str]]] = {}
-        self._usage_in = 0
-        self._usage_out = 0
-        self._tokens = Tokens()
+        self.usage = UsageMeter()
+        # The audio tokens sent on this session so far (set by the session): helps tell how usage is reported.
+        self.audio_tokens_sent: float | None = None
         # Translation item <-> source item of the same segment (both directions), and finals still waiting for
         # their other half when the service does not say which goes with which (qwen3 sends no pairing event).
         self._pairs: OrderedDict[str, str] = OrderedDict()
@@ -240,14 +240,7 @@ class SessionInterpreter:
                 self._final(language, {"item_id": item}, "", out)
         usage = response.get("usage")
         if isinstance(usage, dict):
-            total_in, total_out = token_count(usage.get("input_tokens")), token_count(usage.get("output_tokens"))
-            # The counters are cumulative per session (§8); a reset (new session) restarts them.
-            d_in = total_in - self._usage_in if total_in >= self._usage_in else total_in
-            d_out = total_out - self._usage_out if total_out >= self._usage_out else total_out
-            self._usage_in, self._usage_out = total_in, total_out
-            tokens = tokens_from_usage(usage)
-            delta, self._tokens = tokens.since(self._tokens), tokens
-            out.usage = UsageDelta(d_in, d_out, delta)
+            out.usage = UsageDelta(*self.usage.report(usage, self.audio_tokens_sent))
 
     def _remember(self, key: tuple[str, str], snap: _Snapshot) -> None:
         self._items[key] = snap
@@ -256,5 +249,13 @@ class SessionInterpreter:
             self._items.popitem(last=False)
 
     def pending(self) -> list[Caption]:
-        """Partials never finalized; on a dead connection these are the best text there is."""
-        return [Caption(*key, snap.display.strip(), False) for key, snap in self._items.items() if snap.display.strip()]
+        """The partial in flight per language, never finalized; on a dead connection it is the best text there is.
+
+        Only the newest: older items the service left unfinished were superseded on screen long ago, and flushing
+        hundreds of them as finals at once would flood every output with stale text.
+        """
+        newest: dict[str, Caption] = {}
+        for key, snap in self._items.items():  # oldest first: _remember moves each update to the end
+            if snap.display.strip():
+                newest[key[0]] = Caption(*key, snap.display.strip(), False)
+        return list(newest.values())

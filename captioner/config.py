@@ -96,17 +96,25 @@ class TranslatorConfig(_Section):
     source_language: str | None = "en"
     targets: tuple[str, ...] = Field(("ja",), min_length=1)
     transcribe_source: bool = False
+    # qwen3.5 takes the source language only inside the (billed) source transcript: "all" tells every session
+    # (each bills its transcript; translations follow the named language), "one" only the first target's
+    # (the others auto-detect, and bill no transcript). qwen3 learns the language for free, so it is always told.
+    pin_source_language: Literal["all", "one"] = "all"
     # None = the model's default voice; a voice is always sent because some models demand one.
     voice: str | None = None
     # Ask for translated speech too (text+audio modality); captions only need text.
     audio_output: bool = False
     connect_timeout_s: float = Field(10.0, gt=0)
     # How long a stop waits for `session.finished`, so the last utterance still arrives.
-    finish_timeout_s: float = Field(5.0, gt=0, le=60)
+    # The vendor's SDK waits 20 s; clients 10-15 s. The shutdown limit and the unit files' stop timeout exceed it.
+    finish_timeout_s: float = Field(15.0, gt=0, le=60)
     # Sessions are replaced (at a pause, without losing speech) before the service's 120-minute cap.
     rotate_after_s: float = Field(5400.0, ge=1, le=7000)
     # Speech sent but no event back for this long: the session is considered hung and replaced.
     watchdog_s: float = Field(20.0, ge=1)
+    # ... but only once this much speech-like audio went unanswered: to qwen3, which reports no VAD events, music
+    # or noise that opened the gate is unanswered "speech" too, and a reconnect would not help.
+    watchdog_speech_s: float = Field(5.0, ge=0, le=600)
     # Per target language: source term -> forced translation, sent as translation.corpus.phrases (qwen3.5
     # only). Given as the mapping or as the path of a YAML file holding it; files are read when the config
     # is loaded (and on reload), so after validation every value is a mapping.
@@ -482,6 +490,13 @@ def _check(cfg: Config) -> None:
         dialect = tr.dialect
     except UnsupportedModel as e:
         raise ConfigError("translator.model", str(e)) from None
+    voices = [("translator.voice", tr.voice)] + [
+        (f"voice_outputs[{i}].voice", v.voice) for i, v in enumerate(cfg.voice_outputs) if v.voice
+    ]
+    for key, voice in voices:
+        problem = dialect.voice_problem(voice) if voice else None
+        if problem and dialect.voices_complete:
+            raise ConfigError(key, problem)
     if not tr.url.startswith(("ws://", "wss://")):
         raise ConfigError("translator.url", f"{tr.url!r} is not a ws:// or wss:// URL")
     if not tr.api_key.get_secret_value():

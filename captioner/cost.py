@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -20,13 +21,6 @@ class Tokens:
     image_in: int = 0
     text_out: int = 0
     audio_out: int = 0
-
-    def since(self, earlier: Tokens) -> Tokens:
-        """What was added since `earlier` of the same session; a counter that went back means a new session."""
-        now, then = _values(self), _values(earlier)
-        if any(a < b for a, b in zip(now, then, strict=True)):
-            return self
-        return Tokens(*(a - b for a, b in zip(now, then, strict=True)))
 
     @property
     def total(self) -> int:
@@ -47,13 +41,22 @@ def token_count(value: Any) -> int:
 
 
 def tokens_from_usage(usage: dict[str, Any]) -> Tokens:
-    """`response.done` usage (cumulative for the session) by kind; missing details count as audio in / text out."""
+    """One `response.done` usage by kind; what the details leave out of a total is audio in / text out.
+
+    The documented details are text and audio only (§8): image tokens appear in `input_tokens` alone, so an
+    input total above text + audio is images when audio is detailed, and audio when it is not.
+    """
     total_in, total_out = token_count(usage.get("input_tokens")), token_count(usage.get("output_tokens"))
     d_in, d_out = _details(usage, "input_tokens_details"), _details(usage, "output_tokens_details")
-    text_in, image_in = token_count(d_in.get("text_tokens")), token_count(d_in.get("image_tokens"))
-    audio_in = (
-        token_count(d_in.get("audio_tokens")) if "audio_tokens" in d_in else max(0, total_in - text_in - image_in)
-    )
+    text_in = token_count(d_in.get("text_tokens"))
+    if "audio_tokens" in d_in:
+        audio_in = token_count(d_in.get("audio_tokens"))
+        image_in = (
+            token_count(d_in.get("image_tokens")) if "image_tokens" in d_in else max(0, total_in - text_in - audio_in)
+        )
+    else:
+        image_in = token_count(d_in.get("image_tokens"))
+        audio_in = max(0, total_in - text_in - image_in)
     audio_out = token_count(d_out.get("audio_tokens"))
     text_out = token_count(d_out.get("text_tokens")) if "text_tokens" in d_out else max(0, total_out - audio_out)
     return Tokens(audio_in, text_in, image_in, text_out, audio_out)
@@ -62,6 +65,73 @@ def tokens_from_usage(usage: dict[str, Any]) -> Tokens:
 def _details(usage: dict[str, Any], key: str) -> dict[str, Any]:
     value = usage.get(key)
     return value if isinstance(value, dict) else {}
+
+
+class UsageMode:
+    """How a session reports usage: the docs do not say; one client observed cumulative figures (§8)."""
+
+    UNKNOWN = "unknown"  # not decided yet (billed as cumulative, corrected when it turns out otherwise)
+    CUMULATIVE = "cumulative"
+    PER_RESPONSE = "per_response"
+
+
+# The two readings must predict input figures at least this far apart before the audio sent decides between them.
+_DECISIVE_RATIO = 2.0
+
+
+class UsageMeter:
+    """Billed tokens of one session from its `response.done` usage, whether the figures are cumulative or not.
+
+    A cumulative counter never falls and always includes the previous value, so one figure that falls proves the
+    reports are per response. Until then the audio sent says which: a cumulative input figure grows with all the
+    audio of the session, a per-response one with the audio since the previous response. What was billed follows
+    the reading: cumulative bills the highest figures seen, per response their sum, and a change of reading
+    bills the difference, so nothing is lost or counted twice while the meter was unsure.
+    """
+
+    def __init__(self) -> None:
+        self.mode = UsageMode.UNKNOWN
+        self._reports = 0
+        self._last: tuple[int, ...] = ()
+        self._max: tuple[int, ...] = (0,) * (len(KINDS) + 2)
+        self._sum: tuple[int, ...] = self._max
+        self._billed: tuple[int, ...] = self._max
+        self._audio_at_last = 0.0
+
+    @property
+    def input_tokens(self) -> int:
+        """Input tokens billed on this session so far: what fills its context window."""
+        return self._billed[len(KINDS)]
+
+    def report(self, usage: dict[str, Any], audio_tokens_sent: float | None = None) -> tuple[int, int, Tokens]:
+        """One usage object -> (input, output, tokens by kind) newly billed; `audio_tokens_sent`: the estimate
+        of the audio tokens sent on the session so far, when the caller knows it."""
+        tokens = tokens_from_usage(usage)
+        totals = (token_count(usage.get("input_tokens")), token_count(usage.get("output_tokens")))
+        now = (*_values(tokens), *totals)
+        self._reports += 1
+        if self._reports > 1 and self.mode != UsageMode.PER_RESPONSE:
+            if any(a < b for a, b in zip(now, self._last, strict=True)):
+                self.mode = UsageMode.PER_RESPONSE
+            elif self.mode == UsageMode.UNKNOWN and audio_tokens_sent is not None:
+                self.mode = _reading(tokens.audio_in, audio_tokens_sent, audio_tokens_sent - self._audio_at_last)
+        self._audio_at_last = audio_tokens_sent or 0.0
+        self._last = now
+        self._max = tuple(max(a, b) for a, b in zip(self._max, now, strict=True))
+        self._sum = tuple(a + b for a, b in zip(self._sum, now, strict=True))
+        target = self._sum if self.mode == UsageMode.PER_RESPONSE else self._max
+        delta = tuple(max(0, t - b) for t, b in zip(target, self._billed, strict=True))
+        self._billed = tuple(a + b for a, b in zip(self._billed, delta, strict=True))
+        return delta[len(KINDS)], delta[len(KINDS) + 1], Tokens(*delta[: len(KINDS)])
+
+
+def _reading(reported: int, since_start: float, since_last: float) -> str:
+    """Which reading the audio-in figure fits: all audio of the session, or the audio since the last response."""
+    if reported <= 0 or since_last <= 0 or since_start < _DECISIVE_RATIO * since_last:
+        return UsageMode.UNKNOWN
+    off_cumulative = abs(math.log(reported / since_start))
+    off_per_response = abs(math.log(reported / since_last))
+    return UsageMode.CUMULATIVE if off_cumulative < off_per_response else UsageMode.PER_RESPONSE
 
 
 def estimate(tokens: Tokens, prices_per_million: dict[str, float]) -> float:

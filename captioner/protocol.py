@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 # Languages per family (translator-protocol.md §9).
 _Q3_LANGUAGES = frozenset("en zh ru fr de pt es it id ko ja vi th ar yue hi el tr".split())
@@ -32,6 +33,21 @@ class Dialect:
     # translation.corpus.phrases (glossary / hotwords) is on Q3.5's API page; Q3's API page does not have it
     # and nobody has observed what Q3 does with it (§4.1, §10), so it is never sent there.
     corpus_phrases: bool
+    # The voices the vendor lists for the family (§9). `voices_complete`: the list is the whole set, so any other
+    # name is refused at load; qwen3.5's guide points to the (unread) Omni list, so there a name outside it is
+    # only warned about, and a refusal by the service stops that session instead of retrying it forever.
+    voices: frozenset[str]
+    voices_complete: bool
+    # Whether the model's VAD reports `input_audio_buffer.speech_started` (§5): it says when it heard speech.
+    vad_events: bool = False
+    # Pre-created cloned voices (qwen3.5: "qwen-translate-vc-…", §9), accepted as a voice name.
+    clone_prefix: str | None = None
+
+    def voice_problem(self, voice: str) -> str | None:
+        """Why `voice` is not one of this family's voices, or None when it is (or may be)."""
+        if voice in self.voices or (self.clone_prefix and voice.startswith(self.clone_prefix)):
+            return None
+        return f"{voice!r} is not a {self.family} voice (voices: {', '.join(sorted(self.voices))})"
 
 
 Q3 = Dialect(
@@ -43,6 +59,8 @@ Q3 = Dialect(
     source_autodetect=False,
     input_tokens_per_s=12.5,
     corpus_phrases=False,
+    voices=frozenset({"Cherry", "Nofish", "Jada", "Dylan", "Sunny", "Peter", "Kiki", "Eric", "Ethan"}),
+    voices_complete=True,
 )
 Q35 = Dialect(
     family="qwen3.5-livetranslate-flash-realtime",
@@ -53,6 +71,10 @@ Q35 = Dialect(
     source_autodetect=True,
     input_tokens_per_s=7.0,
     corpus_phrases=True,
+    voices=frozenset({"Tina", "Cindy", "Liora Mira", "Sunnybobi", "Raymond", "Ethan", "Theo Calm"}),
+    voices_complete=False,
+    vad_events=True,
+    clone_prefix="qwen-translate-vc-",
 )
 DIALECTS = (Q35, Q3)
 ASR_MODEL = "qwen3-asr-flash-realtime"
@@ -84,11 +106,15 @@ def session_update(
     voice: str | None,
     audio_output: bool,
     phrases: dict[str, str] | None = None,
+    pin_source: bool = True,
 ) -> dict[str, object]:
     """The complete session.update event: the service does not merge partial updates (§4.1).
 
-    `phrases` (source term -> forced translation) goes out as translation.corpus.phrases; config refuses
-    a glossary for a dialect without it, and this refuses too rather than dropping it unnoticed.
+    `transcribe_source` asks for the (billed) source transcript. `pin_source` says whether this session is told
+    the source language when that costs a transcript (qwen3.5: the language lives only in the transcription
+    block, which bills once on; see translator.pin_source_language). `phrases` (source term -> forced
+    translation) goes out as translation.corpus.phrases; config refuses a glossary for a dialect without it,
+    and this refuses too rather than dropping it unnoticed.
     """
     if phrases and not dialect.corpus_phrases:
         raise ValueError(f"{dialect.family} does not take translation.corpus.phrases")
@@ -101,16 +127,42 @@ def session_update(
     if phrases:
         translation["corpus"] = {"phrases": dict(phrases)}
     session["translation"] = translation
-    asr: dict[str, object] = {"model": ASR_MODEL}
+    block = transcription_block(dialect, source_language, transcribe_source=transcribe_source, pin_source=pin_source)
+    if block != OMIT:
+        session["input_audio_transcription"] = block
+    return {"type": "session.update", "session": session}
+
+
+# The service's default is right: send no input_audio_transcription at all.
+OMIT: Literal["omit"] = "omit"
+
+
+def transcription_block(
+    dialect: Dialect, source_language: str | None, *, transcribe_source: bool, pin_source: bool
+) -> dict[str, str] | Literal["omit"] | None:
+    """`input_audio_transcription` for one session, or OMIT when the field is best left out.
+
+    qwen3 (Japanese guide, step 2 "言語、出力モダリティ、音声の構成"): the source language is
+    `input_audio_transcription.language` (default en), and only `model: qwen3-asr-flash-realtime` turns the
+    transcript on, which is what is billed (課金: "ソース言語の音声認識機能を有効にすると…出力テキストの標準トークン
+    レートに基づいて課金"). So a non-English source is told without a model, and no session pays for a
+    transcript nobody reads. qwen3.5 runs the (billed) transcript unless the block is `null`, and the language
+    can only be said inside it: every session that is told the language pays for its transcript.
+    """
+    asr: dict[str, str] = {"model": ASR_MODEL}
     if source_language:
         asr["language"] = source_language
     if transcribe_source:
-        session["input_audio_transcription"] = asr
-    elif dialect.asr_on_by_default:
-        # Q3.5 bills the transcript it makes by default; switch it off when nobody reads it
-        # (the source language is then auto-detected).
-        session["input_audio_transcription"] = None
-    elif source_language and source_language != "en":
-        # Q3 only learns a non-English source through the ASR block (it assumes "en").
-        session["input_audio_transcription"] = asr
-    return {"type": "session.update", "session": session}
+        return asr
+    if dialect.asr_on_by_default:
+        return asr if source_language and pin_source else None
+    if source_language and source_language != "en":
+        return {"language": source_language}
+    return OMIT
+
+
+def bills_transcript(dialect: Dialect, block: dict[str, str] | Literal["omit"] | None) -> bool:
+    """Whether a session with this transcription block is billed for a source transcript."""
+    if block is None or block == OMIT:
+        return False
+    return dialect.asr_on_by_default or block.get("model") == ASR_MODEL

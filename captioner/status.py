@@ -213,6 +213,8 @@ class Link:
     state: LinkState = LinkState.CONNECTING
     last_error: str | None = None
     since: float = field(default_factory=time.time)
+    # What else the part wants shown, e.g. a translator session's billing and the service's echo warnings.
+    info: dict[str, Any] = field(default_factory=dict)
 
     def set(self, state: LinkState, error: str | None = None) -> None:
         if state != self.state:
@@ -223,7 +225,7 @@ class Link:
         self.metrics.link_state.labels(self.name).set(1 if state == LinkState.CONNECTED else 0)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state.value, "last_error": self.last_error, "since": round(self.since, 3)}
+        return {"state": self.state.value, "last_error": self.last_error, "since": round(self.since, 3), **self.info}
 
 
 @dataclass

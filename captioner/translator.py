@@ -21,7 +21,7 @@ from .captions import Caption, SessionInterpreter, UsageDelta, normalise_code
 from .config import SOURCE, TranslatorConfig
 from .errors import AuthError, LinkError
 from .playout import AUDIO_EVENT_TYPES
-from .protocol import session_update
+from .protocol import bills_transcript, session_update, transcription_block
 from .reconnect import Backoff, ConnectBudget
 from .status import LinkState, Status
 from .vision import rate_allows
@@ -44,6 +44,16 @@ _ROTATE_PAUSE_WAIT_S = 20.0
 _PAUSE_CHUNKS = 4
 # Input tokens after which a session is rotated: the context holds 49,152 (§7).
 _ROTATE_INPUT_TOKENS = 40_000
+# Q3 sends no VAD events, so music or noise that opened the gate looks to the client like speech that went
+# unanswered. After each watchdog replacement that did not help (the new session is silent too) the watchdog
+# waits twice as long, up to _WATCHDOG_MAX_S: a long stretch of music costs a few reconnects, not one a minute.
+_WATCHDOG_MAX_S = 300.0
+# A model with VAD events (Q3.5) says when it heard speech; audio it never called speech is no sign of a hang,
+# so without a `speech_started` the watchdog waits this many times longer, and at least _UNHEARD_MIN_S (only a
+# service hung before its VAD is caught this way).
+_UNHEARD_FACTOR = 3.0
+_UNHEARD_MIN_S = 60.0
+_SPEECH_STARTED = "input_audio_buffer.speech_started"
 # A session that has answered nothing for this long is rotated before the service closes it (~300 s, §7):
 # with the audio gate closed through a long break, nothing is sent, so nothing is answered.
 _IDLE_ROTATE_S = 240.0
@@ -67,6 +77,14 @@ class Stalled(LinkError):
     """Speech was sent but the service stopped answering."""
 
 
+class ModelNotFound(LinkError):
+    """The service does not know the model (handshake 404): retrying cannot help until the config changes."""
+
+
+class VoiceRejected(SessionRejected):
+    """The service refused the voice: retrying the same session.update cannot help."""
+
+
 class IdleClosed(LinkError):
     """The service closed a session that had generated no response for minutes (§7 idle timeout)."""
 
@@ -86,6 +104,12 @@ class _Connection:
         self.audio_s = 0.0
         # When speech was first sent after the last server event; None while the service keeps up.
         self.unanswered_since: float | None = None
+        # Seconds of speech-like audio sent since the last server event, and whether the service's VAD said it
+        # heard speech that it has not answered yet (Q3.5 `speech_started`).
+        self.unanswered_speech_s = 0.0
+        self.speech_heard_at: float | None = None
+        # Audio seconds sent when the last usage report came: the context grows by what was sent since.
+        self.audio_s_at_usage = 0.0
         self.last_event_at = self.opened_at
         self.task: asyncio.Task[None] | None = None
         self.serial = next(_serials)
@@ -148,9 +172,12 @@ class _Connection:
                     owner._trace(f"capture_to_wire:{owner.target}", now - captured_at)
                 seconds = len(chunk) / 32_000
                 self.audio_s += seconds
+                self.interpreter.audio_tokens_sent = self.audio_s * owner.cfg.dialect.input_tokens_per_s
                 owner._m_sent.inc(seconds)
-                if speech and self.unanswered_since is None:
-                    self.unanswered_since = now
+                if speech:
+                    self.unanswered_speech_s += seconds
+                    if self.unanswered_since is None:
+                        self.unanswered_since = now
             if self.images:
                 # After the audio queued before it: the service wants audio before any image (§4.3).
                 frame, size = self.images.popleft()
@@ -181,14 +208,18 @@ class _Connection:
                 if code == 1007 and "rate" in reason.lower():
                     raise RateLimited(reason)
                 raise LinkError(f"connection closed (code {code}{': ' + reason if reason else ''})")
-            self.unanswered_since = None
             self.last_event_at = time.monotonic()
             event = owner._decode(msg)
             if event is None:
                 continue
-            if event.get("type") == "session.finished":
+            self.unanswered_since, self.unanswered_speech_s = None, 0.0
+            if event["type"] == _SPEECH_STARTED:
+                self.speech_heard_at = self.last_event_at
+            elif self.speech_heard_at is not None and event["type"].startswith(("response.", "conversation.")):
+                self.speech_heard_at = None
+            if event["type"] == "session.finished":
                 return
-            owner._handle(self.interpreter, event, received)
+            owner._handle(self, event, received)
 
 
 class TranslatorSession:
@@ -214,8 +245,11 @@ class TranslatorSession:
         audio_output: bool | None = None,
         voice: str | None = None,
         on_audio: Callable[[str, dict[str, Any]], None] | None = None,
+        pin_source: bool = True,
     ) -> None:
         self.cfg = cfg
+        # Whether this session is told the source language where that bills a transcript (qwen3.5).
+        self.pin_source = pin_source
         self.on_usage = on_usage
         # Per target: only a language that is played asks for (costly) audio; None = translator.audio_output.
         self.audio_output = cfg.audio_output if audio_output is None else audio_output
@@ -234,6 +268,8 @@ class TranslatorSession:
         self.rotate_after_tokens = _ROTATE_INPUT_TOKENS
         self.idle_rotate_s = _IDLE_ROTATE_S
         self.watchdog_s = cfg.watchdog_s
+        # Watchdog replacements in a row that brought no answer: each doubles the next wait (music, not a hang).
+        self._fruitless_watchdogs = 0
         self._active: _Connection | None = None
         self._retiring: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -249,6 +285,27 @@ class TranslatorSession:
         self._m_images = m.vision_images.labels(target)
         self._m_image_bytes = m.vision_image_bytes.labels(target)
         self._image_times: deque[float] = deque(maxlen=8)
+        # What the service changed or dropped of what we asked, reported once per difference (log and /status).
+        self._echo_warned: set[str] = set()
+        self.link.info.update(self.billing())
+
+    def billing(self) -> dict[str, Any]:
+        """What this session bills beyond the audio, and how its usage figures read (for /status)."""
+        block = transcription_block(
+            self.cfg.dialect,
+            self.cfg.source_language,
+            transcribe_source=self.transcribe_source,
+            pin_source=self.pin_source,
+        )
+        billed = bills_transcript(self.cfg.dialect, block)
+        told = isinstance(block, dict) and "language" in block
+        if not told and self.cfg.source_language == "en" and not self.cfg.dialect.source_autodetect:
+            told = True  # qwen3 assumes English
+        return {
+            "source_transcript": "shown" if self.transcribe_source else ("billed, not shown" if billed else "off"),
+            "source_language": self.cfg.source_language if told else "auto-detected",
+            "usage_reporting": "unknown",
+        }
 
     # ---- audio in -------------------------------------------------------------------------------
     def feed(self, chunk: bytes, captured_at: float, level: float | None = None) -> None:
@@ -319,6 +376,11 @@ class TranslatorSession:
                 except AuthError as e:
                     delay = _AUTH_BACKOFF_S
                     self._fail(LinkState.AUTH_FAILED, f"auth failed: {e}", delay, "auth_failed")
+                except (ModelNotFound, VoiceRejected) as e:
+                    # The same request can only fail the same way: stop this target until a reload changes it.
+                    self._fail(LinkState.FAILED, f"{e}; not retrying until the config changes (SIGHUP)", 0, "fatal")
+                    await self._stop.wait()
+                    break
                 except SessionRejected as e:
                     delay = max(self.backoff.next_delay(), 60.0)
                     self._fail(LinkState.FAILED, f"session rejected: {e}", delay, "rejected")
@@ -377,11 +439,12 @@ class TranslatorSession:
                     await conn.finish(self.cfg.finish_timeout_s)
                     return lasted
                 now = time.monotonic()
-                if conn.unanswered_since is not None and now - conn.unanswered_since > self.watchdog_s:
+                if (stalled := self._stalled(conn, now)) is not None:
                     self.status.metrics.translator_rotations.labels(self.target, "watchdog").inc()
+                    self._fruitless_watchdogs += 1
                     self._active = None
                     await conn.close()
-                    raise Stalled(f"no events for {self.watchdog_s:.0f} s while speech was sent")
+                    raise Stalled(stalled)
                 reason = self._rotation_due(conn)
                 if reason and now >= next_rotation_try:
                     new = await self._rotate(conn, reason)
@@ -392,10 +455,37 @@ class TranslatorSession:
         finally:
             stopping.cancel()
 
+    def _stalled(self, conn: _Connection, now: float) -> str | None:
+        """Why the connection counts as hung, or None.
+
+        Speech the service heard (Q3.5 `speech_started`) and never answered is a hang after watchdog_s. Otherwise
+        it may only be sound the service does not take for speech (music, noise): Q3 needs several seconds of
+        it unanswered, a model with VAD events waits longer still, and each replacement that changed nothing
+        doubles the wait, so a long stretch of music costs a few reconnects, not one every watchdog_s.
+        """
+        wait_s = min(self.watchdog_s * 2**self._fruitless_watchdogs, max(self.watchdog_s, _WATCHDOG_MAX_S))
+        if conn.speech_heard_at is not None and now - conn.speech_heard_at > wait_s:
+            return f"speech heard by the service went unanswered for {wait_s:.0f} s"
+        if conn.unanswered_since is None or conn.unanswered_speech_s < self.cfg.watchdog_speech_s:
+            return None
+        if self.cfg.dialect.vad_events:
+            wait_s = max(wait_s * _UNHEARD_FACTOR, _UNHEARD_MIN_S)
+        if now - conn.unanswered_since > wait_s:
+            return f"no events for {wait_s:.0f} s while {conn.unanswered_speech_s:.0f} s of speech was sent"
+        return None
+
+    def _context_tokens(self, conn: _Connection) -> float:
+        """Input tokens in the session's context: as the service reported them, plus the audio sent since."""
+        rate = self.cfg.dialect.input_tokens_per_s
+        reported = conn.interpreter.usage.input_tokens
+        if reported == 0:
+            return conn.audio_s * rate  # no usage yet: the estimate is all there is
+        return reported + (conn.audio_s - conn.audio_s_at_usage) * rate
+
     def _rotation_due(self, conn: _Connection) -> str | None:
         if time.monotonic() - conn.opened_at >= self.rotate_after_s:
             return "age"
-        if conn.audio_s * self.cfg.dialect.input_tokens_per_s >= self.rotate_after_tokens:
+        if self._context_tokens(conn) >= self.rotate_after_tokens:
             return "context"
         if time.monotonic() - conn.last_event_at >= self.idle_rotate_s:
             return "idle"
@@ -469,6 +559,8 @@ class TranslatorSession:
                 raise AuthError(f"HTTP {e.status} at handshake") from None
             if e.status == 429:
                 raise RateLimited(f"HTTP {e.status} at handshake") from None
+            if e.status == 404:
+                raise ModelNotFound(f"model not found: the service does not know {cfg.model!r} (HTTP 404)") from None
             raise LinkError(f"HTTP {e.status} at handshake") from None
         except BaseException:
             await http.close()
@@ -492,11 +584,40 @@ class TranslatorSession:
             voice=self.voice,
             audio_output=self.audio_output,
             phrases=self.cfg.glossary.get(self.target),
+            pin_source=self.pin_source,
         )
         await conn.ws.send_str(json.dumps(update))
-        await self._expect(conn, "session.updated")
+        echo = await self._expect(conn, "session.updated")
+        self._compare_echo(update["session"], echo.get("session"))  # type: ignore[arg-type]
 
-    async def _expect(self, conn: _Connection, wanted: str) -> None:
+    @property
+    def _voice_name(self) -> str:
+        return self.voice or self.cfg.dialect.default_voice
+
+    def _compare_echo(self, asked: dict[str, Any], echo: Any) -> None:
+        """Warn once per difference when session.updated does not hold what session.update asked for (§12.10)."""
+        if not isinstance(echo, dict):
+            return
+        checks: list[tuple[str, Any, Any]] = [
+            ("translation.language", asked["translation"]["language"], (echo.get("translation") or {}).get("language")),
+            ("modalities", asked["modalities"], echo.get("modalities")),
+            ("voice", asked["voice"], echo.get("voice")),
+        ]
+        if "input_audio_transcription" in asked:
+            want, got = asked["input_audio_transcription"], echo.get("input_audio_transcription", "missing")
+            if want is None or got is None or not isinstance(got, dict):
+                checks.append(("input_audio_transcription", want, got))
+            else:
+                checks += [(f"input_audio_transcription.{k}", v, got.get(k)) for k, v in want.items()]
+        for field, want, got in checks:
+            if want == got or field in self._echo_warned:
+                continue
+            self._echo_warned.add(field)
+            message = f"the service changed {field}: asked {json.dumps(want)}, got {json.dumps(got)}"
+            self.link.info.setdefault("session_warnings", []).append(message)
+            log.warning("translator %s: %s", self.target, message)
+
+    async def _expect(self, conn: _Connection, wanted: str) -> dict[str, Any]:
         """Read until `wanted` arrives during setup; an `error` here is a rejection."""
         deadline = time.monotonic() + self.cfg.connect_timeout_s
         while True:
@@ -505,30 +626,41 @@ class TranslatorSession:
                 code, reason = conn.ws.close_code, str(msg.extra or "")
                 if code == 1007 and "rate" in reason.lower():
                     raise RateLimited(reason)
+                if "voice" in reason.lower():  # seen: 1011 "... Voice 'Chelsie' is not supported." (§7)
+                    raise VoiceRejected(f"voice {self._voice_name!r} refused: {reason[:200]}")
                 raise LinkError(f"connection closed during setup (code {code})")
             event = self._decode(msg)
             if event is None:
                 continue
             if event.get("type") == wanted:
-                return
+                return event
             result = conn.interpreter.feed(event)
             if result.error is not None:
                 self._raise_for_error(result.error.code, result.error.message)
+                if "voice" in f"{result.error.param} {result.error.message}".lower():
+                    raise VoiceRejected(
+                        f"voice {self.voice or self.cfg.dialect.default_voice!r} refused: "
+                        f"{result.error.message or result.error.code}"
+                    )
                 raise SessionRejected(result.error.message or result.error.code)
 
     # ---- events ----------------------------------------------------------------------------------
-    def _handle(self, interpreter: SessionInterpreter, event: dict[str, Any], received: float = 0.0) -> None:
+    def _handle(self, conn: _Connection, event: dict[str, Any], received: float = 0.0) -> None:
         if self.on_audio is not None and event["type"] in AUDIO_EVENT_TYPES:
             try:
                 self.on_audio(self.target, event)
             except Exception:  # a consumer bug must not kill the session
                 log.exception("voice consumer failed")
-        result = interpreter.feed(event)
+        result = conn.interpreter.feed(event)
+        if event["type"].startswith("response.") or result.captions:
+            self._fruitless_watchdogs = 0  # the service answers: replacing sessions was right, or not needed
         m = self.status.metrics
         if result.problem:
             m.translator_bad_events.labels(self.target, result.problem).inc()
             log.debug("translator %s: %s event %.80s", self.target, result.problem, event.get("type"))
         if result.usage is not None:
+            conn.audio_s_at_usage = conn.audio_s
+            self.link.info["usage_reporting"] = conn.interpreter.usage.mode
             m.usage_tokens.labels(self.target, "input").inc(result.usage.input_tokens)
             m.usage_tokens.labels(self.target, "output").inc(result.usage.output_tokens)
             if self.on_usage is not None:
@@ -567,6 +699,9 @@ class TranslatorSession:
         return event
 
     def _emit(self, caption: Caption) -> None:
+        if caption.language == SOURCE and not self.transcribe_source:
+            # Another session shows the source (or nobody asked for it): one sentence, one caption.
+            return
         try:
             self.on_caption(caption)
         except Exception:  # a consumer bug must not kill the session

@@ -65,6 +65,15 @@ HTTP_ERROR_CODES = {
     503: "ServiceUnavailable",
 }
 
+# §9: Q3's voices are listed in full. Q3.5's guide links the Omni list, which nobody has read: the fake knows the
+# names seen on Q3.5 and the pre-created clone ids, and refuses the rest as the service did for an unknown voice
+# (observed on Q3.8, close 1011, §7).
+VOICES = {
+    "q3": frozenset({"Cherry", "Nofish", "Jada", "Dylan", "Sunny", "Peter", "Kiki", "Eric", "Ethan"}),
+    "q3.5": frozenset({"Tina", "Cindy", "Liora Mira", "Sunnybobi", "Raymond", "Ethan", "Theo Calm"}),
+}
+CLONE_PREFIX = "qwen-translate-vc-"
+
 FRAME_MS = 100
 MIN_SPEECH_FRAMES = 2  # segments with < 200 ms of speech are noise
 STEP_FRAMES = 3  # one progressive snapshot per 300 ms of segment
@@ -251,6 +260,7 @@ class _Conn:
     voiced_segments: int = 0
     image_tokens: int = 0
     glossary: _Glossary | None = None
+    usage_reported: tuple[int, ...] = (0, 0, 0, 0)  # what the last usage said, for per-response reports
     last_response_at: float = field(default_factory=time.monotonic)
 
 
@@ -281,6 +291,15 @@ class FakeTranslator:
         self.rate_limit_per_minute: int | None = None
         self.rate_window_s = 60.0  # tests may shrink the window
         self.reject_audio_for_text_only_targets = True  # §4.1 "[?] whole session is rejected"
+        # §4.5: the service finishes the last utterance's recognition and translation before `session.finished`;
+        # the SDK waits up to 20 s for it. This delays the answer to `session.finish` (the results and the event).
+        self.finish_delay_s = 0.0
+        # §8 [?]: usage observed as cumulative per session; True reports each response's own tokens instead.
+        self.usage_per_response = False
+        # Fields of the session.updated echo to overwrite (the service changed or dropped what was asked, §12.10).
+        self.echo_override: dict[str, Any] = {}
+        # A hung model on Q3.5: after `speech_started` nothing more is sent (stall), as a stuck service would.
+        self.hang_after_speech_started = False
         self._lock = threading.Lock()
         self._connections: list[ConnectionRecord] = []
         self._handshakes_rejected = 0
@@ -587,6 +606,8 @@ class FakeTranslator:
         elif etype == "session.finish":
             with self._lock:
                 c.rec.finished = True
+            if self.finish_delay_s:
+                await asyncio.sleep(self.finish_delay_s)
             if not self.stall:
                 await self._end_segment(c)
             await self._send(c, {"type": "session.finished"})
@@ -632,6 +653,13 @@ class FakeTranslator:
             and self.reject_audio_for_text_only_targets
         ):
             return f"Language '{lang}' does not support audio output.", "session.modalities"
+        iat = upd.get("input_audio_transcription")
+        if isinstance(iat, dict) and "model" in iat and iat["model"] != ASR_MODEL:
+            # Q3 documents exactly one ASR model; Q3.5 names the same one (§4.1).
+            return (
+                f"Invalid input_audio_transcription.model: '{iat['model']}'.",
+                "session.input_audio_transcription.model",
+            )
         if eff.get("input_audio_format") not in ("pcm", "pcm16"):
             return "Only PCM input is supported by the fake.", "session.input_audio_format"
         if family == "q3.5":
@@ -662,6 +690,10 @@ class FakeTranslator:
         if problem is not None:
             await self._error(c, "invalid_value", problem[0], problem[1])
             return
+        voice = eff.get("voice")
+        if not isinstance(voice, str) or not (voice in VOICES[family] or voice.startswith(CLONE_PREFIX)):
+            await self._server_close(c, 1011, f"InternalError.Algo.InvalidParameter: Voice '{voice}' is not supported.")
+            return
         c.session = eff
         td = eff.get("turn_detection")
         c.manual = family == "q3.5" and td is None
@@ -677,7 +709,8 @@ class FakeTranslator:
             c.rec.session = copy.deepcopy(eff)
             c.rec.phrases = phrases
         if not self.stall:
-            await self._send(c, {"type": "session.updated", "session": eff})
+            echo = {**copy.deepcopy(eff), **self.echo_override}
+            await self._send(c, {"type": "session.updated", "session": echo})
             c.updated_sent = not c.closing
 
     async def _on_append(self, c: _Conn, audio: Any) -> None:
@@ -687,6 +720,10 @@ class FakeTranslator:
             pcm = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
             await self._error(c, "invalid_value", "Invalid base64 audio data.", "audio")
+            return
+        if len(pcm) % 2:
+            # PCM16 is two bytes a sample (§4.2): half a sample is not audio.
+            await self._error(c, "invalid_value", "Invalid audio data: PCM16 needs an even number of bytes.", "audio")
             return
         with self._lock:
             c.rec.audio_bytes += len(pcm)
@@ -841,6 +878,8 @@ class FakeTranslator:
                     "item_id": seg.src_item,
                 },
             )
+            if self.hang_after_speech_started:
+                self.stall = True
         await self._asr_step(c, seg)
         item = self._item(seg, "in_progress", [])
         resp = self._response(c, seg, "in_progress", [])
@@ -939,6 +978,8 @@ class FakeTranslator:
                 },
             )
         c.text_tokens += max(1, len(final) // 3)
+        if seg.asr_on:  # the source transcript bills at the output-text rate (§8)
+            c.text_tokens += max(1, len(seg.sentence) // 3)
         resp = self._response(c, seg, "completed", [done_item])
         resp["usage"] = self._usage(c)
         await self._send(c, {"type": "response.done", "response": resp})
@@ -952,20 +993,23 @@ class FakeTranslator:
             self._segments_emitted[seg.lang] = self._segments_emitted.get(seg.lang, 0) + 1
 
     def _usage(self, c: _Conn) -> dict[str, Any]:
-        """Cumulative for the connection, as observed (§8)."""
+        """Cumulative for the connection, as observed (§8); or each response's own, if told to."""
         rate = int(c.session.get("sample_rate", 16000))
         audio_in = round(c.rec.audio_bytes / (2 * rate) * AUDIO_TOKENS_PER_S[c.rec.family])
-        out_details: dict[str, int] = {"text_tokens": c.text_tokens}
+        audio_out = round(c.audio_out_bytes / (OUT_BYTES_PER_MS * 1000) * 12.5)
+        now = (audio_in, c.image_tokens, c.text_tokens, audio_out)
+        if self.usage_per_response:
+            now, c.usage_reported = tuple(a - b for a, b in zip(now, c.usage_reported, strict=True)), now
+        audio_in, image_in, text_out, audio_out = now
+        out_details: dict[str, int] = {"text_tokens": text_out}
         if "audio" in c.session["modalities"]:
-            out_details["audio_tokens"] = round(c.audio_out_bytes / (OUT_BYTES_PER_MS * 1000) * 12.5)
+            out_details["audio_tokens"] = audio_out
         out = sum(out_details.values())
-        in_details = {"text_tokens": 0, "audio_tokens": audio_in}
-        if c.image_tokens:
-            in_details["image_tokens"] = c.image_tokens
+        # The documented details are text and audio only: image tokens show in the input total alone.
         return {
-            "total_tokens": audio_in + c.image_tokens + out,
-            "input_tokens": audio_in + c.image_tokens,
+            "total_tokens": audio_in + image_in + out,
+            "input_tokens": audio_in + image_in,
             "output_tokens": out,
-            "input_tokens_details": in_details,
+            "input_tokens_details": {"text_tokens": 0, "audio_tokens": audio_in},
             "output_tokens_details": out_details,
         }

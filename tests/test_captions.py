@@ -177,6 +177,19 @@ def test_pending_returns_unfinished_partials() -> None:
     assert [(c.item_id, c.text) for c in interp.pending()] == [("b", "half way")]
 
 
+def test_pending_is_only_the_item_in_flight_not_every_stale_partial() -> None:
+    """A dropped connection flushes the sentence in flight; partials the service abandoned long ago stay gone."""
+    interp = SessionInterpreter("ja")
+    for n in range(300):  # items the service never finalized
+        interp.feed(t(f"stale {n}", item=f"old{n}"))
+    interp.feed(t("in flight", item="now"))
+    interp.feed({"type": "conversation.item.input_audio_transcription.text", "item_id": "src", "stash": "spoken"})
+    assert [(c.language, c.item_id, c.text) for c in interp.pending()] == [
+        ("ja", "now", "in flight"),
+        ("source", "src", "spoken"),
+    ]
+
+
 def _done(item: str, text: str) -> dict[str, Any]:
     return {"type": "response.text.done", "response_id": "r", "item_id": item, "text": text}
 

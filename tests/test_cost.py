@@ -11,7 +11,7 @@ import pytest
 
 from captioner import http as http_api
 from captioner import ledger
-from captioner.cost import Budget, Tokens, estimate, tokens_from_usage
+from captioner.cost import Budget, Tokens, UsageMeter, UsageMode, estimate, tokens_from_usage
 from captioner.status import Status
 
 PRICES = {"audio_in": 73.392, "text_in": 73.392, "image_in": 9.541, "text_out": 73.392, "audio_out": 278.891}
@@ -40,12 +40,6 @@ PRICES = {"audio_in": 73.392, "text_in": 73.392, "image_in": 9.541, "text_out": 
 )
 def test_tokens_by_kind(usage: dict[str, Any], tokens: Tokens) -> None:
     assert tokens_from_usage(usage) == tokens
-
-
-def test_deltas_and_a_new_session() -> None:
-    a, b = Tokens(audio_in=100, text_out=10), Tokens(audio_in=250, text_out=12)
-    assert b.since(a) == Tokens(audio_in=150, text_out=2)
-    assert a.since(b) == a  # a counter went back: a new session started from zero
 
 
 def test_estimate_per_million() -> None:
@@ -159,3 +153,66 @@ async def test_control_endpoint_needs_the_token(
             assert r.status == 405  # state changes only by POST
     finally:
         await runner.cleanup()
+
+
+def _usage(audio_in: int, text_out: int) -> dict[str, Any]:
+    return {
+        "input_tokens": audio_in,
+        "output_tokens": text_out,
+        "input_tokens_details": {"text_tokens": 0, "audio_tokens": audio_in},
+        "output_tokens_details": {"text_tokens": text_out},
+    }
+
+
+# Three responses of 100 audio tokens and 10 text tokens each, with the audio sent so far (tokens) when each came.
+PER_RESPONSE = [(_usage(100, 10), 100.0), (_usage(100, 10), 200.0), (_usage(100, 10), 300.0)]
+CUMULATIVE = [(_usage(100, 10), 100.0), (_usage(200, 20), 200.0), (_usage(300, 30), 300.0)]
+
+
+@pytest.mark.parametrize(
+    ("_name", "reports", "expected"),
+    [
+        ("cumulative, as observed", CUMULATIVE, (300, 30, UsageMode.CUMULATIVE)),
+        ("per response, told by the audio sent", PER_RESPONSE, (300, 30, UsageMode.PER_RESPONSE)),
+        (
+            "per response, told by a figure that falls (no audio estimate)",
+            [(_usage(100, 10), None), (_usage(150, 20), None), (_usage(80, 5), None)],
+            (330, 35, UsageMode.PER_RESPONSE),
+        ),
+        (
+            "per response with growing figures: billed as cumulative until the fall, then corrected",
+            [(_usage(100, 10), None), (_usage(120, 12), None), (_usage(130, 13), None), (_usage(50, 1), None)],
+            (400, 36, UsageMode.PER_RESPONSE),
+        ),
+        (
+            "cumulative without an audio estimate stays unproven but bills the last figures",
+            [(u, None) for u, _ in CUMULATIVE],
+            (300, 30, UsageMode.UNKNOWN),
+        ),
+        ("one report: both readings agree", CUMULATIVE[:1], (100, 10, UsageMode.UNKNOWN)),
+        (
+            "the audio estimate cannot tell when the last response holds most of the audio",
+            [(_usage(10, 1), 10.0), (_usage(100, 10), 100.0)],
+            (100, 10, UsageMode.UNKNOWN),
+        ),
+    ],
+)
+def test_usage_meter_bills_either_reading(
+    _name: str, reports: list[tuple[dict[str, Any], float | None]], expected: tuple[int, int, str]
+) -> None:
+    meter = UsageMeter()
+    total_in = total_out = audio_in = text_out = 0
+    for usage, sent in reports:
+        d_in, d_out, tokens = meter.report(usage, sent)
+        assert d_in >= 0 and d_out >= 0
+        total_in, total_out = total_in + d_in, total_out + d_out
+        audio_in, text_out = audio_in + tokens.audio_in, text_out + tokens.text_out
+    assert (total_in, total_out, meter.mode) == expected
+    assert (audio_in, text_out) == expected[:2]  # by kind too, for the price
+    assert meter.input_tokens == expected[0]
+
+
+def test_image_tokens_are_what_the_documented_details_leave_out() -> None:
+    """The docs detail text and audio only (§8): the rest of the input total is images when audio is detailed."""
+    usage = {"input_tokens": 700, "output_tokens": 9, "input_tokens_details": {"text_tokens": 0, "audio_tokens": 112}}
+    assert tokens_from_usage(usage) == Tokens(audio_in=112, image_in=588, text_out=9)

@@ -515,3 +515,108 @@ async def test_invalid_corpus_gives_an_error_and_changes_nothing(
         assert (ev["error"]["code"], ev["error"]["param"]) == ("invalid_value", "session.translation.corpus.phrases")
     assert fake.connections[0].phrases == {"a": "b"}
     await ws.close()
+
+
+# ---- as strict as the docs (#14) -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("model", "voice", "accepted"),
+    [
+        (Q3_MODEL, "Cherry", True),
+        (Q3_MODEL, "Tina", False),  # a Q3.5 voice
+        (Q35_MODEL, "Tina", True),
+        (Q35_MODEL, "qwen-translate-vc-abc123", True),  # a pre-created clone id
+        (Q35_MODEL, "Chelsie", False),
+    ],
+)
+async def test_voices_per_model(
+    fake: FakeTranslator, http: aiohttp.ClientSession, model: str, voice: str, accepted: bool
+) -> None:
+    ws = await connect(http, fake, model)
+    assert (await recv(ws))["type"] == "session.created"
+    await ws.send_json({"type": "session.update", "session": {"voice": voice, "translation": {"language": "ja"}}})
+    msg = await ws.receive(timeout=3.0)
+    if accepted:
+        assert json.loads(msg.data)["type"] == "session.updated"
+    else:  # observed: close 1011 "InternalError.Algo.InvalidParameter: Voice '...' is not supported." (§7)
+        assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1011
+        assert f"Voice '{voice}' is not supported" in str(msg.extra)
+    await ws.close()
+
+
+async def test_q3_takes_only_its_asr_model_and_the_language_alone(
+    fake: FakeTranslator, http: aiohttp.ClientSession
+) -> None:
+    ws = await connect(http, fake, Q3_MODEL)
+    assert (await recv(ws))["type"] == "session.created"
+    wrong = {"model": "paraformer-realtime-v2", "language": "ja"}
+    await ws.send_json(
+        {"type": "session.update", "session": {"input_audio_transcription": wrong, "translation": {"language": "en"}}}
+    )
+    err = await recv(ws)
+    assert err["type"] == "error" and err["error"]["param"] == "session.input_audio_transcription.model"
+    # The language alone (Q3 guide: source language and transcript output are separate settings): no transcript.
+    await ws.send_json(
+        {
+            "type": "session.update",
+            "session": {"input_audio_transcription": {"language": "ja"}, "translation": {"language": "en"}},
+        }
+    )
+    assert (await recv(ws))["type"] == "session.updated"
+    await send_audio(ws, tone(1.0) + silence(1.0))
+    events = await recv_until(ws, "response.done")
+    assert not any(e["type"].startswith("conversation.item.input_audio_transcription") for e in events)
+    await ws.close()
+
+
+async def test_audio_with_an_odd_byte_count_is_refused(fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
+    ws = await connect(http, fake)
+    await configure(ws, translation={"language": "ja"})
+    await ws.send_json({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"\x00\x01\x02").decode()})
+    err = await recv(ws)
+    assert err["type"] == "error" and err["error"]["param"] == "audio"
+    assert fake.connections[0].audio_bytes == 0
+    await ws.close()
+
+
+async def test_finish_can_take_seconds_like_the_service(fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
+    fake.finish_delay_s = 1.0
+    ws = await connect(http, fake)
+    await configure(ws, translation={"language": "ja"})
+    await send_audio(ws, tone(0.8))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await ws.send_json({"type": "session.finish"})
+    events = await recv_until(ws, "session.finished")
+    assert loop.time() - started >= 1.0
+    assert "response.done" in [e["type"] for e in events]  # the last utterance still came, then finished
+    await ws.close()
+
+
+@pytest.mark.parametrize("per_response", [False, True])
+async def test_usage_cumulative_or_per_response_with_documented_details_only(
+    fake: FakeTranslator, http: aiohttp.ClientSession, per_response: bool
+) -> None:
+    fake.usage_per_response = per_response
+    ws = await connect(http, fake)
+    await configure(ws, translation={"language": "ja"}, modalities=["text"])
+    await send_audio(ws, TWO_BURSTS)
+    dones = [e for e in await recv_until(ws, "response.done", 2) if e["type"] == "response.done"]
+    first, second = (d["response"]["usage"] for d in dones)
+    for usage in (first, second):
+        assert set(usage["input_tokens_details"]) == {"text_tokens", "audio_tokens"}
+        assert set(usage["output_tokens_details"]) == {"text_tokens"}
+    if per_response:  # each response counts its own audio: about the same for two equal bursts
+        assert abs(second["input_tokens"] - first["input_tokens"]) <= first["input_tokens"] // 2
+    else:  # cumulative: the second includes the first
+        assert second["input_tokens"] >= first["input_tokens"] + first["input_tokens"] // 2
+    await ws.close()
+
+
+async def test_echo_override_changes_what_session_updated_says(
+    fake: FakeTranslator, http: aiohttp.ClientSession
+) -> None:
+    fake.echo_override = {"voice": "Cindy"}
+    ws = await connect(http, fake)
+    updated = await configure(ws, translation={"language": "ja"}, voice="Tina")
+    assert updated["session"]["voice"] == "Cindy"
+    await ws.close()

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from captioner.captions import Caption, Interpretation, SessionInterpreter
 from captioner.config import Config, load, parse
 from captioner.errors import ConfigError
-from captioner.protocol import Q3, Q35
+from captioner.protocol import Q3, Q35, dialect_for
 from captioner.status import LinkState
 from tests.fake_translator import FakeTranslator
 from tests.test_translator import KEY, TWO_UTTERANCES, Harness
@@ -369,7 +369,7 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
             "source_language": draw(st.sampled_from(sources)),
             "targets": targets,
             "transcribe_source": transcribe,
-            "voice": draw(st.none() | st.text(max_size=8)),
+            "voice": draw(st.none() | st.sampled_from(sorted(dialect_for(model).voices))),
             "audio_output": audio_output,
             "connect_timeout_s": draw(st.floats(0.001, 1e6)),
             "finish_timeout_s": draw(st.floats(0.001, 60)),

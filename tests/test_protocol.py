@@ -6,7 +6,16 @@ import asyncio
 
 import pytest
 
-from captioner.protocol import Q3, Q35, UnsupportedModel, dialect_for, session_update
+from captioner.protocol import (
+    Q3,
+    Q35,
+    Dialect,
+    UnsupportedModel,
+    bills_transcript,
+    dialect_for,
+    session_update,
+    transcription_block,
+)
 from captioner.reconnect import Backoff, ConnectBudget
 
 
@@ -53,19 +62,33 @@ def test_always_complete_session_with_language_and_voice() -> None:
     assert body(Q3, voice="Ethan", audio_output=True)["modalities"] == ["text", "audio"]
 
 
+ASR = "qwen3-asr-flash-realtime"
+
+
 @pytest.mark.parametrize(
-    ("dialect", "source", "transcribe", "expected"),
+    ("dialect", "source", "transcribe", "pin", "expected", "billed"),
     [
-        (Q3, "en", True, {"model": "qwen3-asr-flash-realtime", "language": "en"}),
-        (Q3, "ja", False, {"model": "qwen3-asr-flash-realtime", "language": "ja"}),
-        (Q35, "en", False, None),  # Q3.5 would transcribe (and bill) unless told null
-        (Q35, None, True, {"model": "qwen3-asr-flash-realtime"}),
-        (Q35, "de", True, {"model": "qwen3-asr-flash-realtime", "language": "de"}),
+        (Q3, "en", True, True, {"model": ASR, "language": "en"}, True),
+        # Q3 learns a non-English source from the language alone; only the model turns the billed transcript on.
+        (Q3, "ja", False, True, {"language": "ja"}, False),
+        (Q3, "ja", False, False, {"language": "ja"}, False),
+        (Q3, "ja", True, True, {"model": ASR, "language": "ja"}, True),
+        (Q3, "en", False, True, "absent", False),
+        # Q3.5: the language hint exists only in the (billed) transcription block; null switches both off.
+        (Q35, "en", False, True, {"model": ASR, "language": "en"}, True),
+        (Q35, "en", False, False, None, False),
+        (Q35, None, False, True, None, False),  # auto-detect: nothing to pin, nothing to bill
+        (Q35, None, True, True, {"model": ASR}, True),
+        (Q35, "de", True, False, {"model": ASR, "language": "de"}, True),
     ],
 )
-def test_source_transcription(dialect: object, source: str | None, transcribe: bool, expected: object) -> None:
-    s = body(dialect, source_language=source, transcribe_source=transcribe)
-    assert s["input_audio_transcription"] == expected
+def test_source_transcription(
+    dialect: Dialect, source: str | None, transcribe: bool, pin: bool, expected: object, billed: bool
+) -> None:
+    s = body(dialect, source_language=source, transcribe_source=transcribe, pin_source=pin)
+    assert s.get("input_audio_transcription", "absent") == expected
+    block = transcription_block(dialect, source, transcribe_source=transcribe, pin_source=pin)
+    assert bills_transcript(dialect, block) is billed
 
 
 def test_backoff_grows_caps_and_resets_after_health() -> None:

@@ -41,14 +41,24 @@ async def fake(inloop_fake: Callable[..., Awaitable[FakeTranslator]]) -> FakeTra
 
 
 class Harness:
-    def __init__(self, fake: FakeTranslator, **cfg: Any) -> None:
-        self.status = Status("test")
-        self.captions: list[Caption] = []
+    def __init__(
+        self,
+        fake: FakeTranslator,
+        *,
+        target: str | None = None,
+        status: Status | None = None,
+        captions: list[Caption] | None = None,
+        session_kw: dict[str, Any] | None = None,
+        **cfg: Any,
+    ) -> None:
+        self.status = status or Status("test")
+        self.captions = [] if captions is None else captions
         self.cfg = TranslatorConfig(url=fake.url, api_key=KEY, **{"targets": ("ja",), **cfg})
+        target = target or self.cfg.targets[0]
         self.session = TranslatorSession(
             self.cfg,
-            self.cfg.targets[0],
-            transcribe_source=self.cfg.transcribe_source,
+            target,
+            **{"transcribe_source": self.cfg.transcribe_source and target == self.cfg.targets[0], **(session_kw or {})},
             status=self.status,
             on_caption=self.captions.append,
             budget=ConnectBudget(limit=100),
@@ -78,6 +88,11 @@ class Harness:
         for chunk in chunks(pattern):
             self.session.feed(chunk, asyncio.get_running_loop().time())
             await asyncio.sleep(pace_s)
+
+    def feed_only(self, pattern: list[tuple[str, float]]) -> None:
+        """Hand the chunks over at once (several sessions fed from one capture)."""
+        for chunk in chunks(pattern):
+            self.session.feed(chunk, asyncio.get_running_loop().time())
 
     def finals(self, language: str = "ja") -> list[str]:
         return [c.text for c in self.captions if c.final and c.language == language]
@@ -224,7 +239,7 @@ async def test_watchdog_replaces_a_hung_session(fake: FakeTranslator) -> None:
         h.session.watchdog_s = 1.0
         await h.connected()
         fake.stall = True
-        await h.stream([("tone", 0.6)])
+        await h.stream([("tone", 5.5)])  # past translator.watchdog_speech_s of unanswered speech
         for _ in range(300):
             if h.metric("captioner_translator_rotations_total", target="ja", reason="watchdog"):
                 break

@@ -360,7 +360,8 @@ async def test_fake_enforces_the_image_rules_and_bills_image_tokens(
     assert all(i.audio_bytes_before > 0 and i.size_bytes == len(i.jpeg) for i in rec.images)
     assert len(rec.images_rejected) == 6
     billed = image_tokens(family, 1280, 720) + image_tokens(family, 1080, 1920)
-    assert usage["input_tokens_details"]["image_tokens"] == billed
+    # The documented details are text and audio only (§8): images show in the input total alone.
+    assert "image_tokens" not in usage["input_tokens_details"]
     assert usage["input_tokens"] == usage["input_tokens_details"]["audio_tokens"] + billed
     # §8: 0.5 token per 28x28 (Q3) or 32x32 (Q3.5) pixels
     assert image_tokens(family, 1280, 720) == {"q3": 598, "q3.5": 460}[family]
