@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from . import __version__
-from .config import Config, load, resolve_path
+from .config import Config, config_warnings, load, resolve_path
 from .errors import ConfigError
 
 log = logging.getLogger("captioner")
@@ -108,6 +108,11 @@ def warn_if_exposed(path: Path | None) -> None:
         log.warning("%s holds a secret and is readable by other users: chmod 600 it, or use ${VAR}", path)
 
 
+def warn_config(cfg: Config) -> None:
+    for warning in config_warnings(cfg):
+        log.warning("%s", warning)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -127,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         setup_logging("warning", secrets)
         warn_if_exposed(path)
+        warn_config(cfg)
         print(f"config ok: {path or 'built-in defaults'}")
         if args.connect:
             from .cli_tools import check_connections
@@ -135,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     setup_logging(args.log_level or cfg.log_level, secrets)
     warn_if_exposed(path)
+    warn_config(cfg)
     from .app import serve
     from .standin import run_demo
 

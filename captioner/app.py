@@ -35,7 +35,9 @@ from .vocabulary import Vocabulary
 from .voice import VoiceOutputs, session_audio
 
 log = logging.getLogger(__name__)
-_SHUTDOWN_LIMIT_S = 15.0
+# The stop waits translator.finish_timeout_s for the last utterance; the rest (voice drain, OBS, files, HTTP)
+# needs a few seconds more. The unit files' TimeoutStopSec must exceed the sum for the default.
+_SHUTDOWN_MARGIN_S = 10.0
 _STATUS_EVERY_S = 5.0
 # On stop, translated voice still queued plays this long at most; the rest is dropped (and counted).
 _VOICE_DRAIN_S = 3.0
@@ -50,11 +52,14 @@ class Daemon:
         capture_factory: Callable[..., AudioCapture] = AudioCapture,
         *,
         loader: Callable[[Path | None], Config] = load,
+        demo: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.demo = demo
         # How a reload reads the file: demo mode's loader keeps it on the stand-in.
         self._loader = loader
         self.status = Status(__version__)
+        self.status.demo = demo
         self.budget = ConnectBudget()
         self._capture_factory = capture_factory
         self.sessions: dict[str, TranslatorSession] = {}
@@ -72,7 +77,7 @@ class Daemon:
         self.gate = SpeechGate(cfg.gate)
         self.status.audio_gate = self.gate.as_dict
         self._open_spend(cfg)
-        self.status.cost = self._cost_status
+        self.status.cost = None if demo else self._cost_status
         self.voice = VoiceOutputs(cfg.voice_outputs, self.status)
         self.status.voice = self.voice.as_dict
         self._apply_obs_holds(ObsState())  # until OBS says otherwise, it is not streaming
@@ -116,6 +121,19 @@ class Daemon:
             on_audio=lambda target, event: self.voice.on_audio(target, event),
             pin_source=_pins_source(cfg, target),
         )
+
+    def _say_billing(self) -> None:
+        """Say at start which sessions pay for a source transcript nobody sees (also in /status, per session)."""
+        extra = [t for t, s in self.sessions.items() if s.billing()["source_transcript"] == "billed, not shown"]
+        if extra:
+            log.info(
+                "%s also bill%s the source transcript (as output text, not shown) because %s takes the source "
+                "language only with it; translator.pin_source_language: one bills it once (the others then "
+                "auto-detect the language)",
+                ", ".join(extra),
+                "s" if len(extra) == 1 else "",
+                self.cfg.translator.model,
+            )
 
     def _start_session(self, session: TranslatorSession) -> None:
         self.sessions[session.target] = session
@@ -200,8 +218,11 @@ class Daemon:
     def _open_spend(self, cfg: Config) -> None:
         c = cfg.cost
         self.spend = Budget(c.budget_per_stream, c.budget_per_day)
-        self._spend_path = Path(c.state_file).expanduser() if c.state_file else ledger.default_path()
-        if (saved := ledger.load(self._spend_path)) is not None:
+        # A demo bills nothing: it neither shows nor changes what the real runs spent today.
+        self._spend_path = (
+            None if self.demo else Path(c.state_file).expanduser() if c.state_file else ledger.default_path()
+        )
+        if self._spend_path is not None and (saved := ledger.load(self._spend_path)) is not None:
             self.spend.restore_day(*saved)
         self._spend_saved = self.spend.day_spent
         self._budget_held: str | None = None
@@ -249,7 +270,7 @@ class Daemon:
         return self._cost_status()
 
     def _save_spend(self) -> None:
-        if self.spend.day_spent == self._spend_saved:
+        if self._spend_path is None or self.spend.day_spent == self._spend_saved:
             return
         try:
             ledger.save(self._spend_path, self.spend.day, self.spend.day_spent)
@@ -452,6 +473,7 @@ class Daemon:
         self._capture_task = asyncio.create_task(self.capture.run(), name="audio")
         for target in self.cfg.translator.targets:
             self._start_session(self._new_session(self.cfg, target))
+        self._say_billing()
         self.voice.start()
         self._start_obs(self.cfg)
         notify("READY=1\nSTATUS=running")
@@ -681,18 +703,22 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
-    daemon = Daemon(cfg, loader=loader)
-    daemon.status.demo = demo
+    daemon = Daemon(cfg, loader=loader, demo=demo)
     run = asyncio.create_task(daemon.run(stop, reload, config_path))
     try:
-        await _until_stopped(run, stop)
+        await _until_stopped(run, stop, shutdown_limit_s(cfg))
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     return 0
 
 
-async def _until_stopped(run: asyncio.Task[None], stop: asyncio.Event) -> None:
+def shutdown_limit_s(cfg: Config) -> float:
+    """How long a graceful stop may take before it is cut short."""
+    return cfg.translator.finish_timeout_s + _SHUTDOWN_MARGIN_S
+
+
+async def _until_stopped(run: asyncio.Task[None], stop: asyncio.Event, limit_s: float) -> None:
     """Wait for the daemon; once a stop begins, give the shutdown a hard time limit."""
     stop_waiter = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({run, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -701,7 +727,7 @@ async def _until_stopped(run: asyncio.Task[None], stop: asyncio.Event) -> None:
         run.result()
         return
     try:
-        await asyncio.wait_for(asyncio.shield(run), _SHUTDOWN_LIMIT_S)
+        await asyncio.wait_for(asyncio.shield(run), limit_s)
     except TimeoutError:
-        log.error("shutdown took longer than %.0f s; exiting anyway", _SHUTDOWN_LIMIT_S)
+        log.error("shutdown took longer than %.0f s; exiting anyway", limit_s)
         run.cancel()

@@ -353,6 +353,7 @@ class AudioCapture:
 
         # Before the stream opens: chunks queued behind a pactl call would reach the wire late.
         description = await asyncio.to_thread(_pulse_description, source)
+        pulse.use_client_config_without_shm()  # here, in the loop's thread: it sets an environment variable
         # A daemon thread: a read blocked on a frozen server must not keep the process alive; it frees the
         # stream itself once the read returns (within one chunk while audio flows).
         threading.Thread(target=reader, name="pulse-capture", daemon=True).start()

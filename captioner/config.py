@@ -582,6 +582,20 @@ def _check_voice_outputs(cfg: Config) -> None:
             raise ConfigError(f"{where}.sink" if v.sink else f"{where}.device", f"{what} is used by two voice outputs")
 
 
+def config_warnings(cfg: Config) -> list[str]:
+    """What may be wrong but is not refused: each a key path and why (logged at start and by `captioner check`)."""
+    out: list[str] = []
+    dialect = cfg.translator.dialect
+    voices = [("translator.voice", cfg.translator.voice)] + [
+        (f"voice_outputs[{i}].voice", v.voice) for i, v in enumerate(cfg.voice_outputs)
+    ]
+    for key, voice in voices:
+        if voice and (problem := dialect.voice_problem(voice)):
+            # Only for a family whose list is incomplete: _check refuses the others.
+            out.append(f"{key}: {problem}; the vendor's list may be incomplete, so the service will decide")
+    return out
+
+
 def parse(
     raw: Any,
     env: Mapping[str, str] | None = None,

@@ -119,9 +119,13 @@ _SCRIPT: Final = """
     g.className = "state state-" + state;
   }
 
-  function renderCost(cost) {
+  function renderCost(cost, demo) {
     const out = $("cost");
-    if (!cost) { out.replaceChildren(el("dt", "", "Cost"), el("dd", "dim", "not reported")); return; }
+    if (!cost) {
+      const why = demo ? "nothing is billed in demo mode" : "not reported";
+      out.replaceChildren(el("dt", "", "Cost"), el("dd", "dim", why));
+      return;
+    }
     const cur = " " + (cost.currency || "");
     const budget = (spent, limit) => money(spent) + cur + (limit ? " of " + money(limit) + cur : "");
     out.replaceChildren(
@@ -268,7 +272,7 @@ _SCRIPT: Final = """
     $("reload-error").textContent = st.reload_error ? "Config reload refused: " + st.reload_error : "";
     renderLinks(st.links);
     renderLevel(st.audio_level, st.audio_gate, (st.links || {}).audio);
-    renderCost(st.cost);
+    renderCost(st.cost, st.demo);
     renderLatency(st.latency);
     pollCaptions(st.outputs);
     renderControl(st);

@@ -10,8 +10,13 @@ ALSA) and for `captioner devices`.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 # pa_sample_format_t PA_SAMPLE_S16LE, pa_stream_direction_t PA_STREAM_RECORD (pulse/def.h, pulse/sample.h).
 _S16LE = 3
@@ -64,6 +69,41 @@ def _lib() -> ctypes.CDLL | None:
     pulse.pa_strerror.argtypes = [ctypes.c_int]
     lib.strerror = pulse.pa_strerror  # type: ignore[attr-defined]
     return lib
+
+
+# Our client.conf -> the one it includes (what libpulse would have read without ours).
+_WRAPPERS: dict[str, str | None] = {}
+
+
+def use_client_config_without_shm() -> None:
+    """Point libpulse (in this process) at a client.conf that includes the user's and turns shared memory off.
+
+    With shm or memfd transport, a stream whose server dies (killed, restarted by the session manager) is never
+    told: pa_simple_read and pa_simple_get_latency wait forever, and each restart leaks the reader thread, the
+    libpulse mainloop thread and their fds (seen in the soak, reproduced in tests/test_pulse.py). Over the plain
+    socket the death is seen at once ("Connection terminated"). 32 kB/s of capture needs no shared memory.
+    Call from the event loop's thread, before a recorder opens: it sets PULSE_CLIENTCONFIG.
+    """
+    current = os.environ.get("PULSE_CLIENTCONFIG")
+    if current in _WRAPPERS:
+        return
+    base = current or _default_client_config()
+    folder = tempfile.mkdtemp(prefix="captioner-pulse-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = os.path.join(folder, "client.conf")
+    include = f".include {base}\n" if base and os.path.isfile(base) else ""
+    Path(path).write_text(f"{include}enable-shm = no\nenable-memfd = no\n", encoding="utf-8")
+    _WRAPPERS[path] = base
+    os.environ["PULSE_CLIENTCONFIG"] = path
+
+
+def _default_client_config() -> str | None:
+    """The client.conf libpulse reads when PULSE_CLIENTCONFIG is unset: the user's, else the system's."""
+    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    for candidate in (os.path.join(config_home, "pulse", "client.conf"), "/etc/pulse/client.conf"):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
 
 
 def available() -> bool:

@@ -97,6 +97,8 @@ class _Connection:
         self.http = http
         self.ws = ws
         self.interpreter = SessionInterpreter(owner.target, SOURCE)
+        # How the service reports usage does not change between connections: a new one starts knowing it.
+        self.interpreter.usage.mode = owner.link.info.get("usage_reporting", self.interpreter.usage.mode)
         self.queue: deque[tuple[bytes, float, bool]] = deque(maxlen=_SEND_QUEUE_CHUNKS)
         self.has_audio = asyncio.Event()
         self.finishing = False
@@ -639,8 +641,7 @@ class TranslatorSession:
                 self._raise_for_error(result.error.code, result.error.message)
                 if "voice" in f"{result.error.param} {result.error.message}".lower():
                     raise VoiceRejected(
-                        f"voice {self.voice or self.cfg.dialect.default_voice!r} refused: "
-                        f"{result.error.message or result.error.code}"
+                        f"voice {self._voice_name!r} refused: {result.error.message or result.error.code}"
                     )
                 raise SessionRejected(result.error.message or result.error.code)
 

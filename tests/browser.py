@@ -21,6 +21,8 @@ from typing import Any
 
 import websocket
 
+from tests.realenv import home_env
+
 #: Executable names tried in order; CHROMIUM overrides.
 CANDIDATES: tuple[str, ...] = ("chromium", "chromium-browser", "google-chrome")
 FLAGS: tuple[str, ...] = (
@@ -65,7 +67,7 @@ class Browser:
         self.log_path = self.tmp / "chromium.log"
         # Chromium's crash handler ignores --user-data-dir and writes under $HOME; a private HOME keeps it in tmp
         # and puts our tmp path into its command line, which leftover_pids() looks for.
-        env = {**os.environ, "HOME": str(self.tmp / "home")}
+        env = {**os.environ, **home_env(self.tmp / "home")}
         env.pop("DISPLAY", None)  # headless needs no X server; never draw on a developer's desktop
         self.dialogs: list[str] = []
         self.exceptions: list[str] = []

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +18,29 @@ from tests.realenv import ObsEnv, PulseEnv, free_port, missing_requirements
 
 E2E_PASSWORD = "e2e-pass"
 
+# Tests never touch the user's home: every test, and every daemon a test starts, gets a throwaway home with its
+# own state, config and cache folders (the spend ledger, a default config file, Chromium's crash reports).
+USER_HOME = Path(os.environ.get("HOME") or "~").expanduser()
+TEST_HOME = Path(tempfile.mkdtemp(prefix="captioner-tests-home-"))
+_HOME_VARS = {
+    "HOME": "",
+    "XDG_CONFIG_HOME": ".config",
+    "XDG_STATE_HOME": ".local/state",
+    "XDG_DATA_HOME": ".local/share",
+    "XDG_CACHE_HOME": ".cache",
+}
+
+
+def _private_home() -> None:
+    for var, sub in _HOME_VARS.items():
+        os.environ[var] = str(TEST_HOME / sub)
+    for var in ("CAPTIONER_CONFIG", "STATE_DIRECTORY"):  # set by a user's shell or unit, they point at real files
+        os.environ.pop(var, None)
+    atexit.register(shutil.rmtree, TEST_HOME, ignore_errors=True)
+
 
 def pytest_configure(config: pytest.Config) -> None:
+    _private_home()
     config.addinivalue_line("markers", "e2e: end-to-end test with real OBS, PulseAudio and audio")
 
 

@@ -54,6 +54,17 @@ _LIVE: set[subprocess.Popen[bytes]] = set()
 _LIVE_LOCK = threading.Lock()
 
 
+def home_env(home: Path) -> dict[str, str]:
+    """HOME and the XDG folders of a private home: programs that read $XDG_CONFIG_HOME (OBS does) look there."""
+    return {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_STATE_HOME": str(home / ".local" / "state"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+    }
+
+
 def missing_requirements() -> list[str]:
     """Return the required executables/files that are not installed (empty list = all present)."""
     missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
@@ -317,7 +328,7 @@ class PulseEnv:
         self.client_conf.write_text("autospawn = no\n")
         if self.socket.exists():
             self.socket.unlink()
-        env = {**os.environ, "HOME": str(self.home), "XDG_RUNTIME_DIR": str(self.runtime), **self.env}
+        env = {**os.environ, **home_env(self.home), "XDG_RUNTIME_DIR": str(self.runtime), **self.env}
         env.pop("DISPLAY", None)
         cmd = [
             "pulseaudio",
@@ -728,7 +739,7 @@ class ObsEnv:
     def _obs_env(self) -> dict[str, str]:
         env = {
             **os.environ,
-            "HOME": str(self.home),
+            **home_env(self.home),
             "XDG_RUNTIME_DIR": str(self.runtime),
             "DISPLAY": f":{self.display}",
             "LIBGL_ALWAYS_SOFTWARE": "1",

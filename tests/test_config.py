@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from captioner.config import Config, TranslatorConfig, expand_env, key_path, load, parse, resolve_path
+from captioner.config import (
+    Config,
+    TranslatorConfig,
+    config_warnings,
+    expand_env,
+    key_path,
+    load,
+    parse,
+    resolve_path,
+)
 from captioner.errors import ConfigError
 
 ENV = {"DASHSCOPE_API_KEY": "sk-test-secret", "OBS_PW": "obs-secret"}
@@ -108,6 +117,15 @@ def test_full_example_config_is_valid() -> None:
         (base(log_level="loud"), "log_level", ""),
         (["a", "list"], "(top level)", "mapping"),
         (base(translator={"api_key": "${NOT_SET_ANYWHERE}"}), "translator.api_key", "NOT_SET_ANYWHERE is not set"),
+        # qwen3's voices are listed in full (§9): another name would only be refused by every session.
+        (base(translator={"api_key": "k", "voice": "Tina"}), "translator.voice", "not a qwen3-livetranslate"),
+        (
+            base(voice_outputs=[{"language": "ja", "voice": "Chelsie"}]),
+            "voice_outputs[0].voice",
+            "voices: Cherry, Dylan",
+        ),
+        (base(translator={"api_key": "k", "pin_source_language": "two"}), "translator.pin_source_language", ""),
+        (base(translator={"api_key": "k", "watchdog_speech_s": -1}), "translator.watchdog_speech_s", ""),
     ],
 )
 def test_errors_name_the_key(raw: Any, key: str, fragment: str) -> None:
@@ -115,6 +133,16 @@ def test_errors_name_the_key(raw: Any, key: str, fragment: str) -> None:
         parse(raw, ENV)
     assert info.value.key == key
     assert fragment in str(info.value)
+
+
+def test_voices_the_docs_list_or_clone_ids_pass() -> None:
+    assert parse(base(translator={"api_key": "k", "voice": "Ethan"}), ENV).translator.voice == "Ethan"
+    q35 = {"api_key": "k", "model": "qwen3.5-livetranslate-flash-realtime"}
+    assert parse(base(translator={**q35, "voice": "qwen-translate-vc-7f3a"}), ENV).translator.voice
+    # qwen3.5's full list is the (unread) Omni list: a name outside the seen ones is warned about, not refused.
+    cfg = parse(base(translator={**q35, "voice": "Serena"}), ENV)
+    assert [w for w in config_warnings(cfg) if w.startswith("translator.voice: 'Serena'")]
+    assert config_warnings(parse(base(translator={**q35, "voice": "Tina"}), ENV)) == []
 
 
 def test_qwen35_allows_autodetect_and_more_languages() -> None:

@@ -216,3 +216,13 @@ def test_image_tokens_are_what_the_documented_details_leave_out() -> None:
     """The docs detail text and audio only (§8): the rest of the input total is images when audio is detailed."""
     usage = {"input_tokens": 700, "output_tokens": 9, "input_tokens_details": {"text_tokens": 0, "audio_tokens": 112}}
     assert tokens_from_usage(usage) == Tokens(audio_in=112, image_in=588, text_out=9)
+
+
+def test_tests_keep_state_and_config_out_of_the_users_home() -> None:
+    """A test run once left ~/.local/state/captioner/spend.json, which `captioner demo` then showed as a bill."""
+    from captioner.config import DEFAULT_PATH
+    from tests.conftest import TEST_HOME, USER_HOME
+
+    assert ledger.default_path().is_relative_to(TEST_HOME)
+    assert DEFAULT_PATH.expanduser().is_relative_to(TEST_HOME)
+    assert not ledger.default_path().is_relative_to(USER_HOME)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
+from captioner import ledger
 from captioner.standin import MARKER, WARNING, caption_text
 from captioner.translator import SPEECH_RMS
 from tests.daemonproc import DaemonProc, TextRecorder
@@ -41,10 +43,16 @@ def test_demo_starts_without_a_key_and_run_still_refuses(pulse_env: PulseEnv, tm
         "obs": {"enabled": False},
     }
     env = keyless_env(pulse_env)
+    # What real runs spent today: a demo must neither show it nor change it.
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    spend = tmp_path / "state" / "captioner" / "spend.json"
+    ledger.save(spend, dt.date.today(), 0.2875)
+    saved = spend.read_bytes(), spend.stat().st_mtime_ns
     daemon = DaemonProc(tmp_path, config, env, command="demo").start()
     try:
         daemon.wait(lambda: daemon.link_state("translator:ja") == "connected", 20, "the stand-in session")
         assert daemon.status()["demo"] is True
+        assert daemon.status()["cost"] is None  # the dashboard says "nothing is billed in demo mode"
         assert re.search(rf"WARNING +captioner\.standin: {re.escape(WARNING)}$", daemon.log(), re.M), daemon.log()
         # A reload reads the file the demo way: the new target gets a session on the stand-in too, not on Qwen.
         config["translator"]["targets"] = ["ja", "ko"]
@@ -56,6 +64,7 @@ def test_demo_starts_without_a_key_and_run_still_refuses(pulse_env: PulseEnv, tm
         assert daemon.stop() == 0
     finally:
         daemon.kill()
+    assert (spend.read_bytes(), spend.stat().st_mtime_ns) == saved
     run = subprocess.run(
         [sys.executable, "-m", "captioner", "run", "--config", str(daemon.config_path)],
         capture_output=True,

@@ -204,6 +204,7 @@ def test_translator_drops_mid_utterance_and_later_hangs(
     short = speech_wav("Short again", tmp_path / "short.wav")
     cfg = make_config(fake, obs, ["ja"], {"ja": src})
     cfg["translator"]["watchdog_s"] = 3
+    cfg["translator"]["watchdog_speech_s"] = 0.5  # one short sentence unanswered is enough here
     daemon = start_daemon(tmp_path, cfg, pulse_env, obs)
     try:
         with TextRecorder(obs, [src]) as rec:
@@ -251,5 +252,29 @@ def test_translator_drops_mid_utterance_and_later_hangs(
         assert len(set(rec.seen[src])) == len(rec.seen[src])
         assert rec.seen[src][-1] == daemon.status()["outputs"]["ja"]["last_final"]
         assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+
+
+def test_stop_waits_for_a_service_that_takes_seconds_to_finish(
+    obs: ObsEnv, pulse_env: PulseEnv, fake: FakeTranslator, tmp_path: Path
+) -> None:
+    """The service finishes the last utterance before `session.finished` (the vendor's SDK waits 20 s): stopped
+    mid-sentence, the daemon waits for it, shows it in OBS, and exits 0 (#14)."""
+    src = "E2E Slow Finish JA"
+    cfg = make_config(fake, obs, ["ja"], {"ja": src})
+    daemon = start_daemon(tmp_path, cfg, pulse_env, obs)
+    try:
+        fake.finish_delay_s = 8.0  # longer than the old 5 s default, well inside the new 15 s
+        sentence = speech_wav("This sentence is still being spoken when the stream ends", tmp_path / "s.wav")
+        player = pulse_env.play_async(sentence)
+        daemon.wait(lambda: bool(daemon.status()["outputs"]["ja"]["last_partial"]), 15, "a partial")
+        assert daemon.status()["outputs"]["ja"]["final_count"] == 0
+        started = time.monotonic()
+        assert daemon.stop(timeout=40) == 0
+        assert time.monotonic() - started >= 8.0, "it waited for session.finished"
+        player.wait(30)
+        wait_text(obs, src, "[ja] utterance 1", 5)
+        assert "no session.finished" not in daemon.log()
     finally:
         daemon.kill()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +60,40 @@ def test_no_server_is_a_pulse_error(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setenv("PULSE_CLIENTCONFIG", str(conf))
     with pytest.raises(pulse.PulseError, match="PulseAudio: "):
         pulse.PulseRecorder(None, 16000, 3200).open()
+
+
+def test_a_recorder_learns_that_its_server_died_and_leaves_no_thread_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed or restarted, the server takes the stream with it: the blocked read must end with a PulseError, or
+    every sound-server restart leaks the reader and libpulse's mainloop thread (as the soak showed, #15)."""
+    with PulseEnv() as private:  # its own server: this one gets killed
+        for key, value in private.env.items():
+            monkeypatch.setenv(key, value)
+        pulse.use_client_config_without_shm()
+        tasks_before = len(os.listdir("/proc/self/task"))
+        rec = pulse.PulseRecorder(None, 16000, 3200)
+        rec.open()
+        failure: list[str] = []
+
+        def reader() -> None:
+            try:
+                while True:  # as the daemon reads: sleep until a chunk is due, then read it
+                    time.sleep(max(0.0, 0.1 - rec.buffered_s() + 0.002))
+                    rec.read()
+            except pulse.PulseError as e:
+                failure.append(str(e))
+            finally:
+                rec.close()
+
+        thread = threading.Thread(target=reader, daemon=True)
+        thread.start()
+        time.sleep(0.5)
+        assert private.proc is not None
+        private.proc.send_signal(signal.SIGKILL)
+        thread.join(5)
+        assert not thread.is_alive(), "the read never learned that the server died"
+        assert failure and "PulseAudio: " in failure[0]
+        for _ in range(50):  # libpulse's own thread ends with pa_simple_free
+            if len(os.listdir("/proc/self/task")) <= tasks_before:
+                break
+            time.sleep(0.05)
+        assert len(os.listdir("/proc/self/task")) <= tasks_before
