@@ -500,7 +500,16 @@ class Daemon:
             log.error("reload rejected, keeping the running config: %s", e)
             self.status.reload_error = str(e)
             return
-        await self.apply(new)
+        except Exception as e:  # a reload must never stop the daemon, whatever the loader trips on
+            log.exception("reload failed, keeping the running config")
+            self.status.reload_error = f"{path}: {type(e).__name__}: {e}"
+            return
+        try:
+            await self.apply(new)
+        except Exception as e:  # the parts applied so far keep running; the rest stay as they were
+            log.exception("reload failed while applying the new config")
+            self.status.reload_error = f"{path}: applying failed: {type(e).__name__}: {e}"
+            return
         self.status.reload_error = None
 
     async def apply(self, new: Config) -> None:

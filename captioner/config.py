@@ -138,6 +138,8 @@ class TranslatorConfig(_Section):
                 value = yaml.safe_load(path.read_text(encoding="utf-8"))
             except OSError as e:
                 raise ConfigError(key, f"cannot read glossary file {path}: {e.strerror or e}") from None
+            except UnicodeDecodeError as e:
+                raise ConfigError(key, f"{where}{_not_utf8(e)}") from None
             except RecursionError:
                 raise ConfigError(key, f"{where}not valid YAML: nested too deeply") from None
             except yaml.YAMLError as e:
@@ -648,6 +650,11 @@ def resolve_path(cli_path: str | None, env: Mapping[str, str] | None = None) -> 
     return default if default.exists() else None
 
 
+def _not_utf8(e: UnicodeDecodeError) -> str:
+    # The byte offset is what an editor's "go to byte" or `xxd` needs; the codec's wording is not for users.
+    return f"not UTF-8 text (byte {e.start}: {e.object[e.start : e.start + 1]!r}); save the file as UTF-8"
+
+
 def load(
     path: Path | None, env: Mapping[str, str] | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None
 ) -> Config:
@@ -658,6 +665,8 @@ def load(
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(str(path), f"cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), _not_utf8(e)) from None
     try:
         raw = yaml.safe_load(text)
     except RecursionError:

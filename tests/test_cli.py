@@ -38,6 +38,16 @@ def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
         assert "translator.targets[1]: 'xx' is not a supported language" in r.stderr
 
 
+def test_config_that_is_not_utf8_exits_2_naming_the_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes("translator:\n  api_key: k\n  voice: Chérie\n".encode("latin-1"))
+    for command in ("check", "run"):
+        r = captioner(command, "--config", str(cfg))
+        assert r.returncode == 2, r.stderr
+        assert f"captioner: config error: {cfg}: not UTF-8 text" in r.stderr
+        assert "Traceback" not in r.stderr
+
+
 def test_missing_key_in_environment_exits_2(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     r = captioner("run", env=env, cwd=tmp_path)

@@ -1,0 +1,58 @@
+"""Hard to break (#15): a bad reload, a full disk, a key echoed by the server, hostile input never stop the daemon."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemonproc import DaemonProc
+from tests.fake_translator import FakeTranslator
+from tests.realenv import PulseEnv
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+KEY = "sk-hardening-secret-1234"
+
+
+@pytest.fixture
+def fake(threaded_fake: Callable[..., FakeTranslator]) -> FakeTranslator:
+    return threaded_fake(api_key=KEY)
+
+
+def config(fake: FakeTranslator, **sections: Any) -> dict[str, Any]:
+    return {
+        "audio": {"device": "loopback"},
+        "translator": {"url": fake.url, "api_key": "${DASHSCOPE_API_KEY}", "targets": ["ja"]},
+        "obs": {"enabled": False},
+        **sections,
+    }
+
+
+def start(tmp: Path, cfg: dict[str, Any], pulse: PulseEnv) -> DaemonProc:
+    daemon = DaemonProc(tmp, cfg, pulse.child_env(DASHSCOPE_API_KEY=KEY)).start()
+    daemon.wait(lambda: daemon.link_state("translator:ja") == "connected", 20, "translator connected")
+    return daemon
+
+
+def test_sighup_with_a_file_that_is_not_utf8_keeps_the_daemon_running(
+    pulse_env: PulseEnv, fake: FakeTranslator, tmp_path: Path
+) -> None:
+    daemon = start(tmp_path, config(fake), pulse_env)
+    try:
+        good = daemon.config_path.read_bytes()
+        daemon.config_path.write_bytes(good + "# caf\xe9 in Latin-1\n".encode("latin-1"))
+        daemon.send_signal(signal.SIGHUP)
+        daemon.wait(lambda: daemon.status()["reload_error"] is not None, 10, "reload refused")
+        error = daemon.status()["reload_error"]
+        assert error.startswith(f"{daemon.config_path}: not UTF-8 text (byte {len(good) + 5}"), error
+        assert daemon.link_state("translator:ja") == "connected"  # the running config goes on
+        daemon.config_path.write_bytes(good)
+        daemon.send_signal(signal.SIGHUP)
+        daemon.wait(lambda: daemon.status()["reload_error"] is None, 10, "the fixed file reloaded")
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    assert "Traceback" not in daemon.log()
