@@ -23,6 +23,7 @@ from pydantic import (
 from . import cea608
 from .errors import ConfigError
 from .protocol import Dialect, UnsupportedModel, dialect_for
+from .redaction import add_secrets
 from .vocabulary import compile_find
 
 SOURCE = "source"
@@ -595,6 +596,9 @@ def parse(
     except ValidationError as e:
         first = e.errors()[0]
         raise ConfigError(key_path(tuple(first["loc"])), _describe(first)) from None
+    # Known from here on, so that no status, error or log line shows them, whatever text they turn up in.
+    add_secrets(cfg.translator.api_key.get_secret_value(), cfg.obs.password.get_secret_value())
+    add_secrets(cfg.http.token.get_secret_value())
     _check(cfg)
     return cfg
 

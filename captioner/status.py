@@ -13,6 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .readout import gauge_value, histogram_summary
+from .redaction import redact
 
 
 class LinkState(enum.StrEnum):
@@ -211,8 +212,17 @@ class Link:
     name: str
     metrics: Metrics
     state: LinkState = LinkState.CONNECTING
-    last_error: str | None = None
     since: float = field(default_factory=time.time)
+    _last_error: str | None = None
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, text: str | None) -> None:
+        # Every part writes what the outside said here; /status, the dashboard and STATUS= read it.
+        self._last_error = None if text is None else redact(text)
 
     def set(self, state: LinkState, error: str | None = None) -> None:
         if state != self.state:

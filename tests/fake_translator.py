@@ -281,6 +281,8 @@ class FakeTranslator:
         self.rate_limit_per_minute: int | None = None
         self.rate_window_s = 60.0  # tests may shrink the window
         self.reject_audio_for_text_only_targets = True  # §4.1 "[?] whole session is rejected"
+        # (code, message): answer every session.update with this `error`, as a service refusing the session does.
+        self.refuse_updates: tuple[str, str] | None = None
         self._lock = threading.Lock()
         self._connections: list[ConnectionRecord] = []
         self._handshakes_rejected = 0
@@ -658,6 +660,9 @@ class FakeTranslator:
             if k in ("id", "object", "model"):
                 continue
             eff[k] = {**eff[k], **v} if isinstance(v, dict) and isinstance(eff.get(k), dict) else v
+        if self.refuse_updates is not None:
+            await self._error(c, self.refuse_updates[0], self.refuse_updates[1], "")
+            return
         problem = self._validate(family, upd, eff)
         if problem is not None:
             await self._error(c, "invalid_value", problem[0], problem[1])

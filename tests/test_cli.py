@@ -140,3 +140,21 @@ def test_warns_when_a_file_holding_a_secret_is_world_readable(tmp_path: Path) ->
     env_cfg.chmod(0o644)
     r = captioner("check", "--config", str(env_cfg), env={"K": "sk-from-env", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0 and "readable by other users" not in r.stderr
+
+
+def test_check_connect_never_prints_a_key_the_server_echoes(tmp_path: Path) -> None:
+    key = "sk-echoed-by-the-server"
+    fake = FakeTranslator(api_key=key)
+    fake.refuse_updates = ("InvalidParameter", f"Invalid header Authorization: Bearer {key}")
+    fake.start_in_thread()
+    try:
+        path = tmp_path / "c.yaml"
+        path.write_text(
+            yaml.safe_dump({"translator": {"url": fake.url, "api_key": "${KEY}"}, "obs": {"enabled": False}})
+        )
+        r = captioner("check", "--connect", "--config", str(path), env={"KEY": key, "PATH": "/usr/bin:/bin"})
+    finally:
+        fake.stop_thread()
+    assert r.returncode == 1
+    assert "translator ja: failed: SessionRejected: Invalid header Authorization: Bearer ***" in r.stdout
+    assert key not in r.stdout + r.stderr

@@ -56,3 +56,31 @@ def test_sighup_with_a_file_that_is_not_utf8_keeps_the_daemon_running(
     finally:
         daemon.kill()
     assert "Traceback" not in daemon.log()
+
+
+def test_a_key_the_server_echoes_never_reaches_status_metrics_or_the_log(
+    pulse_env: PulseEnv, fake: FakeTranslator, tmp_path: Path
+) -> None:
+    daemon = start(tmp_path, config(fake), pulse_env)
+    try:
+        message = f"Invalid header Authorization: Bearer {KEY}"
+        fake.inject(
+            {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "code": "InvalidParameter", "message": message, "param": ""},
+            }
+        )
+        daemon.wait(
+            lambda: "InvalidParameter" in str(daemon.status()["links"]["translator:ja"]["last_error"]),
+            10,
+            "the service error in /status",
+        )
+        last_error = daemon.status()["links"]["translator:ja"]["last_error"]
+        assert last_error == "InvalidParameter: Invalid header Authorization: Bearer ***"
+        assert KEY not in daemon.get("/metrics")[1] and KEY not in daemon.get("/")[1]
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    assert "service error InvalidParameter: Invalid header Authorization: Bearer ***" in daemon.log()
+    assert KEY not in daemon.log()
+
