@@ -39,6 +39,8 @@ _SHUTDOWN_LIMIT_S = 15.0
 _STATUS_EVERY_S = 5.0
 # On stop, translated voice still queued plays this long at most; the rest is dropped (and counted).
 _VOICE_DRAIN_S = 3.0
+# A final caption's text in the INFO log is cut after this many characters (files and OBS get all of it).
+_LOGGED_CAPTION_CHARS = 200
 
 
 class Daemon:
@@ -409,7 +411,7 @@ class Daemon:
         if len(self._first_seen) > 1000:  # items the service never finalized
             self._first_seen.clear()
         self.status.record_final(lang, caption.text)
-        log.info("caption [%s] %s", lang, caption.text)
+        log.info("caption [%s] %s", lang, _clipped(caption.text))
         # On screen first: it is what viewers wait for; files can take the next microseconds.
         if self.presenter is not None:
             self.presenter.caption(
@@ -628,6 +630,11 @@ def _output_named(cfg: Config, body: dict[str, Any]) -> str:
     if not isinstance(name, str) or name not in names:
         raise http_api.ControlError(f'name the output as {{"output": ...}}, one of: {", ".join(names) or "none"}')
     return name
+
+
+def _clipped(text: str, limit: int = _LOGGED_CAPTION_CHARS) -> str:
+    # A caption is as long as the service makes it; the log line stays readable and the journal small.
+    return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit} more characters]"
 
 
 def _transcribes(cfg: Config, target: str) -> bool:

@@ -84,3 +84,22 @@ def test_a_key_the_server_echoes_never_reaches_status_metrics_or_the_log(
     assert "service error InvalidParameter: Invalid header Authorization: Bearer ***" in daemon.log()
     assert KEY not in daemon.log()
 
+
+def test_a_huge_caption_is_logged_cut_and_written_whole(
+    pulse_env: PulseEnv, fake: FakeTranslator, tmp_path: Path
+) -> None:
+    folder = tmp_path / "subs"
+    cfg = config(fake, transcripts={"enabled": True, "folder": str(folder), "formats": ["txt"]})
+    daemon = start(tmp_path, cfg, pulse_env)
+    text = "word " * 200_000  # 1 MB, one sentence
+    try:
+        fake.inject({"type": "response.text.done", "item_id": "item_big", "response_id": "resp_big", "text": text})
+        daemon.wait(lambda: daemon.status()["outputs"]["ja"]["final_count"] == 1, 10, "the final")
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    lines = [line for line in daemon.log().splitlines() if "caption [ja]" in line]
+    assert len(lines) == 1 and len(lines[0]) < 400, lines[0][:500]
+    assert lines[0].endswith(f"… [{len(text.strip()) - 200} more characters]")
+    (written,) = folder.glob("*_ja.txt")
+    assert len(written.read_text()) > len(text) - 10  # the file keeps the whole caption
