@@ -29,6 +29,38 @@ class LinkState(enum.StrEnum):
 
 
 _STATE_VALUE = {s: i for i, s in enumerate(LinkState)}
+# Service error codes (normalised: lower case, letters and digits) that get their own metric series; any other code
+# a server sends is counted as "other", so a server cannot grow /metrics without bound (translator-protocol §7).
+KNOWN_ERROR_CODES = frozenset(
+    {
+        "invalidapikey",
+        "accessdenied",
+        "arrearage",
+        "modelnotfound",
+        "insufficientquota",
+        "throttlingratequota",
+        "throttlingallocationquota",
+        "invalidparameter",
+        "invalidvalue",
+        "invalidjson",
+        "invalidrequesterror",
+        "responseidletimeout",
+        "transcriptionfailed",
+        "commonerror",
+        "internalerror",
+        "serviceunavailable",
+    }
+)
+
+
+def error_code_label(code: str) -> str:
+    """The `code` label for a service error: a known code, "unknown" when there is none, else "other"."""
+    normal = "".join(ch for ch in code.lower() if ch.isalnum())
+    if not normal:
+        return "unknown"
+    return normal if normal in KNOWN_ERROR_CODES else "other"
+
+
 TRACE_ENV = "CAPTIONER_TRACE"
 
 
@@ -86,7 +118,10 @@ class Metrics:
             registry=r,
         )
         self.translator_errors = Counter(
-            "captioner_translator_errors", "`error` events from the service", ["target", "code"], registry=r
+            "captioner_translator_errors",
+            "`error` events from the service, by code (known codes; the rest as other)",
+            ["target", "code"],
+            registry=r,
         )
         self.translator_rotations = Counter(
             "captioner_translator_rotations",

@@ -23,7 +23,7 @@ from .errors import AuthError, LinkError
 from .playout import AUDIO_EVENT_TYPES
 from .protocol import session_update
 from .reconnect import Backoff, ConnectBudget
-from .status import LinkState, Status
+from .status import LinkState, Status, error_code_label
 from .vision import rate_allows
 
 log = logging.getLogger(__name__)
@@ -534,7 +534,7 @@ class TranslatorSession:
             if self.on_usage is not None:
                 self.on_usage(self.target, result.usage)
         if result.error is not None:
-            m.translator_errors.labels(self.target, normalise_code(result.error.code) or "unknown").inc()
+            m.translator_errors.labels(self.target, error_code_label(result.error.code)).inc()
             if _is_idle_close(result.error.code, result.error.message):
                 raise IdleClosed(result.error.message or result.error.code)
             self.link.last_error = f"{result.error.code}: {result.error.message}"

@@ -103,3 +103,23 @@ def test_a_huge_caption_is_logged_cut_and_written_whole(
     assert lines[0].endswith(f"… [{len(text.strip()) - 200} more characters]")
     (written,) = folder.glob("*_ja.txt")
     assert len(written.read_text()) > len(text) - 10  # the file keeps the whole caption
+
+
+def test_error_codes_from_the_server_cannot_grow_the_metrics(
+    pulse_env: PulseEnv, fake: FakeTranslator, tmp_path: Path
+) -> None:
+    daemon = start(tmp_path, config(fake), pulse_env)
+    try:
+        for i in range(40):
+            fake.inject({"type": "error", "error": {"code": f"Made.Up.Code{i}", "message": "?", "param": ""}})
+        fake.inject({"type": "error", "error": {"code": "Invalid_Parameter", "message": "?", "param": ""}})
+        series = lambda: [  # noqa: E731
+            line
+            for line in daemon.get("/metrics")[1].splitlines()
+            if line.startswith("captioner_translator_errors_total")
+        ]
+        daemon.wait(lambda: len(series()) == 2 and 'code="invalidparameter"' in "".join(series()), 10, "the errors")
+        assert 'captioner_translator_errors_total{code="other",target="ja"} 40.0' in series()
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
