@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -166,7 +167,7 @@ class Daemon:
 
     def _open_transcripts(self, cfg: Config) -> None:
         if self.transcripts is not None:
-            self.transcripts.close()
+            self._file_output("transcripts", self.transcripts.close)
             self.transcripts = None
         t = cfg.transcripts
         if t.enabled:
@@ -175,6 +176,28 @@ class Daemon:
                 log.info("writing transcripts to %s", self.transcripts.folder)
             except OSError as e:
                 log.error("cannot write transcripts to %s: %s", t.folder, e)
+                self.status.file_output("transcripts").failed(str(e))
+
+    def _writers(self) -> list[tuple[str, TranscriptWriter]]:
+        pairs = (("transcripts", self.transcripts), ("recording_transcripts", self.recording_transcripts))
+        return [(name, writer) for name, writer in pairs if writer is not None]
+
+    def _file_output(self, name: str, action: Callable[[], None]) -> None:
+        """A transcript file operation; a failure (a full disk) is counted, shown in /status and retried, never raised.
+
+        What could not be written waits in the writer and goes out with the next caption or heartbeat; nothing here
+        may stop another output, a reload or the shutdown.
+        """
+        out = self.status.file_output(name)
+        try:
+            action()
+        except OSError as e:
+            (log.error if out.failing_since is None else log.debug)("%s: cannot write: %s; will retry", name, e)
+            out.failed(str(e))
+            return
+        if out.failing_since is not None:
+            log.info("%s: written again", name)
+            out.failing_since = None
 
     # ---- data flow ----------------------------------------------------------------------------------
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
@@ -298,7 +321,7 @@ class Daemon:
         current = self.recording_transcripts
         if not rec.active:
             if current is not None:
-                current.close()
+                self._file_output("recording_transcripts", current.close)
                 log.info("recording stopped; transcripts in %s", current.folder)
             self.recording_transcripts = None
             return
@@ -424,14 +447,8 @@ class Daemon:
             )
         if self.stream_feed is not None and lang == self.cfg.stream_caption_language():
             self.stream_feed.caption(caption.text)
-        for writer in (self.transcripts, self.recording_transcripts):
-            if writer is None:
-                continue
-            try:
-                writer.write(lang, caption.text, spoken_at, now)
-            except OSError as e:
-                self.status.metrics.transcript_errors.inc()
-                log.error("transcript write failed: %s", e)
+        for name, writer in self._writers():
+            self._file_output(name, functools.partial(writer.write, lang, caption.text, spoken_at, now))
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     async def run(
@@ -488,7 +505,7 @@ class Daemon:
             self.presenter.settle()
         await self._stop_obs()
         if self.transcripts is not None:
-            self.transcripts.close()
+            self._file_output("transcripts", self.transcripts.close)
         self._save_spend()
         if runner is not None:
             await runner.cleanup()
@@ -612,6 +629,9 @@ class Daemon:
             notify(f"WATCHDOG=1\nSTATUS={count} captions; {links}" if usec else f"STATUS={count} captions; {links}")
             self._check_budget()  # a new day lifts the day's budget
             self._save_spend()
+            for name, writer in self._writers():
+                if self.status.file_output(name).failing_since is not None:
+                    self._file_output(name, writer.flush)  # the disk may have room again
             await asyncio.sleep(interval)
 
 

@@ -272,6 +272,26 @@ class Link:
 
 
 @dataclass
+class FileOutput:
+    """One set of files written as captions come (transcripts), as /status shows it."""
+
+    metrics: Metrics
+    errors: int = 0
+    last_error: str | None = None
+    failing_since: float | None = None
+
+    def failed(self, error: str) -> None:
+        self.errors += 1
+        self.last_error = redact(error)
+        self.failing_since = self.failing_since or time.time()
+        self.metrics.transcript_errors.inc()
+
+    def as_dict(self) -> dict[str, Any]:
+        since = None if self.failing_since is None else round(self.failing_since, 3)
+        return {"ok": since is None, "errors": self.errors, "last_error": self.last_error, "failing_since": since}
+
+
+@dataclass
 class OutputLanguage:
     """Caption history of one language, as /status shows it."""
 
@@ -294,6 +314,8 @@ class Status:
         self.languages: dict[str, OutputLanguage] = {}
         # What each OBS text source shows now (after layout), by source name.
         self.screens: dict[str, str] = {}
+        # File outputs by name ("transcripts", "recording_transcripts"): whether the disk takes them.
+        self.files: dict[str, FileOutput] = {}
         # Why the last SIGHUP reload was refused; None when it applied.
         self.reload_error: str | None = None
         # The audio gate's state and counters, read when /status is asked (app.py sets it).
@@ -316,6 +338,9 @@ class Status:
             self.links[name] = Link(name, self.metrics)
             self.metrics.link_state.labels(name).set(0)
         return self.links[name]
+
+    def file_output(self, name: str) -> FileOutput:
+        return self.files.setdefault(name, FileOutput(self.metrics))
 
     def language(self, name: str) -> OutputLanguage:
         return self.languages.setdefault(name, OutputLanguage())
@@ -345,6 +370,7 @@ class Status:
                 "capture_to_wire": histogram_summary(self.metrics.capture_to_wire_seconds),
             },
             "screens": dict(self.screens),
+            "files": {name: f.as_dict() for name, f in self.files.items()},
             "control": self.control() if self.control is not None else None,
             "languages_available": list(self.languages_available),
             "outputs": {

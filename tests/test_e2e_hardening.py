@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import TinyDisk
 from tests.daemonproc import DaemonProc
 from tests.fake_translator import FakeTranslator
 from tests.realenv import PulseEnv
@@ -123,3 +125,57 @@ def test_error_codes_from_the_server_cannot_grow_the_metrics(
         assert daemon.stop() == 0
     finally:
         daemon.kill()
+
+
+USAGE = {
+    "type": "response.done",
+    "response": {
+        "id": "resp_usage",
+        "usage": {
+            "total_tokens": 100000,
+            "input_tokens": 100000,
+            "output_tokens": 0,
+            "input_tokens_details": {"audio_tokens": 100000, "text_tokens": 0},
+            "output_tokens_details": {"text_tokens": 0},
+        },
+    },
+}
+
+
+def test_a_full_disk_is_counted_shown_retried_and_the_stop_still_saves_and_exits_0(
+    pulse_env: PulseEnv, fake: FakeTranslator, tmp_path: Path, tiny_disk: TinyDisk
+) -> None:
+    spend = tmp_path / "spend.json"
+    cfg = config(
+        fake,
+        transcripts={"enabled": True, "folder": str(tiny_disk.path), "formats": ["srt", "txt"]},
+        cost={"state_file": str(spend)},
+    )
+    daemon = start(tmp_path, cfg, pulse_env)
+    long = "word " * 2000  # more than the block each file has: the disk must give a new one
+
+    def files() -> dict[str, Any]:
+        return dict(daemon.status()["files"].get("transcripts") or {})
+
+    try:
+        tiny_disk.fill()
+        fake.inject({"type": "response.text.done", "item_id": "item_1", "response_id": "resp_1", "text": long})
+        daemon.wait(lambda: files().get("ok") is False, 10, "the failing file output in /status")
+        assert "No space left on device" in files()["last_error"]
+        assert "captioner_transcript_write_errors_total 1.0" in daemon.get("/metrics")[1]  # one caption
+        tiny_disk.free()
+        daemon.wait(lambda: files().get("ok") is True, 10, "the heartbeat writing the waiting caption")
+        (srt,) = tiny_disk.path.glob("*_ja.srt")
+        assert long.strip() in srt.read_text()
+        tiny_disk.fill()
+        fake.inject({"type": "response.text.done", "item_id": "item_2", "response_id": "resp_2", "text": long})
+        fake.inject(USAGE)
+        daemon.wait(lambda: files().get("ok") is False and daemon.status()["cost"]["day_spent"] > 0, 10, "full again")
+        assert daemon.get("/healthz")[0] == 200
+        assert daemon.stop() == 0  # close() meets ENOSPC: reported, and the rest of the stop goes on
+    finally:
+        daemon.kill()
+    log = daemon.log()
+    assert "transcripts: cannot write: [Errno 28] No space left on device" in log
+    assert log.rstrip().endswith("stopped"), log[-2000:]
+    assert json.loads(spend.read_text())["spent"] > 0
