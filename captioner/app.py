@@ -464,6 +464,7 @@ class Daemon:
                 self.hub,
                 controls=self.controls(),
                 token=self.cfg.http.token.get_secret_value(),
+                settings=self.cfg.http,
             )
             log.info("HTTP on http://%s:%d/status", self.cfg.http.host, self.http_port)
         self._open_transcripts(self.cfg)

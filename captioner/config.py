@@ -240,6 +240,15 @@ class HttpConfig(_Section):
     port: int = Field(8765, ge=0, le=65535)
     # Bearer token for the POST /control/... endpoints (also on loopback); empty = those endpoints are off.
     token: SecretStr = SecretStr("")
+    # A connection must send a whole request head (and /control its body) within this long of opening or of its
+    # last answer; half-sent and idle connections are closed after it.
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    # Open connections besides overlay event streams; past it the oldest one not answering a request is closed.
+    max_connections: int = Field(64, ge=2, le=10_000)
+    # Overlay pages' event streams (/overlay/events) open at once; past it a new one is answered 503 (it retries).
+    max_event_streams: int = Field(256, ge=1, le=10_000)
+    # Host names besides localhost and IP literals that requests may name (Host header); against DNS rebinding.
+    allowed_hosts: tuple[str, ...] = ()
 
 
 class StreamCaptionsConfig(_Section):

@@ -177,6 +177,19 @@ class Metrics:
         self.transcript_errors = Counter(
             "captioner_transcript_write_errors", "Captions that could not be written to transcript files", registry=r
         )
+        self.http_refused = Counter(
+            "captioner_http_refused",
+            "HTTP connections or requests turned away: host (Host not allowed), max_connections (the oldest idle one "
+            "closed for a new one, or the new one when all were busy), timeout (no whole request in time), "
+            "max_event_streams",
+            ["reason"],
+            registry=r,
+        )
+        self.http_accept_errors = Counter(
+            "captioner_http_accept_errors",
+            "Failed accept() on the HTTP port (e.g. out of file descriptors)",
+            registry=r,
+        )
         self.uptime = Gauge("captioner_uptime_seconds", "Seconds since start", registry=r)
         self.audio_level = Gauge("captioner_audio_level", "RMS level of the last chunk, 0..1", registry=r)
         # The gate's effect on the bill: captured vs captioner_audio_sent_seconds (what the service bills).

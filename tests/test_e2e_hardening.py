@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -179,3 +181,86 @@ def test_a_full_disk_is_counted_shown_retried_and_the_stop_still_saves_and_exits
     assert "transcripts: cannot write: [Errno 28] No space left on device" in log
     assert log.rstrip().endswith("stopped"), log[-2000:]
     assert json.loads(spend.read_text())["spent"] > 0
+
+
+HALF_SENT = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow"  # the head never ends
+
+
+def half_sent(port: int, n: int) -> list[socket.socket]:
+    """Up to n connections, each with a request head that never ends; fewer when the server stops accepting."""
+    socks: list[socket.socket] = []
+    for _ in range(n):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            s.sendall(HALF_SENT)
+        except OSError:
+            break
+        socks.append(s)
+    return socks
+
+
+def closed_by_server(s: socket.socket) -> bool:
+    try:
+        return s.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def metric(daemon: DaemonProc, line_start: str) -> float:
+    for line in daemon.get("/metrics")[1].splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_half_sent_requests_are_capped_and_timed_out_and_healthz_still_answers(
+    pulse_env: PulseEnv, fake: FakeTranslator, tmp_path: Path
+) -> None:
+    daemon = start(tmp_path, config(fake, http={"header_timeout_s": 1.5, "max_connections": 16}), pulse_env)
+    socks: list[socket.socket] = []
+    try:
+        socks = half_sent(daemon.http_port, 100)  # more than the cap
+        started = time.monotonic()
+        assert daemon.get("/healthz") == (200, "ok\n")
+        assert metric(daemon, 'captioner_http_refused_total{reason="max_connections"}') >= 100 - 16
+        for s in socks:
+            s.settimeout(max(0.1, started + 3 - time.monotonic()))
+        assert all(closed_by_server(s) for s in socks)  # the ones left under the cap: after header_timeout_s
+        assert metric(daemon, 'captioner_http_refused_total{reason="timeout"}') >= 1
+        assert daemon.get("/healthz") == (200, "ok\n")
+        assert daemon.stop() == 0
+    finally:
+        for s in socks:
+            s.close()
+        daemon.kill()
+    assert "Traceback" not in daemon.log() and " ERROR " not in daemon.log()
+
+
+def test_running_out_of_file_descriptors_is_logged_once_and_healthz_comes_back(
+    pulse_env: PulseEnv, fake: FakeTranslator, tmp_path: Path
+) -> None:
+    # The cap is set above what the open-file limit allows, as with an unset LimitNOFILE and a raised cap.
+    cfg = config(fake, http={"header_timeout_s": 2, "max_connections": 400})
+    daemon = DaemonProc(tmp_path, cfg, pulse_env.child_env(DASHSCOPE_API_KEY=KEY))
+    daemon.nofile = 128
+    daemon.start()
+    socks: list[socket.socket] = []
+    try:
+        daemon.wait(lambda: daemon.link_state("translator:ja") == "connected", 20, "translator connected")
+        socks = half_sent(daemon.http_port, 200)
+        daemon.wait(lambda: metric(daemon, "captioner_http_accept_errors_total") > 0, 10, "accept failing")
+        time.sleep(2)  # accept() keeps failing meanwhile
+        for s in socks:
+            s.close()
+        daemon.wait(lambda: daemon.get("/healthz")[0] == 200, 10, "/healthz again")
+        assert daemon.stop() == 0
+    finally:
+        for s in socks:
+            s.close()
+        daemon.kill()
+    log = daemon.log()
+    assert "open-file limit 128 is below" in log  # said at start
+    assert log.count("cannot accept HTTP connections: [Errno 24] Too many open files") == 1, log[-3000:]
+    assert "Traceback" not in log
