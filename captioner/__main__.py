@@ -15,32 +15,17 @@ import yaml
 from . import __version__
 from .config import Config, config_warnings, load, resolve_path
 from .errors import ConfigError
+from .redaction import RedactFilter, add_secrets
 
 log = logging.getLogger("captioner")
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
 
 
-class _Redact(logging.Filter):
-    """Defence in depth: no log line ever carries a secret, whoever wrote it."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 4]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            message = record.getMessage()
-            if any(s in message for s in self.secrets):
-                for s in self.secrets:
-                    message = message.replace(s, "***")
-                record.msg, record.args = message, None
-        return True
-
-
 def setup_logging(level: str, secrets: list[str] | None = None) -> None:
+    add_secrets(*(secrets or []))  # those of every loaded config are known already (config.parse adds them)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    handler.addFilter(_Redact(secrets or []))
+    handler.addFilter(RedactFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)

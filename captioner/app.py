@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -41,6 +42,8 @@ _SHUTDOWN_MARGIN_S = 10.0
 _STATUS_EVERY_S = 5.0
 # On stop, translated voice still queued plays this long at most; the rest is dropped (and counted).
 _VOICE_DRAIN_S = 3.0
+# A final caption's text in the INFO log is cut after this many characters (files and OBS get all of it).
+_LOGGED_CAPTION_CHARS = 200
 
 
 class Daemon:
@@ -183,7 +186,7 @@ class Daemon:
 
     def _open_transcripts(self, cfg: Config) -> None:
         if self.transcripts is not None:
-            self.transcripts.close()
+            self._file_output("transcripts", self.transcripts.close)
             self.transcripts = None
         t = cfg.transcripts
         if t.enabled:
@@ -192,6 +195,28 @@ class Daemon:
                 log.info("writing transcripts to %s", self.transcripts.folder)
             except OSError as e:
                 log.error("cannot write transcripts to %s: %s", t.folder, e)
+                self.status.file_output("transcripts").failed(str(e))
+
+    def _writers(self) -> list[tuple[str, TranscriptWriter]]:
+        pairs = (("transcripts", self.transcripts), ("recording_transcripts", self.recording_transcripts))
+        return [(name, writer) for name, writer in pairs if writer is not None]
+
+    def _file_output(self, name: str, action: Callable[[], None]) -> None:
+        """A transcript file operation; a failure (a full disk) is counted, shown in /status and retried, never raised.
+
+        What could not be written waits in the writer and goes out with the next caption or heartbeat; nothing here
+        may stop another output, a reload or the shutdown.
+        """
+        out = self.status.file_output(name)
+        try:
+            action()
+        except OSError as e:
+            (log.error if out.failing_since is None else log.debug)("%s: cannot write: %s; will retry", name, e)
+            out.failed(str(e))
+            return
+        if out.failing_since is not None:
+            log.info("%s: written again", name)
+            out.failing_since = None
 
     # ---- data flow ----------------------------------------------------------------------------------
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
@@ -318,7 +343,7 @@ class Daemon:
         current = self.recording_transcripts
         if not rec.active:
             if current is not None:
-                current.close()
+                self._file_output("recording_transcripts", current.close)
                 log.info("recording stopped; transcripts in %s", current.folder)
             self.recording_transcripts = None
             return
@@ -431,7 +456,7 @@ class Daemon:
         if len(self._first_seen) > 1000:  # items the service never finalized
             self._first_seen.clear()
         self.status.record_final(lang, caption.text)
-        log.info("caption [%s] %s", lang, caption.text)
+        log.info("caption [%s] %s", lang, _clipped(caption.text))
         # On screen first: it is what viewers wait for; files can take the next microseconds.
         if self.presenter is not None:
             self.presenter.caption(
@@ -444,14 +469,8 @@ class Daemon:
             )
         if self.stream_feed is not None and lang == self.cfg.stream_caption_language():
             self.stream_feed.caption(caption.text)
-        for writer in (self.transcripts, self.recording_transcripts):
-            if writer is None:
-                continue
-            try:
-                writer.write(lang, caption.text, spoken_at, now)
-            except OSError as e:
-                self.status.metrics.transcript_errors.inc()
-                log.error("transcript write failed: %s", e)
+        for name, writer in self._writers():
+            self._file_output(name, functools.partial(writer.write, lang, caption.text, spoken_at, now))
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     async def run(
@@ -467,6 +486,7 @@ class Daemon:
                 self.hub,
                 controls=self.controls(),
                 token=self.cfg.http.token.get_secret_value(),
+                settings=self.cfg.http,
             )
             log.info("HTTP on http://%s:%d/status", self.cfg.http.host, self.http_port)
         self._open_transcripts(self.cfg)
@@ -509,7 +529,7 @@ class Daemon:
             self.presenter.settle()
         await self._stop_obs()
         if self.transcripts is not None:
-            self.transcripts.close()
+            self._file_output("transcripts", self.transcripts.close)
         self._save_spend()
         if runner is not None:
             await runner.cleanup()
@@ -523,7 +543,16 @@ class Daemon:
             log.error("reload rejected, keeping the running config: %s", e)
             self.status.reload_error = str(e)
             return
-        await self.apply(new)
+        except Exception as e:  # a reload must never stop the daemon, whatever the loader trips on
+            log.exception("reload failed, keeping the running config")
+            self.status.reload_error = f"{path}: {type(e).__name__}: {e}"
+            return
+        try:
+            await self.apply(new)
+        except Exception as e:  # the parts applied so far keep running; the rest stay as they were
+            log.exception("reload failed while applying the new config")
+            self.status.reload_error = f"{path}: applying failed: {type(e).__name__}: {e}"
+            return
         self.status.reload_error = None
 
     async def apply(self, new: Config) -> None:
@@ -625,6 +654,9 @@ class Daemon:
             notify(f"WATCHDOG=1\nSTATUS={count} captions; {links}" if usec else f"STATUS={count} captions; {links}")
             self._check_budget()  # a new day lifts the day's budget
             self._save_spend()
+            for name, writer in self._writers():
+                if self.status.file_output(name).failing_since is not None:
+                    self._file_output(name, writer.flush)  # the disk may have room again
             await asyncio.sleep(interval)
 
 
@@ -643,6 +675,11 @@ def _output_named(cfg: Config, body: dict[str, Any]) -> str:
     if not isinstance(name, str) or name not in names:
         raise http_api.ControlError(f'name the output as {{"output": ...}}, one of: {", ".join(names) or "none"}')
     return name
+
+
+def _clipped(text: str, limit: int = _LOGGED_CAPTION_CHARS) -> str:
+    # A caption is as long as the service makes it; the log line stays readable and the journal small.
+    return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit} more characters]"
 
 
 def _transcribes(cfg: Config, target: str) -> bool:

@@ -7,6 +7,7 @@ import sys
 
 from .config import Config
 from .reconnect import ConnectBudget
+from .redaction import redact
 from .status import Status
 
 
@@ -75,7 +76,7 @@ async def check_connections(cfg: Config) -> int:
             print(f"obs: ok ({info})")
         except Exception as e:  # noqa: BLE001 - every failure is reported the same way
             failed = True
-            print(f"obs: failed: {_describe(e)}")
+            print(redact(f"obs: failed: {_describe(e)}"))
     status = Status("check")
     budget = ConnectBudget()
     for target in cfg.translator.targets:
@@ -95,5 +96,5 @@ async def check_connections(cfg: Config) -> int:
             print(f"translator {target}: ok")
         except Exception as e:  # noqa: BLE001 - every failure is reported the same way
             failed = True
-            print(f"translator {target}: failed: {type(e).__name__}: {e}")
+            print(redact(f"translator {target}: failed: {type(e).__name__}: {e}"))
     return 1 if failed else 0

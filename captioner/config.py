@@ -23,6 +23,7 @@ from pydantic import (
 from . import cea608
 from .errors import ConfigError
 from .protocol import Dialect, UnsupportedModel, dialect_for
+from .redaction import add_secrets
 from .vocabulary import compile_find
 
 SOURCE = "source"
@@ -146,6 +147,8 @@ class TranslatorConfig(_Section):
                 value = yaml.safe_load(path.read_text(encoding="utf-8"))
             except OSError as e:
                 raise ConfigError(key, f"cannot read glossary file {path}: {e.strerror or e}") from None
+            except UnicodeDecodeError as e:
+                raise ConfigError(key, f"{where}{_not_utf8(e)}") from None
             except RecursionError:
                 raise ConfigError(key, f"{where}not valid YAML: nested too deeply") from None
             except yaml.YAMLError as e:
@@ -245,6 +248,15 @@ class HttpConfig(_Section):
     port: int = Field(8765, ge=0, le=65535)
     # Bearer token for the POST /control/... endpoints (also on loopback); empty = those endpoints are off.
     token: SecretStr = SecretStr("")
+    # A connection must send a whole request head (and /control its body) within this long of opening or of its
+    # last answer; half-sent and idle connections are closed after it.
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    # Open connections besides overlay event streams; past it the oldest one not answering a request is closed.
+    max_connections: int = Field(64, ge=2, le=10_000)
+    # Overlay pages' event streams (/overlay/events) open at once; past it a new one is answered 503 (it retries).
+    max_event_streams: int = Field(256, ge=1, le=10_000)
+    # Host names besides localhost and IP literals that requests may name (Host header); against DNS rebinding.
+    allowed_hosts: tuple[str, ...] = ()
 
 
 class StreamCaptionsConfig(_Section):
@@ -622,6 +634,9 @@ def parse(
     except ValidationError as e:
         first = e.errors()[0]
         raise ConfigError(key_path(tuple(first["loc"])), _describe(first)) from None
+    # Known from here on, so that no status, error or log line shows them, whatever text they turn up in.
+    add_secrets(cfg.translator.api_key.get_secret_value(), cfg.obs.password.get_secret_value())
+    add_secrets(cfg.http.token.get_secret_value())
     _check(cfg)
     return cfg
 
@@ -677,6 +692,11 @@ def resolve_path(cli_path: str | None, env: Mapping[str, str] | None = None) -> 
     return default if default.exists() else None
 
 
+def _not_utf8(e: UnicodeDecodeError) -> str:
+    # The byte offset is what an editor's "go to byte" or `xxd` needs; the codec's wording is not for users.
+    return f"not UTF-8 text (byte {e.start}: {e.object[e.start : e.start + 1]!r}); save the file as UTF-8"
+
+
 def load(
     path: Path | None, env: Mapping[str, str] | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None
 ) -> Config:
@@ -687,6 +707,8 @@ def load(
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(str(path), f"cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), _not_utf8(e)) from None
     try:
         raw = yaml.safe_load(text)
     except RecursionError:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from .redaction import redact
+
 
 class CaptionerError(Exception):
     """Root of every error captioner raises on purpose."""
+
+    def __init__(self, *args: object) -> None:
+        # Messages often quote what a server said, and a server may echo the key: no secret gets into one.
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(CaptionerError):

@@ -471,9 +471,10 @@ HUB_KEY: Final = web.AppKey("overlay_hub", OverlayHub)
 class _Streams:
     """The open event streams of one app, so shutdown can end them instead of waiting out the handler timeout."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self.open: set[OverlaySubscription] = set()
         self.closing = False
+        self.limit = limit
 
 
 STREAMS_KEY: Final = web.AppKey("overlay_streams", _Streams)
@@ -515,6 +516,9 @@ async def overlay_events(request: web.Request) -> web.StreamResponse:
     hub, streams = request.app[HUB_KEY], request.app[STREAMS_KEY]
     if streams.closing:
         raise web.HTTPServiceUnavailable(text="shutting down\n")
+    if len(streams.open) >= streams.limit:
+        # Each stream holds a socket for hours; EventSource retries after `retry` on its own.
+        raise web.HTTPServiceUnavailable(text="too many overlay pages open (http.max_event_streams)\n")
     # Subscribe before the first await: no event can fall between the replay snapshot and the queue.
     sub, replay = hub.subscribe(lang, partials=style.partials)
     streams.open.add(sub)
@@ -561,10 +565,10 @@ async def _close_streams(app: web.Application) -> None:
         sub.close()
 
 
-def add_routes(app: web.Application, hub: OverlayHub) -> None:
-    """Register GET /overlay and GET /overlay/events on app, serving hub."""
+def add_routes(app: web.Application, hub: OverlayHub, max_streams: int = 256) -> None:
+    """Register GET /overlay and GET /overlay/events on app, serving hub (at most `max_streams` event streams)."""
     app[HUB_KEY] = hub
-    app[STREAMS_KEY] = _Streams()
+    app[STREAMS_KEY] = _Streams(max_streams)
     app.router.add_get("/overlay", overlay_page)
     app.router.add_get("/overlay/events", overlay_events)
     app.on_shutdown.append(_close_streams)

@@ -13,6 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .readout import gauge_value, histogram_summary
+from .redaction import redact
 
 
 class LinkState(enum.StrEnum):
@@ -28,6 +29,38 @@ class LinkState(enum.StrEnum):
 
 
 _STATE_VALUE = {s: i for i, s in enumerate(LinkState)}
+# Service error codes (normalised: lower case, letters and digits) that get their own metric series; any other code
+# a server sends is counted as "other", so a server cannot grow /metrics without bound (translator-protocol §7).
+KNOWN_ERROR_CODES = frozenset(
+    {
+        "invalidapikey",
+        "accessdenied",
+        "arrearage",
+        "modelnotfound",
+        "insufficientquota",
+        "throttlingratequota",
+        "throttlingallocationquota",
+        "invalidparameter",
+        "invalidvalue",
+        "invalidjson",
+        "invalidrequesterror",
+        "responseidletimeout",
+        "transcriptionfailed",
+        "commonerror",
+        "internalerror",
+        "serviceunavailable",
+    }
+)
+
+
+def error_code_label(code: str) -> str:
+    """The `code` label for a service error: a known code, "unknown" when there is none, else "other"."""
+    normal = "".join(ch for ch in code.lower() if ch.isalnum())
+    if not normal:
+        return "unknown"
+    return normal if normal in KNOWN_ERROR_CODES else "other"
+
+
 TRACE_ENV = "CAPTIONER_TRACE"
 
 
@@ -85,7 +118,10 @@ class Metrics:
             registry=r,
         )
         self.translator_errors = Counter(
-            "captioner_translator_errors", "`error` events from the service", ["target", "code"], registry=r
+            "captioner_translator_errors",
+            "`error` events from the service, by code (known codes; the rest as other)",
+            ["target", "code"],
+            registry=r,
         )
         self.translator_rotations = Counter(
             "captioner_translator_rotations",
@@ -140,6 +176,19 @@ class Metrics:
         self.link_state = Gauge("captioner_link_up", "1 when the link is connected", ["link"], registry=r)
         self.transcript_errors = Counter(
             "captioner_transcript_write_errors", "Captions that could not be written to transcript files", registry=r
+        )
+        self.http_refused = Counter(
+            "captioner_http_refused",
+            "HTTP connections or requests turned away: host (Host not allowed), max_connections (the oldest idle one "
+            "closed for a new one, or the new one when all were busy), timeout (no whole request in time), "
+            "max_event_streams",
+            ["reason"],
+            registry=r,
+        )
+        self.http_accept_errors = Counter(
+            "captioner_http_accept_errors",
+            "Failed accept() on the HTTP port (e.g. out of file descriptors)",
+            registry=r,
         )
         self.uptime = Gauge("captioner_uptime_seconds", "Seconds since start", registry=r)
         self.audio_level = Gauge("captioner_audio_level", "RMS level of the last chunk, 0..1", registry=r)
@@ -211,10 +260,19 @@ class Link:
     name: str
     metrics: Metrics
     state: LinkState = LinkState.CONNECTING
-    last_error: str | None = None
     since: float = field(default_factory=time.time)
     # What else the part wants shown, e.g. a translator session's billing and the service's echo warnings.
     info: dict[str, Any] = field(default_factory=dict)
+    _last_error: str | None = None
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, text: str | None) -> None:
+        # Every part writes what the outside said here; /status, the dashboard and STATUS= read it.
+        self._last_error = None if text is None else redact(text)
 
     def set(self, state: LinkState, error: str | None = None) -> None:
         if state != self.state:
@@ -226,6 +284,26 @@ class Link:
 
     def as_dict(self) -> dict[str, Any]:
         return {"state": self.state.value, "last_error": self.last_error, "since": round(self.since, 3), **self.info}
+
+
+@dataclass
+class FileOutput:
+    """One set of files written as captions come (transcripts), as /status shows it."""
+
+    metrics: Metrics
+    errors: int = 0
+    last_error: str | None = None
+    failing_since: float | None = None
+
+    def failed(self, error: str) -> None:
+        self.errors += 1
+        self.last_error = redact(error)
+        self.failing_since = self.failing_since or time.time()
+        self.metrics.transcript_errors.inc()
+
+    def as_dict(self) -> dict[str, Any]:
+        since = None if self.failing_since is None else round(self.failing_since, 3)
+        return {"ok": since is None, "errors": self.errors, "last_error": self.last_error, "failing_since": since}
 
 
 @dataclass
@@ -251,6 +329,8 @@ class Status:
         self.languages: dict[str, OutputLanguage] = {}
         # What each OBS text source shows now (after layout), by source name.
         self.screens: dict[str, str] = {}
+        # File outputs by name ("transcripts", "recording_transcripts"): whether the disk takes them.
+        self.files: dict[str, FileOutput] = {}
         # Why the last SIGHUP reload was refused; None when it applied.
         self.reload_error: str | None = None
         # The audio gate's state and counters, read when /status is asked (app.py sets it).
@@ -273,6 +353,9 @@ class Status:
             self.links[name] = Link(name, self.metrics)
             self.metrics.link_state.labels(name).set(0)
         return self.links[name]
+
+    def file_output(self, name: str) -> FileOutput:
+        return self.files.setdefault(name, FileOutput(self.metrics))
 
     def language(self, name: str) -> OutputLanguage:
         return self.languages.setdefault(name, OutputLanguage())
@@ -302,6 +385,7 @@ class Status:
                 "capture_to_wire": histogram_summary(self.metrics.capture_to_wire_seconds),
             },
             "screens": dict(self.screens),
+            "files": {name: f.as_dict() for name, f in self.files.items()},
             "control": self.control() if self.control is not None else None,
             "languages_available": list(self.languages_available),
             "outputs": {

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 log = logging.getLogger(__name__)
 
 # How long a cue stays up after its sentence was final, when nothing replaces it sooner.
 CUE_TAIL_S = 3.0
 FORMATS = ("srt", "vtt", "txt")
+# Per file, text kept while the disk refuses it (~ thousands of captions); past it new captions are dropped.
+_MAX_PENDING_BYTES = 1 << 20
 
 
 def clock(seconds: float, sep: str) -> str:
@@ -43,9 +44,42 @@ def _one_block(text: str) -> str:
     return "\n".join(line.strip() for line in text.splitlines() if line.strip()) or "…"
 
 
+class _File:
+    """One appended file that survives a full disk: what could not be written waits and goes out with the next try."""
+
+    def __init__(self, path: Path) -> None:
+        # Unbuffered: a partial write is counted exactly, so a retry neither repeats nor loses a byte.
+        self._raw = path.open("ab", buffering=0)
+        self._pending = b""
+        self.dropped = 0  # captions not kept because too much was already waiting
+
+    @property
+    def empty(self) -> bool:
+        return self._raw.tell() == 0 and not self._pending
+
+    def append(self, text: str) -> None:
+        if len(self._pending) > _MAX_PENDING_BYTES:
+            self.dropped += 1
+        else:
+            self._pending += text.encode("utf-8")
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what waits; raises OSError (e.g. ENOSPC) with the rest still waiting."""
+        while self._pending:
+            written = self._raw.write(self._pending)
+            self._pending = self._pending[written or 0 :]
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._raw.close()
+
+
 @dataclass
 class _Language:
-    files: dict[str, IO[str]]
+    files: dict[str, _File]
     count: int = 0
 
 
@@ -85,33 +119,48 @@ class TranscriptWriter:
     def add_language(self, language: str) -> None:
         if language in self._languages:
             return
-        files: dict[str, IO[str]] = {}
+        files: dict[str, _File] = {}
         for fmt in self.formats:
-            f = self.path(language, fmt).open("a", encoding="utf-8")
-            if fmt == "vtt" and f.tell() == 0:
-                f.write("WEBVTT\n\n")
-                f.flush()
-            files[fmt] = f
+            f = files[fmt] = _File(self.path(language, fmt))
+            if fmt == "vtt" and f.empty:
+                f.append("WEBVTT\n\n")
         self._languages[language] = _Language(files)
 
     def write(self, language: str, text: str, spoken_at: float, final_at: float) -> None:
-        """Append one final caption; flushed at once so a crash loses at most the caption in flight."""
+        """Append one final caption; written at once so a crash loses at most the caption in flight.
+
+        A file that cannot be written (a full disk) keeps the caption waiting and tries again with the next one;
+        every file is tried, then the first OSError is raised.
+        """
         self.add_language(language)
         entry = self._languages[language]
         entry.count += 1
         start = max(0.0, spoken_at - self.started_at)
         end = max(start + 0.5, final_at - self.started_at + CUE_TAIL_S)
-        for fmt, f in entry.files.items():
-            if fmt == "srt":
-                f.write(srt_cue(entry.count, start, end, text))
-            elif fmt == "vtt":
-                f.write(vtt_cue(start, end, text))
-            else:
-                f.write(txt_line(start, text))
-            f.flush()
+        cues = {"srt": srt_cue(entry.count, start, end, text), "vtt": vtt_cue(start, end, text)}
+        _each(entry.files.items(), lambda fmt, f: f.append(cues.get(fmt) or txt_line(start, text)))
+
+    def flush(self) -> None:
+        """Try again to write what waits; raises the first OSError after trying every file."""
+        _each(self._files(), lambda fmt, f: f.flush())
 
     def close(self) -> None:
-        for entry in self._languages.values():
-            for f in entry.files.values():
-                f.close()
-        self._languages.clear()
+        """Close every file, also when some fail; then raises the first OSError (what waited there is lost)."""
+        try:
+            _each(self._files(), lambda fmt, f: f.close())
+        finally:
+            self._languages.clear()
+
+    def _files(self) -> list[tuple[str, _File]]:
+        return [item for entry in self._languages.values() for item in entry.files.items()]
+
+
+def _each(files: Iterable[tuple[str, _File]], action: Callable[[str, _File], None]) -> None:
+    first: OSError | None = None
+    for fmt, f in files:
+        try:
+            action(fmt, f)
+        except OSError as e:  # one file failing must not keep the others from their turn
+            first = first or e
+    if first is not None:
+        raise first

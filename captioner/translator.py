@@ -23,7 +23,8 @@ from .errors import AuthError, LinkError
 from .playout import AUDIO_EVENT_TYPES
 from .protocol import bills_transcript, session_update, transcription_block
 from .reconnect import Backoff, ConnectBudget
-from .status import LinkState, Status
+from .redaction import redact
+from .status import LinkState, Status, error_code_label
 from .vision import rate_allows
 
 log = logging.getLogger(__name__)
@@ -615,7 +616,8 @@ class TranslatorSession:
             if want == got or field in self._echo_warned:
                 continue
             self._echo_warned.add(field)
-            message = f"the service changed {field}: asked {json.dumps(want)}, got {json.dumps(got)}"
+            # The echo is the service's text: secrets are masked as in every other outside text.
+            message = redact(f"the service changed {field}: asked {json.dumps(want)}, got {json.dumps(got)}")
             self.link.info.setdefault("session_warnings", []).append(message)
             log.warning("translator %s: %s", self.target, message)
 
@@ -667,7 +669,7 @@ class TranslatorSession:
             if self.on_usage is not None:
                 self.on_usage(self.target, result.usage)
         if result.error is not None:
-            m.translator_errors.labels(self.target, normalise_code(result.error.code) or "unknown").inc()
+            m.translator_errors.labels(self.target, error_code_label(result.error.code)).inc()
             if _is_idle_close(result.error.code, result.error.message):
                 raise IdleClosed(result.error.message or result.error.code)
             self.link.last_error = f"{result.error.code}: {result.error.message}"

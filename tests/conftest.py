@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
@@ -142,3 +143,35 @@ def browser() -> Iterator[Browser]:
     finally:
         b.close()
     assert b.leftover_pids() == []
+
+
+class TinyDisk:
+    """A 64 KiB tmpfs: a real file system that really runs full (ENOSPC), no root tricks beyond mounting it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._filler = path / "filler"
+
+    def fill(self) -> None:
+        """Take every free block; files already open keep the blocks they have."""
+        with self._filler.open("ab", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+
+    def free(self) -> None:
+        self._filler.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[TinyDisk]:
+    """A tmpfs of 64 KiB mounted under tmp_path (the tests run as root), unmounted after."""
+    path = tmp_path / "tiny-disk"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], check=True)
+    try:
+        yield TinyDisk(path)
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ class DaemonProc:
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = tmp / "daemon.log"
         self.env = env
+        self.nofile: int | None = None  # an open-file limit (RLIMIT_NOFILE) for the child, e.g. to run it out of them
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DaemonProc:
@@ -44,9 +46,14 @@ class DaemonProc:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 cwd=str(self.tmp),
+                preexec_fn=self._limits if self.nofile else None,
             )
         self.wait(lambda: self.get("/healthz")[0] == 200, 20, "/healthz")
         return self
+
+    def _limits(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def get(self, path: str) -> tuple[int, str]:
         try:

@@ -300,6 +300,8 @@ class FakeTranslator:
         self.echo_override: dict[str, Any] = {}
         # A hung model on Q3.5: after `speech_started` nothing more is sent (stall), as a stuck service would.
         self.hang_after_speech_started = False
+        # (code, message): answer every session.update with this `error`, as a service refusing the session does.
+        self.refuse_updates: tuple[str, str] | None = None
         self._lock = threading.Lock()
         self._connections: list[ConnectionRecord] = []
         self._handshakes_rejected = 0
@@ -686,6 +688,9 @@ class FakeTranslator:
             if k in ("id", "object", "model"):
                 continue
             eff[k] = {**eff[k], **v} if isinstance(v, dict) and isinstance(eff.get(k), dict) else v
+        if self.refuse_updates is not None:
+            await self._error(c, self.refuse_updates[0], self.refuse_updates[1], "")
+            return
         problem = self._validate(family, upd, eff)
         if problem is not None:
             await self._error(c, "invalid_value", problem[0], problem[1])

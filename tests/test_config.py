@@ -197,6 +197,15 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
     assert str(p) in info.value.key and "YAML" in info.value.problem
 
 
+def test_a_file_that_is_not_utf8_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_bytes(b"translator:\n  api_key: k\n  targets: [ja]  # Gr\xfc\xdfe in Latin-1\n")
+    with pytest.raises(ConfigError) as info:
+        load(p, ENV)
+    assert info.value.key == str(p)
+    assert "not UTF-8 text (byte 46" in info.value.problem
+
+
 def test_config_path_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     assert resolve_path("x.yaml", {}) == Path("x.yaml")
@@ -417,3 +426,12 @@ def test_output_layout_overrides_only_the_keys_it_names() -> None:
     a, b = (cfg.layout_for(o) for o in cfg.outputs)
     assert (a.max_width, a.max_lines, a.live, a.clear_after_s) == (30, 3, True, 4)
     assert (b.max_width, b.max_lines, b.live, b.clear_after_s) == (30, 2, False, 4)
+
+
+def test_glossary_file_that_is_not_utf8_names_the_language_and_file(tmp_path: Path) -> None:
+    f = tmp_path / "g.yaml"
+    f.write_bytes(b"castle: " + "Schloß\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        parse(glossary({"ja": str(f)}), ENV)
+    assert info.value.key == "translator.glossary.ja"
+    assert str(f) in info.value.problem and "not UTF-8 text (byte 13" in info.value.problem

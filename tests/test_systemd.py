@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from captioner import app
-from captioner.config import parse
+from captioner.config import HttpConfig, parse
 
 UNIT_DIR = Path(__file__).resolve().parent.parent / "systemd"
 USER_UNIT = "captioner.service"
@@ -183,6 +183,9 @@ def test_service_contract(unit: str) -> None:
     assert float(one(unit, "TimeoutStopSec")) > app.shutdown_limit_s(parse({"translator": {"api_key": "k"}}))
     assert one(unit, "UMask") == "0077"
     assert one(unit, "NoNewPrivileges") == "yes"
+    # The default HTTP caps and the rest of the daemon must fit, with room to raise the caps (#15).
+    defaults = HttpConfig()
+    assert int(one(unit, "LimitNOFILE")) >= 4 * (defaults.max_connections + defaults.max_event_streams + 128)
 
 
 @pytest.mark.parametrize("unit", [*ALL_UNITS, USER_SANDBOX])

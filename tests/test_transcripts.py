@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from captioner.transcripts import TranscriptWriter, clock, srt_cue, txt_line, vtt_cue
+from tests.conftest import TinyDisk
 
 SRT_CUE = re.compile(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n((?:.+\n)+)\n")
 VTT_CUE = re.compile(r"(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n((?:.+\n)+)\n")
@@ -72,3 +75,35 @@ def test_formats_can_be_chosen(tmp_path: Path) -> None:
     w.write("en", "x", 0, 0)
     w.close()
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".vtt"]
+
+
+def test_a_full_disk_keeps_captions_waiting_and_writes_them_once_there_is_room(tiny_disk: TinyDisk) -> None:
+    w = TranscriptWriter(tiny_disk.path, ["en"], formats=["srt", "txt"], started_at=0.0)
+    w.write("en", "before", 1, 2)
+    tiny_disk.fill()
+    long = "word " * 2000  # more than the block each file already has
+    with pytest.raises(OSError) as info:
+        w.write("en", long, 3, 4)
+    assert info.value.errno == errno.ENOSPC
+    with pytest.raises(OSError):
+        w.write("en", "still full", 5, 6)
+    tiny_disk.free()
+    w.write("en", "room again", 7, 8)
+    cues = parse_srt(w.path("en", "srt").read_text(encoding="utf-8"))
+    assert [c[3] for c in cues] == ["before", long.strip(), "still full", "room again"]  # whole, once, in order
+    assert w.path("en", "txt").read_text().count("\n") == 4
+    w.close()
+
+
+def test_close_on_a_full_disk_closes_every_file_then_raises(tiny_disk: TinyDisk) -> None:
+    w = TranscriptWriter(tiny_disk.path, ["en", "ja"], formats=["srt", "vtt"], started_at=0.0)
+    tiny_disk.fill()
+    for lang in ("en", "ja"):
+        with pytest.raises(OSError):
+            w.write(lang, "word " * 2000, 1, 2)
+    with pytest.raises(OSError) as info:
+        w.close()
+    assert info.value.errno == errno.ENOSPC
+    open_there = [fd for fd in Path("/proc/self/fd").iterdir() if str(tiny_disk.path) in os.path.realpath(fd)]
+    assert open_there == []  # all four files are closed, though every one of them failed
+    w.close()  # closing again is harmless
