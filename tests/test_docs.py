@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from captioner.config import Config
+from captioner.config import Config, load
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -120,3 +120,12 @@ def test_configuration_reference_lists_every_key() -> None:
         if not any(p in rows and f"`{leaf}`" in rows[p] for p in parents):
             missing.append(key)
     assert not missing, f"not in docs/configuration.md: {missing}"
+
+
+def test_readme_example_config_is_valid(tmp_path: Path) -> None:
+    blocks = re.findall(r"^```yaml\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.S | re.M)
+    assert blocks, "the README shows an example config"
+    config = tmp_path / "config.yaml"
+    config.write_text(blocks[0], encoding="utf-8")
+    cfg = load(config, {"DASHSCOPE_API_KEY": "k", "OBS_WEBSOCKET_PASSWORD": "p"})
+    assert cfg.languages() == ("ja", "es", "source")
