@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level or cfg.log_level, secrets)
     warn_if_exposed(path)
     warn_config(cfg)
-    from .app import serve
+    from .server import serve
     from .standin import run_demo
 
     try:

@@ -21,6 +21,7 @@ import numpy as np
 import soxr
 
 from . import pulse
+from .reconnect import Backoff, supervise
 from .status import LinkState, Status
 
 log = logging.getLogger(__name__)
@@ -271,20 +272,14 @@ class AudioCapture:
     async def run(self) -> None:
         """Open, capture, and on any device error wait and reopen, until cancelled."""
         link = self.status.link("audio")
-        delay_s = 1.0
-        while not self._stopping:
-            link.set(LinkState.CONNECTING)
-            try:
-                await self._capture_once(link)
-                delay_s = 1.0
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - PortAudio raises many kinds; all mean retry
-                link.set(LinkState.RECONNECTING, str(e))
-                self.status.metrics.audio_errors.inc()
-                log.warning("audio device failed: %s (retrying in %.0f s)", e, delay_s)
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, 10.0)
+        await supervise(
+            lambda: self._capture_once(link),
+            link,
+            Backoff(initial_s=1.0, cap_s=10.0, healthy_after_s=30.0),
+            what="audio device",
+            on_error=lambda e: self.status.metrics.audio_errors.inc(),
+            stopping=lambda: self._stopping,
+        )
 
     async def _capture_once(self, link: Any) -> None:
         names: list[str] = []

@@ -46,6 +46,11 @@ class Caption:
     # For a final: the item id of its other half (the translation of this source sentence, or the source of this
     # translation) when known; "" otherwise.
     pair_id: str = ""
+    # time.time() when the words began to be heard (the item's first partial; 0 = unknown): a subtitle cue or a
+    # caption timestamp starts there, not when the translation ended.
+    spoken_at: float = 0.0
+    # Who spoke, when known (a speaker the model tells apart, or a named input); "" = unlabelled.
+    speaker: str = ""
 
 
 @dataclass(frozen=True)

@@ -28,3 +28,8 @@ class LinkError(CaptionerError):
 
 class AuthError(LinkError):
     """The service refused the credentials; retrying soon will not help."""
+
+
+def describe(e: BaseException) -> str:
+    """An exception as one line for a link's last_error and the log: its message, or its type when it has none."""
+    return str(e) or type(e).__name__

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+from .errors import describe
+from .status import Link, LinkState
+
+log = logging.getLogger(__name__)
 
 
 class Backoff:
@@ -70,3 +76,41 @@ class ConnectBudget:
             while (delay := self.wait_s()) > 0:
                 await asyncio.sleep(delay)
             self.take()
+
+
+async def supervise(
+    attempt: Callable[[], Awaitable[None]],
+    link: Link,
+    backoff: Backoff,
+    *,
+    what: str,
+    on_error: Callable[[BaseException], None] = lambda e: None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run one link's `attempt` again and again until cancelled (or `stopping()`): the loop every link shares.
+
+    An attempt that returns is simply made again; one that fails sets the link `reconnecting` with why, waits the
+    jittered, capped backoff (reset once an attempt stayed healthy) and tries again. The first failure of a run of
+    them is a WARNING, the repeats DEBUG: a device unplugged for an hour is one line, not hundreds.
+    """
+    first = True
+    while not stopping():
+        link.set(LinkState.CONNECTING)
+        started = time.monotonic()
+        try:
+            await attempt()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - devices and sockets raise many kinds; all mean "try again"
+            lasted = time.monotonic() - started
+            if lasted >= backoff.healthy_after_s:
+                first = True
+            delay = backoff.next_delay(lasted)
+            link.set(LinkState.RECONNECTING, describe(e))
+            on_error(e)
+            (log.warning if first else log.debug)("%s failed: %s (retrying in %.1f s)", what, describe(e), delay)
+            first = False
+            await asyncio.sleep(delay)
+        else:
+            backoff.reset()
+            first = True

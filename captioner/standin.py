@@ -253,7 +253,7 @@ def with_url(cfg: Config, url: str) -> Config:
 
 async def run_demo(cfg: Config, path: Path | None) -> int:
     """`captioner demo`: the real daemon, its translator sessions pointed at a stand-in in this process."""
-    from .app import serve
+    from .server import serve
 
     log.warning(WARNING)
     standin = StandIn()

@@ -20,6 +20,7 @@ import soxr
 
 from .config import Config, VoiceOutputConfig
 from .playout import RATE, PlayoutQueue, PlayoutStats, audio_event
+from .reconnect import Backoff, supervise
 from .status import LinkState, Status
 
 log = logging.getLogger(__name__)
@@ -217,26 +218,14 @@ class VoicePlayer:
     # ---- device -------------------------------------------------------------------------------------
     async def run(self) -> None:
         """Open, play, and on any device error wait and reopen, until cancelled."""
-        delay_s = 1.0
-        first = True
-        while True:
-            self.link.set(LinkState.CONNECTING)
-            try:
-                await self._play_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - PortAudio raises many kinds; all mean retry
-                self.link.set(LinkState.RECONNECTING, str(e))
-                self.status.metrics.voice_device_errors.labels(self.language).inc()
-                where = f"sink {self.cfg.sink!r}" if self.cfg.sink else f"device {self.cfg.device!r}"
-                (log.warning if first else log.debug)(
-                    "voice %s: output %s failed: %s (retrying in %.0f s)", self.language, where, e, delay_s
-                )
-                first = False
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, 10.0)
-            else:
-                delay_s, first = 1.0, True
+        where = f"sink {self.cfg.sink!r}" if self.cfg.sink else f"device {self.cfg.device!r}"
+        await supervise(
+            self._play_once,
+            self.link,
+            Backoff(initial_s=1.0, cap_s=10.0, healthy_after_s=30.0),
+            what=f"voice {self.language}: output {where}",
+            on_error=lambda e: self.status.metrics.voice_device_errors.labels(self.language).inc(),
+        )
 
     async def _play_once(self) -> None:
         import sounddevice as sd

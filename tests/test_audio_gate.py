@@ -168,8 +168,8 @@ async def test_same_captions_for_fewer_billed_seconds() -> None:
 async def test_hold_sends_nothing_but_ends_the_segment_in_flight(fake: FakeTranslator) -> None:
     async with running(fake) as d:
         await d.player.play([("silence", 1.0), ("tone", 0.5)])
-        d.hold_audio("operator_pause", True)
-        d.hold_audio("obs_not_streaming", True)
+        d.feed.hold("operator_pause", True)
+        d.feed.hold("obs_not_streaming", True)
         gate = d.status.as_dict()["audio_gate"]
         assert gate["state"] == "held" and gate["held_by"] == ["obs_not_streaming", "operator_pause"]
         # the speech goes on while held: none of it is sent, but the segment cut off still ends
@@ -180,11 +180,11 @@ async def test_hold_sends_nothing_but_ends_the_segment_in_flight(fake: FakeTrans
         assert d.metric("captioner_audio_held_seconds_total", reason="operator_pause") == pytest.approx(4.0)
         assert d.metric("captioner_audio_gate_transitions_total", to="held") == 1
 
-        d.hold_audio("operator_pause", False)
+        d.feed.hold("operator_pause", False)
         assert d.status.as_dict()["audio_gate"]["held_by"] == ["obs_not_streaming"]
         await d.player.play([("tone", 1.0)])
         assert conn.audio_bytes == int(3.0 * 32000)
-        d.hold_audio("obs_not_streaming", False)
+        d.feed.hold("obs_not_streaming", False)
         assert d.status.as_dict()["audio_gate"]["state"] == "closed"
         # speech right at the release is sent from its first chunk
         await d.player.play([("tone", 1.0), ("silence", 3.0)])

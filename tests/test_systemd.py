@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from captioner import app
+from captioner import server
 from captioner.config import HttpConfig, parse
 
 UNIT_DIR = Path(__file__).resolve().parent.parent / "systemd"
@@ -180,7 +180,7 @@ def test_service_contract(unit: str) -> None:
     assert one(unit, "RestartSec") == "5"
     assert one(unit, "ExecReload") == "/bin/kill -HUP $MAINPID"
     # systemd must not SIGKILL captioner while it is still delivering the last caption.
-    assert float(one(unit, "TimeoutStopSec")) > app.shutdown_limit_s(parse({"translator": {"api_key": "k"}}))
+    assert float(one(unit, "TimeoutStopSec")) > server.shutdown_limit_s(parse({"translator": {"api_key": "k"}}))
     assert one(unit, "UMask") == "0077"
     assert one(unit, "NoNewPrivileges") == "yes"
     # The default HTTP caps and the rest of the daemon must fit, with room to raise the caps (#15).

@@ -1,0 +1,82 @@
+"""Captured audio through the gate to every translator session; the reasons that hold it back (OBS, budget, pause)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from .config import Config
+from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate, obs_holds
+from .obs import ObsState
+from .status import Status
+from .translator import TranslatorSession
+
+log = logging.getLogger(__name__)
+
+
+class AudioFeed:
+    """One gate for every session: they share the capture, so whether it is speech is decided once."""
+
+    def __init__(self, cfg: Config, status: Status, sessions: Mapping[str, TranslatorSession]) -> None:
+        self.cfg = cfg
+        self.status = status
+        self.sessions = sessions
+        self.gate = SpeechGate(cfg.gate)
+        status.audio_gate = self.gate.as_dict
+
+    def on_chunk(self, chunk: bytes, captured_at: float) -> None:
+        """The capture's callback: one chunk of 16 kHz PCM16, on the event loop."""
+        m = self.status.metrics
+        before = self.gate.state
+        out = self.gate.feed(chunk, None, captured_at)
+        level = self.gate.last_level  # the gate's analysis measures it anyway
+        seconds = len(chunk) / BYTES_PER_S
+        m.audio_captured_seconds.inc(seconds)
+        for reason in self.gate.held_by:
+            m.audio_held_seconds.labels(reason).inc(seconds)
+        self._moved(before)
+        self.send(out)
+        m.audio_level.set(level)
+
+    def send(self, chunks: list[GateChunk]) -> None:
+        for session in self.sessions.values():
+            if not chunks:
+                session.feed_gap()  # nothing in flight: a pause, as far as rotation is concerned
+            for c in chunks:
+                session.feed(c.pcm, c.captured_at, c.level)
+
+    def flush(self) -> None:
+        """At stop: speech that had just begun, before the gate opened for it, still goes out."""
+        self.send(self.gate.flush())
+
+    def hold(self, reason: str, held: bool) -> None:
+        """Stop (held=True) or allow sending audio for one reason (OBS not streaming, muted, budget, pause ...).
+
+        Audio goes out only while no reason holds it; a segment cut off mid-speech still gets the silence that
+        ends it, and speech starting right at the release is sent from its start. Call from the event loop.
+        """
+        before = self.gate.state
+        if self.gate.hold(reason, held):
+            log.info("audio %s (%s)", "held: nothing is sent" if held else "released", reason)
+        else:
+            log.debug("audio hold %s %s; held by %s", reason, "on" if held else "off", self.gate.held_by)
+        self._moved(before)
+
+    def follow_obs(self, state: ObsState) -> None:
+        """Hold or release the audio as gate.obs_* asks for what OBS is doing now."""
+        for reason, held in obs_holds(self.cfg.gate, state).items():
+            if held != (reason in self.gate.held_by):
+                self.hold(reason, held)
+
+    def configure(self, cfg: Config, state: ObsState) -> None:
+        self.cfg = cfg
+        before = self.gate.state
+        self.gate.configure(cfg.gate)
+        self._moved(before)
+        self.follow_obs(state)
+
+    def _moved(self, before: GateState) -> None:
+        state = self.gate.state
+        if state != before:
+            self.status.metrics.audio_gate_transitions.labels(state.value).inc()
+            log.debug("audio gate %s", state.value)

@@ -1,0 +1,56 @@
+"""Captions into OBS text sources, laid out and timed by the presenter, written over obs-websocket."""
+
+from __future__ import annotations
+
+from ..captions import Caption
+from ..config import Config
+from ..obs import ObsSink
+from ..presenter import Presenter
+from ..status import Status
+from .base import CaptionSink
+
+
+class ObsTextOutput(CaptionSink):
+    name = "obs_text"
+
+    def __init__(self, cfg: Config, obs: ObsSink, status: Status, hidden: set[str]) -> None:
+        self.obs = obs
+        self.status = status
+        # Outputs the operator hid (shared with live control): they show "" while captions keep flowing.
+        self.hidden = hidden
+        self.presenter = Presenter(cfg, self._show)
+
+    def caption(self, caption: Caption) -> None:
+        if not caption.final:
+            self.presenter.caption(caption.language, caption.text, final=False)
+            return
+        self.presenter.caption(
+            caption.language,
+            caption.text,
+            final=True,
+            received_at=caption.received_at or None,
+            item_id=caption.item_id,
+            pair_id=caption.pair_id,
+        )
+
+    def clear(self, output: str | None = None) -> None:
+        self.presenter.clear(output)
+
+    def set_outputs(self, cfg: Config) -> None:
+        self.presenter.set_outputs(cfg)
+
+    def refresh(self, source: str) -> None:
+        """Show again what the presenter has laid out for `source` (after it was hidden or shown)."""
+        self._show(source, self.presenter.shown(source), None)
+
+    async def run(self) -> None:
+        await self.presenter.run()
+
+    async def close(self) -> None:
+        self.presenter.settle()  # the last captions reach OBS before the link closes
+
+    def _show(self, source: str, text: str, received_at: float | None) -> None:
+        if source in self.hidden:
+            text, received_at = "", None
+        self.status.screens[source] = text
+        self.obs.set_text(source, text, received_at)

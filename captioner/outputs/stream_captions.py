@@ -1,0 +1,29 @@
+"""One language's finals as CEA-608 closed captions inside the stream, paced, sent through OBS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..captions import Caption
+from ..config import StreamCaptionsConfig
+from ..presenter import StreamCaptionFeed
+from ..status import Status
+from .base import CaptionSink
+
+
+class StreamCaptionOutput(CaptionSink):
+    name = "stream_captions"
+
+    def __init__(
+        self, cfg: StreamCaptionsConfig, language: Callable[[], str], send: Callable[[str], None], status: Status
+    ) -> None:
+        skipped = status.metrics.stream_captions.labels("skipped")
+        self.feed = StreamCaptionFeed(cfg.rows, cfg.min_interval_s, send, skipped.inc)
+        self._language = language
+
+    def caption(self, caption: Caption) -> None:
+        if caption.final and caption.language == self._language():
+            self.feed.caption(caption.text)
+
+    async def run(self) -> None:
+        await self.feed.run()
