@@ -32,6 +32,9 @@ fi
 
 echo "== ruff"
 "$VENV/bin/ruff" check captioner tests
+"$VENV/bin/ruff" format --check captioner tests
+echo "== mypy --strict"
+"$VENV/bin/mypy" --strict captioner
 echo "== pytest"
 # pytest exits 5 when it collected nothing, so a run without tests fails here too.
 exec "$VENV/bin/python" -m pytest -p no:cacheprovider -ra "$@"
