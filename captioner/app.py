@@ -17,7 +17,6 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__, ledger
-from . import http as http_api
 from .audio import AudioCapture
 from .captions import Caption, UsageDelta
 from .config import SOURCE, Config, load, with_output_language
@@ -25,7 +24,6 @@ from .cost import Budget, estimate
 from .errors import ConfigError
 from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate, obs_holds
 from .obs import ObsSink, ObsState, Recording
-from .overlay import OverlayHub
 from .presenter import Presenter, StreamCaptionFeed
 from .reconnect import ConnectBudget
 from .status import LinkState, Status
@@ -34,6 +32,8 @@ from .translator import TranslatorSession
 from .vision import VisionSampler
 from .vocabulary import Vocabulary
 from .voice import VoiceOutputs, session_audio
+from .web import server as http_api
+from .web.overlay import OverlayHub
 
 log = logging.getLogger(__name__)
 # The stop waits translator.finish_timeout_s for the last utterance; the rest (voice drain, OBS, files, HTTP)

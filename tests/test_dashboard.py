@@ -19,11 +19,11 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Histogram
 
-from captioner import http
-from captioner.dashboard import RECENT_FINALS
-from captioner.overlay import OverlayHub
 from captioner.readout import gauge_value, histogram_summary, quantile
 from captioner.status import LinkState, Status
+from captioner.web import server as http
+from captioner.web.dashboard import RECENT_FINALS
+from captioner.web.overlay import OverlayHub
 from tests.browser import Browser
 
 pytestmark = pytest.mark.timeout(90)

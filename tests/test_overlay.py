@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from captioner import http
-from captioner.overlay import OverlayHub
 from captioner.status import Status
+from captioner.web import server as http
+from captioner.web.overlay import OverlayHub
 from tests.browser import Browser
 
 pytestmark = pytest.mark.timeout(60)
