@@ -18,6 +18,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from . import assets
+
 log = logging.getLogger(__name__)
 
 KINDS: Final = frozenset({"final", "partial", "clear"})
@@ -296,127 +298,11 @@ STYLE_PARAMS: Final[dict[str, Callable[[str, str], Any]]] = {
 
 # -- the page
 
-_PAGE: Final = """<!doctype html>
-<html@@LANG@@><head><meta charset="utf-8"><title>@@TITLE@@</title>
-<style>
-:root { @@VARS@@ }
-html, body { margin: 0; padding: 0; background: transparent; overflow: hidden; }
-#stage { position: fixed; left: 0; right: 0; bottom: 0; padding: 0 0.5em 0.25em; font-family: var(--font);
-  font-size: var(--size); line-height: var(--lh); color: var(--color); text-align: var(--align); }
-#captions { display: flex; flex-direction: column; justify-content: flex-end; overflow: hidden;
-  max-height: calc(var(--lines) * var(--lh)); transition: opacity var(--fade) ease-out;
-  line-break: strict; word-break: normal; overflow-wrap: anywhere; }
-#captions.faded { opacity: 0; }
-.caption { flex: none; text-shadow: var(--shadow); }
-.caption > span { background: var(--bg); padding: 0 0.2em;
-  -webkit-box-decoration-break: clone; box-decoration-break: clone; }
-.caption.enter { animation: enter var(--fade) ease-out; }
-@keyframes enter { from { opacity: 0; } }
-</style></head>
-<body><div id="stage"><div id="captions" aria-live="polite"></div></div>
-<script id="cfg" type="application/json">@@CONFIG@@</script>
-<script>
-"use strict";
-(() => {
-  const cfg = JSON.parse(document.getElementById("cfg").textContent);
-  const box = document.getElementById("captions");
-  const root = document.documentElement;
-  let partialEl = null, fadeTimer = 0, emptyTimer = 0, retryMs = cfg.retry_ms, es = null;
-
-  function empty() { box.replaceChildren(); partialEl = null; }
-  function stopTimers() { clearTimeout(fadeTimer); clearTimeout(emptyTimer); }
-  function reveal() {
-    clearTimeout(emptyTimer);
-    // Fading out means the old text is stale: start afresh instead of bringing it back.
-    if (box.classList.contains("faded")) { empty(); box.classList.remove("faded"); }
-  }
-  function arm(ageS) {
-    clearTimeout(fadeTimer);
-    if (cfg.clear > 0) fadeTimer = setTimeout(fadeOut, Math.max(0, cfg.clear - ageS) * 1000);
-  }
-  function fadeOut() {
-    box.classList.add("faded");
-    emptyTimer = setTimeout(empty, cfg.fade * 1000 + 50);
-  }
-  function block(text, kind, animate) {
-    const el = document.createElement("div");
-    const span = document.createElement("span");
-    span.textContent = text;
-    el.append(span);
-    el.className = "caption" + (kind === "partial" ? " partial" : "") + (animate ? " enter" : "");
-    el.dataset.kind = kind;
-    box.append(el);
-    return el;
-  }
-  function prune() {
-    // Captions that scrolled off the top entirely are gone for good; keep the DOM small.
-    const top = box.getBoundingClientRect().top;
-    while (box.children.length > 1 && box.firstElementChild.getBoundingClientRect().bottom <= top + 0.5) {
-      box.firstElementChild.remove();
-    }
-  }
-  function fresh(c) { return cfg.clear <= 0 || c.age_s < cfg.clear; }
-
-  function onEvent(ev) {
-    if (ev.kind === "replay") {
-      stopTimers(); empty(); box.classList.remove("faded");
-      const shown = ev.captions.filter(fresh).slice(-cfg.lines);
-      for (const c of shown) block(c.text, "final", false);
-      if (cfg.partials && ev.partial && fresh(ev.partial)) {
-        partialEl = block(ev.partial.text, "partial", false);
-        shown.push(ev.partial);
-      }
-      if (shown.length) arm(Math.min(...shown.map((c) => c.age_s)));
-      prune();
-      root.dataset.state = "live";
-    } else if (ev.kind === "clear") {
-      stopTimers(); empty(); box.classList.remove("faded");
-    } else if (ev.kind === "partial") {
-      if (!cfg.partials) return;
-      if (!ev.text) { if (partialEl) { partialEl.remove(); partialEl = null; } return; }
-      reveal();
-      if (partialEl) partialEl.firstElementChild.textContent = ev.text;
-      else partialEl = block(ev.text, "partial", true);
-      prune(); arm(ev.age_s);
-    } else if (ev.kind === "final") {
-      if (!ev.text) return;
-      reveal();
-      if (partialEl) {  // the final takes the partial's place: no jump, no second fade-in
-        partialEl.firstElementChild.textContent = ev.text;
-        partialEl.classList.remove("partial");
-        partialEl.dataset.kind = "final";
-        partialEl = null;
-      } else {
-        block(ev.text, "final", true);
-      }
-      prune(); arm(ev.age_s);
-    }
-    root.dataset.events = String(Number(root.dataset.events || 0) + 1);
-  }
-
-  function connect() {
-    root.dataset.state = "connecting";
-    es = new EventSource(cfg.events);
-    es.onopen = () => { retryMs = cfg.retry_ms; };
-    es.onmessage = (m) => {
-      let ev;
-      try { ev = JSON.parse(m.data); } catch (e) { return; }
-      onEvent(ev);
-    };
-    es.onerror = () => {
-      root.dataset.state = "connecting";
-      // EventSource retries by itself after network errors, but gives up for good on an HTTP error.
-      if (es.readyState === EventSource.CLOSED) {
-        es.close();
-        setTimeout(connect, retryMs);
-        retryMs = Math.min(retryMs * 2, 30000);
-      }
-    };
-  }
-  connect();
-})();
-</script></body></html>
-"""
+# static/overlay.html with its CSS and JS inlined: OBS's browser source gets everything in one response. The
+# @@NAME@@ placeholders are filled per page (render_page); the CSS has one of its own, @@VARS@@.
+_HTML: Final = assets.text("overlay.html")
+_STYLE: Final = assets.inline("overlay.css")
+_SCRIPT: Final = assets.inline("overlay.js")
 
 
 def _shadow(width: float, color: str) -> str:
@@ -455,12 +341,15 @@ def render_page(language: str, style: OverlayStyle, events_url: str) -> str:
     # The config sits inside <script>: escape what could end the element or open a comment.
     config_json = json.dumps(config).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     lang_attr = f' lang="{language}"' if _HTML_LANG.fullmatch(language) else ""
-    return (
-        _PAGE.replace("@@LANG@@", lang_attr)
-        .replace("@@TITLE@@", html.escape(f"captions: {language}"))
-        .replace("@@VARS@@", " ".join(f"{k}: {v};" for k, v in css_vars.items()))
-        .replace("@@CONFIG@@", config_json)
-    )
+    style_text = assets.fill(_STYLE, {"VARS": " ".join(f"{k}: {v};" for k, v in css_vars.items())})
+    values = {
+        "LANG": lang_attr,
+        "TITLE": html.escape(f"captions: {language}"),
+        "STYLE": style_text,
+        "SCRIPT": _SCRIPT,
+        "CONFIG": config_json,
+    }
+    return assets.fill(_HTML, values)
 
 
 # -- HTTP handlers
