@@ -11,7 +11,6 @@ from pathlib import Path
 from aiohttp import web
 
 from . import __version__, systemd
-from . import http as http_api
 from .audio import AudioCapture
 from .captions import Caption
 from .config import Config, load
@@ -24,7 +23,6 @@ from .outputs.base import CaptionRouter, SpokenAt
 from .outputs.files import RecordingFollower, TranscriptFiles, open_transcripts
 from .outputs.log import StatusOutput
 from .outputs.overlay import OverlayOutput
-from .overlay import OverlayHub
 from .reconnect import ConnectBudget
 from .reload import SessionSpec, load_again, plan_reload, session_spec
 from .spending import Spending, say_extra_transcripts
@@ -32,6 +30,8 @@ from .status import Status
 from .translator import TranslatorSession
 from .vocabulary import Vocabulary
 from .voice import VoiceOutputs
+from .web import server as http_api
+from .web.overlay import OverlayHub
 
 log = logging.getLogger(__name__)
 _STATUS_EVERY_S = 5.0

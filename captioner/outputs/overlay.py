@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..captions import Caption
-from ..overlay import OverlayHub
+from ..web.overlay import OverlayHub
 from .base import CaptionSink
 
 
