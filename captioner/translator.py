@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import itertools
@@ -16,16 +15,22 @@ from typing import Any
 
 import aiohttp
 
+from . import protocol
 from .audio import rms
 from .captions import Caption, SessionInterpreter, UsageDelta, normalise_code
 from .config import SOURCE, TranslatorConfig
 from .errors import AuthError, LinkError
-from .playout import AUDIO_EVENT_TYPES
-from .protocol import bills_transcript, session_update, transcription_block
+from .protocol import (
+    AUDIO_EVENT_TYPES,
+    SPEECH_STARTED,
+    bills_transcript,
+    rate_allows,
+    session_update,
+    transcription_block,
+)
 from .reconnect import Backoff, ConnectBudget
 from .redaction import redact
 from .status import LinkState, Status, error_code_label
-from .vision import rate_allows
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,6 @@ _WATCHDOG_MAX_S = 300.0
 # service hung before its VAD is caught this way).
 _UNHEARD_FACTOR = 3.0
 _UNHEARD_MIN_S = 60.0
-_SPEECH_STARTED = "input_audio_buffer.speech_started"
 # A session that has answered nothing for this long is rotated before the service closes it (~300 s, §7):
 # with the audio gate closed through a long break, nothing is sent, so nothing is answered.
 _IDLE_ROTATE_S = 240.0
@@ -166,14 +170,12 @@ class _Connection:
         while True:
             while self.queue:
                 chunk, captured_at, speech = self.queue.popleft()
-                await self.ws.send_str(
-                    '{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(chunk).decode() + '"}'
-                )
+                await self.ws.send_str(protocol.audio_append(chunk))
                 now = time.monotonic()
                 owner._m_latency.observe(now - captured_at)
                 if owner._trace is not None:
                     owner._trace(f"capture_to_wire:{owner.target}", now - captured_at)
-                seconds = len(chunk) / 32_000
+                seconds = len(chunk) / protocol.INPUT_BYTES_PER_S
                 self.audio_s += seconds
                 self.interpreter.audio_tokens_sent = self.audio_s * owner.cfg.dialect.input_tokens_per_s
                 owner._m_sent.inc(seconds)
@@ -189,7 +191,7 @@ class _Connection:
                 owner._m_image_bytes.inc(size)
                 continue  # audio queued meanwhile goes first
             if self.finishing:
-                await self.ws.send_str('{"type":"session.finish"}')
+                await self.ws.send_str(protocol.SESSION_FINISH)
                 return
             self.has_audio.clear()
             await self.has_audio.wait()
@@ -216,11 +218,11 @@ class _Connection:
             if event is None:
                 continue
             self.unanswered_since, self.unanswered_speech_s = None, 0.0
-            if event["type"] == _SPEECH_STARTED:
+            if event["type"] == SPEECH_STARTED:
                 self.speech_heard_at = self.last_event_at
             elif self.speech_heard_at is not None and event["type"].startswith(("response.", "conversation.")):
                 self.speech_heard_at = None
-            if event["type"] == "session.finished":
+            if event["type"] == owner.cfg.dialect.session_finished:
                 return
             owner._handle(self, event, received)
 
@@ -346,8 +348,7 @@ class TranslatorSession:
         conn = self._active
         if conn is None or self.image_refusal(now) is not None:
             return False
-        event = '{"type":"input_image_buffer.append","image":"' + base64.b64encode(jpeg).decode() + '"}'
-        conn.images.append((event, len(jpeg)))
+        conn.images.append((protocol.image_append(jpeg), len(jpeg)))
         conn.has_audio.set()  # wakes the sender
         self._image_times.append(now)
         return True
@@ -578,9 +579,10 @@ class TranslatorSession:
 
     async def _setup(self, conn: _Connection) -> None:
         """session.created -> our complete session.update -> session.updated (or a rejection)."""
-        await self._expect(conn, "session.created")
+        dialect = self.cfg.dialect
+        await self._expect(conn, dialect.session_created)
         update = session_update(
-            self.cfg.dialect,
+            dialect,
             target=self.target,
             source_language=self.cfg.source_language,
             transcribe_source=self.transcribe_source,
@@ -589,8 +591,8 @@ class TranslatorSession:
             phrases=self.cfg.glossary.get(self.target),
             pin_source=self.pin_source,
         )
-        await conn.ws.send_str(json.dumps(update))
-        echo = await self._expect(conn, "session.updated")
+        await conn.ws.send_str(protocol.encode(update))
+        echo = await self._expect(conn, dialect.session_updated)
         self._compare_echo(update["session"], echo.get("session"))  # type: ignore[arg-type]
 
     @property
