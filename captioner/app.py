@@ -24,7 +24,8 @@ from .config import SOURCE, Config, load, with_output_language
 from .cost import Budget, estimate
 from .errors import ConfigError
 from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate, obs_holds
-from .obs import ObsSink, ObsState, Recording
+from .obs import ObsSink, Recording
+from .obs_state import ObsState
 from .overlay import OverlayHub
 from .presenter import Presenter, StreamCaptionFeed
 from .reconnect import ConnectBudget

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import shutil
 import subprocess
@@ -100,14 +99,6 @@ _READ_LATE_S = 0.002
 
 # A capture stream that delivers no block for this long is treated as a lost device and reopened.
 _STALL_S = 3.0
-
-
-def rms(chunk: bytes) -> float:
-    """Root mean square level of PCM16 bytes, 0..1."""
-    if not chunk:
-        return 0.0
-    x = np.frombuffer(chunk, "<i2").astype(np.float32)
-    return math.sqrt(float(np.dot(x, x)) / x.size) / 32768.0
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from .config import ObsConfig
+from .obs_state import ObsState
 from .reconnect import Backoff
 from .status import LinkState, Status
 
@@ -49,18 +50,6 @@ _WATCH_EVENTS = (1 << 2) | (1 << 3) | (1 << 6)
 _NOT_LIVE = 501  # OutputNotRunning: SendStreamCaption while OBS is not streaming
 # Stream captions waiting while OBS is away; older ones are stale by the time it returns.
 _STREAM_CAPTION_BACKLOG = 4
-
-
-@dataclass(frozen=True)
-class ObsState:
-    """What OBS is doing, as far as capture gating cares. OBS away counts as not streaming, not recording."""
-
-    connected: bool = False
-    streaming: bool = False
-    recording: bool = False
-    scene: str | None = None
-    # The watched inputs (microphones) that are muted now.
-    muted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

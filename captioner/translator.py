@@ -16,10 +16,10 @@ from typing import Any
 import aiohttp
 
 from . import protocol
-from .audio import rms
 from .captions import Caption, SessionInterpreter, UsageDelta, normalise_code
 from .config import SOURCE, TranslatorConfig
 from .errors import AuthError, LinkError
+from .pcm import SPEECH_RMS, rms
 from .protocol import (
     AUDIO_EVENT_TYPES,
     SPEECH_STARTED,
@@ -44,8 +44,6 @@ _RATE_LIMIT_BACKOFF_S = 30.0
 # Audio kept while the socket is briefly slow (3 s); older audio is dropped, not sent late.
 _SEND_QUEUE_CHUNKS = 30
 _MAX_FRAME_BYTES = 4 * 1024 * 1024
-# A chunk louder than this counts as speech for the watchdog and for choosing a rotation point.
-SPEECH_RMS = 0.01
 # Rotation waits this long for a pause so no sentence is split between two sessions.
 _ROTATE_PAUSE_WAIT_S = 20.0
 _PAUSE_CHUNKS = 4
