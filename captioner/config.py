@@ -468,7 +468,8 @@ def expand_env(value: Any, env: Mapping[str, str], loc: tuple[str | int, ...] = 
     return value
 
 
-def _describe(err: Any) -> str:
+def _pydantic_problem(err: Any) -> str:
+    """One pydantic error as the problem a user reads (the key path is said apart)."""
     msg = str(err["msg"])
     if err["type"] == "extra_forbidden":
         return "unknown key"
@@ -622,7 +623,7 @@ def parse(
         cfg = Config.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        raise ConfigError(key_path(tuple(first["loc"])), _describe(first)) from None
+        raise ConfigError(key_path(tuple(first["loc"])), _pydantic_problem(first)) from None
     # Known from here on, so that no status, error or log line shows them, whatever text they turn up in.
     add_secrets(cfg.translator.api_key.get_secret_value(), cfg.obs.password.get_secret_value())
     add_secrets(cfg.http.token.get_secret_value())

@@ -5,6 +5,12 @@ from __future__ import annotations
 from .redaction import redact
 
 
+def describe(e: BaseException) -> str:
+    """An exception as one line for logs and /status: its type, and its message when it has one."""
+    text = str(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 class CaptionerError(Exception):
     """Root of every error captioner raises on purpose."""
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from .config import ObsConfig
+from .errors import describe
 from .obs_state import ObsState
 from .reconnect import Backoff
 from .status import LinkState, Status
@@ -175,11 +176,13 @@ class ObsSink:
                 lasted = time.monotonic() - connected_at if connected_at else None
                 delay = self.backoff.next_delay(lasted)
                 first = self.link.state not in (LinkState.RECONNECTING, LinkState.AUTH_FAILED)
-                reason = _describe(e)
+                reason = describe_error(e)
                 auth = reason.startswith("authentication failed")
                 self.link.set(LinkState.AUTH_FAILED if auth else LinkState.RECONNECTING, reason)
                 self._update(connected=False, streaming=False, recording=False)
-                (log.warning if first else log.debug)("OBS unavailable (%s); retrying in %.1f s", _describe(e), delay)
+                (log.warning if first else log.debug)(
+                    "OBS unavailable (%s); retrying in %.1f s", describe_error(e), delay
+                )
                 await self._discard()
                 await asyncio.sleep(delay)
 
@@ -482,9 +485,10 @@ def _disconnect(client: Any) -> None:
         client.disconnect()
 
 
-def _describe(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
+    """errors.describe, but a wrong password says so."""
     text = str(e)
     if type(e).__name__ == "OBSSDKError" and ("auth" in text or "identify" in text):
         # obs-websocket closes on a wrong password; obsws-python reports it as "failed to identify".
         return "authentication failed (check obs.password)"
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return describe(e)

@@ -18,7 +18,7 @@ import aiohttp
 from . import protocol
 from .captions import Caption, SessionInterpreter, UsageDelta, normalise_code
 from .config import SOURCE, TranslatorConfig
-from .errors import AuthError, LinkError
+from .errors import AuthError, LinkError, describe
 from .pcm import SPEECH_RMS, rms
 from .protocol import (
     AUDIO_EVENT_TYPES,
@@ -443,12 +443,12 @@ class TranslatorSession:
                     log.info("translator %s: the service closed the idle session (%s); reconnecting", self.target, e)
                 except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
                     delay = self.backoff.next_delay(time.monotonic() - started)
-                    self._fail(LinkState.RECONNECTING, _describe(e), delay, "error")
+                    self._fail(LinkState.RECONNECTING, describe(e), delay, "error")
                 except Exception as e:
                     # A bug must cost one connection, never the target for the rest of the stream.
                     log.exception("translator %s: unexpected error", self.target)
                     delay = self.backoff.next_delay(time.monotonic() - started)
-                    self._fail(LinkState.RECONNECTING, _describe(e), delay, "error")
+                    self._fail(LinkState.RECONNECTING, describe(e), delay, "error")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
         finally:
@@ -544,7 +544,7 @@ class TranslatorSession:
             await self.budget.acquire()
             new = await self._connect()
         except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
-            log.warning("translator %s: rotation failed (%s); keeping the current session", self.target, _describe(e))
+            log.warning("translator %s: rotation failed (%s); keeping the current session", self.target, describe(e))
             return None
         assert old.task is not None
         deadline = time.monotonic() + _ROTATE_PAUSE_WAIT_S
@@ -750,7 +750,3 @@ class TranslatorSession:
 def _is_idle_close(code: str, message: str) -> bool:
     # Seen as code response_idle_timeout, or only as the message text (§7).
     return normalise_code(code) == "responseidletimeout" or "no response was generated" in message.lower()
-
-
-def _describe(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .config import VisionConfig
+from .errors import describe
 from .gate import GateState, SpeechGate
 from .status import Status
 
@@ -309,7 +310,7 @@ class VisionSampler:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - OBS away, the source missing, a timeout: skip this round
-            self._skip("obs_error", f"OBS screenshot failed: {_describe(e)}")
+            self._skip("obs_error", f"OBS screenshot failed: {describe(e)}")
             return None
         self._m_shot.labels(fmt).observe(time.perf_counter() - started)
         return data
@@ -334,8 +335,3 @@ class VisionSampler:
             "last_size": list(c.last_size) if c.last_size is not None else None,
             "last_bytes": c.last_bytes,
         }
-
-
-def _describe(e: BaseException) -> str:
-    text = str(e)
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__

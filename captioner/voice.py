@@ -7,8 +7,6 @@ import contextlib
 import logging
 import math
 import os
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -65,19 +63,6 @@ def list_outputs() -> list[OutputDevice]:
         for d in sd.query_devices()
         if d["max_output_channels"] > 0
     ]
-
-
-def pulse_sinks() -> list[str]:
-    """PulseAudio/PipeWire sink names, via pactl (for `captioner devices`)."""
-    if not shutil.which("pactl"):
-        return []
-    try:
-        lines = subprocess.run(
-            ["pactl", "list", "short", "sinks"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.split("\t")[1] for line in lines if "\t" in line]
 
 
 def resolve_output(spec: int | str | None, sink: str | None, devices: list[OutputDevice]) -> tuple[int | None, str]:
