@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from captioner.audio import Pcm16Converter
 from captioner.pcm import rms
-from captioner.protocol import audio_append
+from captioner.translation.protocol import audio_append
 
 RATE, CHANNELS, CHUNK_MS = 48_000, 2, 100
 BLOCK_FRAMES = RATE * CHUNK_MS // 1000  # what the daemon asks PortAudio for
@@ -85,7 +85,7 @@ def speech_blocks(wav: Path | None, minutes: float) -> list[np.ndarray]:
 
 
 def append_event(chunk: bytes) -> str:
-    """The frame the session sends for each chunk, built where the session builds it (captioner/protocol.py)."""
+    """The frame the session sends for each chunk, built where the session builds it (translation/protocol.py)."""
     return audio_append(chunk)
 
 

@@ -19,7 +19,6 @@ from aiohttp import web
 from . import __version__, ledger
 from . import http as http_api
 from .audio import AudioCapture
-from .captions import Caption, UsageDelta
 from .config import SOURCE, Config, load, with_output_language
 from .cost import Budget, estimate
 from .errors import ConfigError
@@ -28,10 +27,11 @@ from .obs import ObsSink, Recording
 from .obs_state import ObsState
 from .overlay import OverlayHub
 from .presenter import Presenter, StreamCaptionFeed
-from .reconnect import ConnectBudget
 from .status import LinkState, Status
 from .transcripts import TranscriptWriter
-from .translator import TranslatorSession
+from .translation.interpreter import Caption, UsageDelta
+from .translation.reconnect import ConnectBudget
+from .translation.session import TranslatorSession
 from .vision import VisionSampler
 from .vocabulary import Vocabulary
 from .voice import VoiceOutputs, session_audio

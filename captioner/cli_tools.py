@@ -6,9 +6,9 @@ import asyncio
 import sys
 
 from .config import Config
-from .reconnect import ConnectBudget
 from .redaction import redact
 from .status import Status
+from .translation.reconnect import ConnectBudget
 
 
 def print_devices() -> int:
@@ -58,7 +58,7 @@ def _print_outputs() -> None:
 async def check_connections(cfg: Config) -> int:
     """Try OBS and each translator target once; print ok / failed with the reason."""
     from .obs import _new_client, describe_error, quiet_obsws_logger
-    from .translator import TranslatorSession
+    from .translation.session import TranslatorSession
     from .voice import session_audio
 
     quiet_obsws_logger()

@@ -22,8 +22,8 @@ from pydantic import (
 
 from . import cea608
 from .errors import ConfigError
-from .protocol import Dialect, UnsupportedModel, dialect_for
 from .redaction import add_secrets
+from .translation.protocol import Dialect, UnsupportedModel, dialect_for
 from .vocabulary import compile_find
 
 SOURCE = "source"

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from .config import ObsConfig
 from .errors import describe
 from .obs_state import ObsState
-from .reconnect import Backoff
 from .status import LinkState, Status
+from .translation.reconnect import Backoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import AUDIO_DELTA, AUDIO_EVENT_TYPES
+from .translation.protocol import AUDIO_DELTA, AUDIO_EVENT_TYPES
 
 RATE = 24_000  # response.audio.delta is PCM16LE mono at 24 kHz (translator-protocol.md §6)
 BYTES_PER_S = RATE * 2

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from captioner.protocol import (
+from captioner.translation.protocol import (
     Q3,
     Q35,
     SESSION_FINISH,
@@ -22,7 +22,7 @@ from captioner.protocol import (
     session_update,
     transcription_block,
 )
-from captioner.reconnect import Backoff, ConnectBudget
+from captioner.translation.reconnect import Backoff, ConnectBudget
 
 
 @pytest.mark.parametrize(

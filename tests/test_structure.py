@@ -19,7 +19,7 @@ IO = {
     "pulse",  # libpulse through ctypes, pactl
     "voice",  # PortAudio playback
     "obs",  # obs-websocket, on a worker thread
-    "translator",  # the Qwen WebSocket sessions
+    "translation.session",  # the Qwen WebSocket sessions
     "vision",  # the sampler that takes OBS screenshots while someone speaks
     "http",  # the aiohttp server
     "dashboard",  # its aiohttp handlers
@@ -38,9 +38,11 @@ PURE = {
     "__init__",
     "layout",
     "cea608",
-    "captions",
+    "translation",  # the package: imports nothing
+    "translation.interpreter",  # server events -> captions, usage, errors
+    "translation.protocol",  # dialects and every client frame
+    "translation.reconnect",  # backoff and the connect budget
     "cost",
-    "protocol",
     "playout",
     "pcm",
     "gate",
@@ -48,7 +50,6 @@ PURE = {
     "vocabulary",
     "config",
     "presenter",
-    "reconnect",
     "readout",
     "redaction",
     "errors",
@@ -167,4 +168,5 @@ def test_pure_modules_import_no_io(name: str) -> None:
 def test_the_import_reader_sees_relative_and_absolute_imports() -> None:
     assert "obs_state" in GRAPH["gate"] and "config" in GRAPH["gate"]
     assert "pulse" in GRAPH["audio"]  # `from . import pulse`
-    assert GRAPH["translator"] >= {"protocol", "pcm", "captions"}
+    assert GRAPH["translation.session"] >= {"translation.protocol", "pcm", "translation.interpreter", "config"}
+    assert "translation.protocol" in GRAPH["config"] and "translation.protocol" in GRAPH["translation.session"]

@@ -14,9 +14,9 @@ import yaml
 from captioner.config import VoiceOutputConfig, parse
 from captioner.errors import ConfigError
 from captioner.playout import BYTES_PER_S, AudioEvent, DeltaAssembler, PlayoutQueue, audio_event
-from captioner.reconnect import Backoff, ConnectBudget
 from captioner.status import LinkState, Status
-from captioner.translator import TranslatorSession
+from captioner.translation.reconnect import Backoff, ConnectBudget
+from captioner.translation.session import TranslatorSession
 from captioner.voice import OutputDevice, Renderer, VoiceOutputs, resolve_output, session_audio
 from tests.fake_translator import FakeTranslator, tone_hz
 from tests.test_translator import KEY, TWO_UTTERANCES, chunks

@@ -15,11 +15,13 @@ from typing import Any
 
 import aiohttp
 
+from ..config import SOURCE, TranslatorConfig
+from ..errors import AuthError, LinkError, describe
+from ..pcm import SPEECH_RMS, rms
+from ..redaction import redact
+from ..status import LinkState, Metrics, Status, error_code_label
 from . import protocol
-from .captions import Caption, SessionInterpreter, UsageDelta, normalise_code
-from .config import SOURCE, TranslatorConfig
-from .errors import AuthError, LinkError, describe
-from .pcm import SPEECH_RMS, rms
+from .interpreter import Caption, SessionInterpreter, UsageDelta, normalise_code
 from .protocol import (
     AUDIO_EVENT_TYPES,
     SPEECH_STARTED,
@@ -30,8 +32,6 @@ from .protocol import (
     transcription_block,
 )
 from .reconnect import Backoff, ConnectBudget
-from .redaction import redact
-from .status import LinkState, Metrics, Status, error_code_label
 
 log = logging.getLogger(__name__)
 
