@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..captions import Caption
+from ..translation.interpreter import Caption
 from ..web.overlay import OverlayHub
 from .base import CaptionSink
 
