@@ -1,0 +1,221 @@
+"""One live translator WebSocket: its send queue and sender/receiver tasks, and the meters it updates."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from ..config import SOURCE
+from ..errors import LinkError
+from ..status import Metrics
+from . import protocol
+from .interpreter import Caption, SessionInterpreter
+from .protocol import SPEECH_STARTED, Dialect
+
+log = logging.getLogger(__name__)
+
+# Audio kept while the socket is briefly slow (3 s); older audio is dropped, not sent late.
+SEND_QUEUE_CHUNKS = 30
+# Frames that mean the socket is gone, in setup (the session's handshake) as while streaming.
+CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+
+# Each connection gets its own number: visual context starts again on a new one.
+_serials = itertools.count(1)
+
+
+class RateLimited(LinkError):
+    """The service closed us for opening connections too fast."""
+
+
+class Meters:
+    """One target's counters that its connections update, and the event types it received last (for logs)."""
+
+    def __init__(self, metrics: Metrics, target: str) -> None:
+        self.target = target
+        self.sent_s = metrics.audio_sent_seconds.labels(target)
+        self.skipped = metrics.audio_skipped_chunks.labels(target)
+        self.events = metrics.translator_events.labels(target)
+        self.latency = metrics.capture_to_wire_seconds.labels(target)
+        self.trace = metrics.trace
+        self.trace_key = f"capture_to_wire:{target}"
+        self.images = metrics.vision_images.labels(target)
+        self.image_bytes = metrics.vision_image_bytes.labels(target)
+        self._bad_events = metrics.translator_bad_events
+        self.recent_types: deque[str] = deque(maxlen=80)
+
+    def decode(self, msg: aiohttp.WSMessage) -> dict[str, Any] | None:
+        """A text frame as a JSON object; anything else is counted and skipped."""
+        self.events.inc()
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            self._bad_events.labels(self.target, "binary").inc()
+            return None
+        try:
+            event = json.loads(msg.data)
+        except (ValueError, RecursionError):
+            self._bad_events.labels(self.target, "invalid_json").inc()
+            return None
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            self._bad_events.labels(self.target, "malformed").inc()
+            return None
+        self.recent_types.append(event["type"][:64])
+        return event
+
+
+class Connection:
+    """One live WebSocket session: its send queue, interpreter and sender/receiver tasks.
+
+    It knows its owner only through what it is given: the dialect, the meters, and two callbacks, `on_event`
+    for each server event it does not handle itself and `on_caption` for the captions left pending at its end.
+    """
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        ws: aiohttp.ClientWebSocketResponse,
+        *,
+        dialect: Dialect,
+        meters: Meters,
+        usage_mode: str | None,
+        on_event: Callable[[Connection, dict[str, Any], float], None],
+        on_caption: Callable[[Caption], None],
+    ) -> None:
+        self.http = http
+        self.ws = ws
+        self.dialect = dialect
+        self.meters = meters
+        self.target = meters.target
+        self.on_event = on_event
+        self.on_caption = on_caption
+        self.interpreter = SessionInterpreter(self.target, SOURCE)
+        # How the service reports usage does not change between connections: a new one starts knowing it.
+        if usage_mode is not None:
+            self.interpreter.usage.mode = usage_mode
+        self.queue: deque[tuple[bytes, float, bool]] = deque(maxlen=SEND_QUEUE_CHUNKS)
+        self.has_audio = asyncio.Event()
+        self.finishing = False
+        self.opened_at = time.monotonic()
+        self.audio_s = 0.0
+        # When speech was first sent after the last server event; None while the service keeps up.
+        self.unanswered_since: float | None = None
+        # Seconds of speech-like audio sent since the last server event, and whether the service's VAD said it
+        # heard speech that it has not answered yet (Q3.5 `speech_started`).
+        self.unanswered_speech_s = 0.0
+        self.speech_heard_at: float | None = None
+        # Audio seconds sent when the last usage report came: the context grows by what was sent since.
+        self.audio_s_at_usage = 0.0
+        self.last_event_at = self.opened_at
+        self.task: asyncio.Task[None] | None = None
+        self.serial = next(_serials)
+        # Screenshots waiting for the sender, as ready-made events with their JPEG size (send_image keeps the rate).
+        self.images: deque[tuple[str, int]] = deque(maxlen=4)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"translator:{self.target}:conn")
+
+    def feed(self, chunk: bytes, captured_at: float, speech: bool) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.meters.skipped.inc()
+        self.queue.append((chunk, captured_at, speech))
+        self.has_audio.set()
+
+    async def finish(self, timeout_s: float) -> None:
+        """Send what is queued and `session.finish`; wait (bounded) for `session.finished`, then close."""
+        self.finishing = True
+        self.has_audio.set()
+        assert self.task is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
+        except TimeoutError:
+            log.warning("translator %s: no session.finished within %.1f s", self.target, timeout_s)
+        except Exception as e:  # noqa: BLE001 - the connection is over either way
+            log.debug("translator %s: connection ended while finishing: %s", self.target, e)
+        await self.close()
+
+    async def close(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+        await self.ws.close()
+        await self.http.close()
+
+    async def _run(self) -> None:
+        sender = asyncio.create_task(self._send())
+        try:
+            await self._receive()
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError, ConnectionError):
+                await sender
+            # What was on screen but never finalized is the best text there is: keep it.
+            for caption in self.interpreter.pending():
+                self.on_caption(Caption(caption.language, caption.item_id, caption.text, True))
+
+    async def _send(self) -> None:
+        meters = self.meters
+        while True:
+            while self.queue:
+                chunk, captured_at, speech = self.queue.popleft()
+                await self.ws.send_str(protocol.audio_append(chunk))
+                now = time.monotonic()
+                meters.latency.observe(now - captured_at)
+                if meters.trace is not None:
+                    meters.trace(meters.trace_key, now - captured_at)
+                seconds = len(chunk) / protocol.INPUT_BYTES_PER_S
+                self.audio_s += seconds
+                self.interpreter.audio_tokens_sent = self.audio_s * self.dialect.input_tokens_per_s
+                meters.sent_s.inc(seconds)
+                if speech:
+                    self.unanswered_speech_s += seconds
+                    if self.unanswered_since is None:
+                        self.unanswered_since = now
+            if self.images:
+                # After the audio queued before it: the service wants audio before any image (§4.3).
+                frame, size = self.images.popleft()
+                await self.ws.send_str(frame)
+                meters.images.inc()
+                meters.image_bytes.inc(size)
+                continue  # audio queued meanwhile goes first
+            if self.finishing:
+                await self.ws.send_str(protocol.SESSION_FINISH)
+                return
+            self.has_audio.clear()
+            await self.has_audio.wait()
+
+    async def _receive(self) -> None:
+        while True:
+            msg = await self.ws.receive()
+            received = time.perf_counter()
+            if msg.type in CLOSED:
+                code, reason = self.ws.close_code, str(msg.extra or "")
+                log.debug(
+                    "translator %s: closed %s %s; recent events: %s",
+                    self.target,
+                    code,
+                    reason,
+                    list(self.meters.recent_types),
+                )
+                if code == 1007 and "rate" in reason.lower():
+                    raise RateLimited(reason)
+                raise LinkError(f"connection closed (code {code}{': ' + reason if reason else ''})")
+            self.last_event_at = time.monotonic()
+            event = self.meters.decode(msg)
+            if event is None:
+                continue
+            self.unanswered_since, self.unanswered_speech_s = None, 0.0
+            if event["type"] == SPEECH_STARTED:
+                self.speech_heard_at = self.last_event_at
+            elif self.speech_heard_at is not None and event["type"].startswith(("response.", "conversation.")):
+                self.speech_heard_at = None
+            if event["type"] == self.dialect.session_finished:
+                return
+            self.on_event(self, event, received)
