@@ -20,7 +20,7 @@ IO = {
     "voice",  # PortAudio playback
     "obs",  # obs-websocket, on a worker thread
     "translation.session",  # the Qwen WebSocket sessions: connect, supervise, rotate, reconnect
-    "translation.connection",  # one live Qwen WebSocket: its sender and receiver tasks
+    "translation.connection",  # one live Qwen WebSocket: its handshake, setup reads, sender and receiver tasks
     "vision",  # the sampler that takes OBS screenshots while someone speaks
     "web.server",  # the aiohttp server
     "web.dashboard",  # its aiohttp handlers
@@ -56,6 +56,7 @@ PURE = {
     "translation",  # the package: imports nothing
     "translation.interpreter",  # server events -> captions, usage, errors
     "translation.protocol",  # dialects and every client frame
+    "translation.failures",  # the link errors a session retries on, each its own way
     "translation.policy",  # when a session is hung or due for rotation, what it bills, what the service changed
     "web",  # the package: imports nothing
     "outputs",  # the package: imports nothing

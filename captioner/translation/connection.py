@@ -14,15 +14,17 @@ from typing import Any
 
 import aiohttp
 
-from ..config import SOURCE
-from ..errors import LinkError
+from ..config import SOURCE, TranslatorConfig
+from ..errors import AuthError, LinkError
 from ..status import Metrics
-from . import protocol
+from . import policy, protocol
+from .failures import ModelNotFound, RateLimited, SessionRejected, VoiceRejected
 from .interpreter import Caption, SessionInterpreter
 from .protocol import SPEECH_STARTED, Dialect
 
 log = logging.getLogger(__name__)
 
+_MAX_FRAME_BYTES = 4 * 1024 * 1024
 # Audio kept while the socket is briefly slow (3 s); older audio is dropped, not sent late.
 SEND_QUEUE_CHUNKS = 30
 # Frames that mean the socket is gone, in setup (the session's handshake) as while streaming.
@@ -32,8 +34,70 @@ CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.
 _serials = itertools.count(1)
 
 
-class RateLimited(LinkError):
-    """The service closed us for opening connections too fast."""
+async def open_socket(
+    url: str, model: str, api_key: str, timeout_s: float
+) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+    """The WebSocket handshake for `model`; a refusal raises what it means for retrying."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s))
+    try:
+        ws = await asyncio.wait_for(
+            http.ws_connect(
+                f"{url}?model={model}",
+                headers=headers,
+                max_msg_size=_MAX_FRAME_BYTES,
+                # The server may never answer our close frame (§4.5): do not wait 10 s for it.
+                timeout=aiohttp.ClientWSTimeout(ws_close=1.5),
+            ),
+            timeout_s,
+        )
+    except aiohttp.WSServerHandshakeError as e:
+        await http.close()
+        if e.status in (401, 403):
+            raise AuthError(f"HTTP {e.status} at handshake") from None
+        if e.status == 429:
+            raise RateLimited(f"HTTP {e.status} at handshake") from None
+        if e.status == 404:
+            raise ModelNotFound(f"model not found: the service does not know {model!r} (HTTP 404)") from None
+        raise LinkError(f"HTTP {e.status} at handshake") from None
+    except BaseException:
+        await http.close()
+        raise
+    return http, ws
+
+
+async def connect(
+    cfg: TranslatorConfig,
+    update: dict[str, object],
+    *,
+    voice: str,
+    meters: Meters,
+    usage_mode: str | None,
+    on_event: Callable[[Connection, dict[str, Any], float], None],
+    on_caption: Callable[[Caption], None],
+) -> tuple[Connection, dict[str, Any]]:
+    """Open the socket and set the session up: session.created -> `update` -> session.updated (returned).
+
+    `voice` is the one `update` asks for, named in a refusal; the connection is closed if setup fails.
+    """
+    http, ws = await open_socket(cfg.url, cfg.model, cfg.api_key.get_secret_value(), cfg.connect_timeout_s)
+    conn = Connection(
+        http, ws, dialect=cfg.dialect, meters=meters, usage_mode=usage_mode, on_event=on_event, on_caption=on_caption
+    )
+    try:
+        await conn.expect(cfg.dialect.session_created, cfg.connect_timeout_s, voice)
+        await ws.send_str(protocol.encode(update))
+        echo = await conn.expect(cfg.dialect.session_updated, cfg.connect_timeout_s, voice)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn, echo
+
+
+def raise_if_fatal(code: str, message: str) -> None:
+    """A service error after which retrying soon cannot help is an AuthError (a long back-off)."""
+    if policy.is_fatal(code):
+        raise AuthError(f"{code}: {message}")
 
 
 class Meters:
@@ -127,6 +191,11 @@ class Connection:
         self.queue.append((chunk, captured_at, speech))
         self.has_audio.set()
 
+    def queue_image(self, jpeg: bytes) -> None:
+        """Send one JPEG after the audio queued before it (the caller keeps the service's image rate)."""
+        self.images.append((protocol.image_append(jpeg), len(jpeg)))
+        self.has_audio.set()  # wakes the sender
+
     async def finish(self, timeout_s: float) -> None:
         """Send what is queued and `session.finish`; wait (bounded) for `session.finished`, then close."""
         self.finishing = True
@@ -147,6 +216,30 @@ class Connection:
                 await self.task
         await self.ws.close()
         await self.http.close()
+
+    async def expect(self, wanted: str, timeout_s: float, voice: str) -> dict[str, Any]:
+        """Read until `wanted` arrives during setup; an `error` here is a rejection (`voice` names what we asked)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            msg = await asyncio.wait_for(self.ws.receive(), max(0.01, deadline - time.monotonic()))
+            if msg.type in CLOSED:
+                code, reason = self.ws.close_code, str(msg.extra or "")
+                if code == 1007 and "rate" in reason.lower():
+                    raise RateLimited(reason)
+                if "voice" in reason.lower():  # seen: 1011 "... Voice 'Chelsie' is not supported." (§7)
+                    raise VoiceRejected(f"voice {voice!r} refused: {reason[:200]}")
+                raise LinkError(f"connection closed during setup (code {code})")
+            event = self.meters.decode(msg)
+            if event is None:
+                continue
+            if event.get("type") == wanted:
+                return event
+            result = self.interpreter.feed(event)
+            if result.error is not None:
+                raise_if_fatal(result.error.code, result.error.message)
+                if "voice" in f"{result.error.param} {result.error.message}".lower():
+                    raise VoiceRejected(f"voice {voice!r} refused: {result.error.message or result.error.code}")
+                raise SessionRejected(result.error.message or result.error.code)
 
     async def _run(self) -> None:
         sender = asyncio.create_task(self._send())

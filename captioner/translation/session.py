@@ -18,8 +18,9 @@ from ..errors import AuthError, LinkError, describe
 from ..pcm import SPEECH_RMS, rms
 from ..reconnect import Backoff, ConnectBudget
 from ..status import LinkState, Status, error_code_label
-from . import policy, protocol
-from .connection import CLOSED, Connection, Meters, RateLimited
+from . import policy
+from .connection import Connection, Meters, connect, raise_if_fatal
+from .failures import IdleClosed, ModelNotFound, RateLimited, SessionRejected, Stalled, VoiceRejected
 from .interpreter import Caption, UsageDelta, normalise_code
 from .protocol import AUDIO_EVENT_TYPES, rate_allows, session_update
 
@@ -27,32 +28,11 @@ log = logging.getLogger(__name__)
 
 _AUTH_BACKOFF_S = 300.0
 _RATE_LIMIT_BACKOFF_S = 30.0
-_MAX_FRAME_BYTES = 4 * 1024 * 1024
 # Rotation waits this long for a pause so no sentence is split between two sessions.
 _ROTATE_PAUSE_WAIT_S = 20.0
 _PAUSE_CHUNKS = 4
 # The watchdog and rotation need no finer clock; a stop or a closed connection wakes the supervisor at once.
 _SUPERVISE_TICK_S = 1.0
-
-
-class SessionRejected(LinkError):
-    """The service refused our session.update (bad language, modalities, ...)."""
-
-
-class Stalled(LinkError):
-    """Speech was sent but the service stopped answering."""
-
-
-class ModelNotFound(LinkError):
-    """The service does not know the model (handshake 404): retrying cannot help until the config changes."""
-
-
-class VoiceRejected(SessionRejected):
-    """The service refused the voice: retrying the same session.update cannot help."""
-
-
-class IdleClosed(LinkError):
-    """The service closed a session that had generated no response for minutes (§7 idle timeout)."""
 
 
 class TranslatorSession:
@@ -159,8 +139,7 @@ class TranslatorSession:
         conn = self._active
         if conn is None or self.image_refusal(now) is not None:
             return False
-        conn.images.append((protocol.image_append(jpeg), len(jpeg)))
-        conn.has_audio.set()  # wakes the sender
+        conn.queue_image(jpeg)
         self._image_times.append(now)
         return True
 
@@ -345,56 +324,9 @@ class TranslatorSession:
         await conn.close()
 
     async def _connect(self) -> Connection:
-        """Open the socket and set the session up; the caller starts streaming."""
-        cfg = self.cfg
-        url = f"{cfg.url}?model={cfg.model}"
-        headers = {"Authorization": f"Bearer {cfg.api_key.get_secret_value()}"}
-        http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=cfg.connect_timeout_s))
-        try:
-            ws = await asyncio.wait_for(
-                http.ws_connect(
-                    url,
-                    headers=headers,
-                    max_msg_size=_MAX_FRAME_BYTES,
-                    # The server may never answer our close frame (§4.5): do not wait 10 s for it.
-                    timeout=aiohttp.ClientWSTimeout(ws_close=1.5),
-                ),
-                cfg.connect_timeout_s,
-            )
-        except aiohttp.WSServerHandshakeError as e:
-            await http.close()
-            if e.status in (401, 403):
-                raise AuthError(f"HTTP {e.status} at handshake") from None
-            if e.status == 429:
-                raise RateLimited(f"HTTP {e.status} at handshake") from None
-            if e.status == 404:
-                raise ModelNotFound(f"model not found: the service does not know {cfg.model!r} (HTTP 404)") from None
-            raise LinkError(f"HTTP {e.status} at handshake") from None
-        except BaseException:
-            await http.close()
-            raise
-        conn = Connection(
-            http,
-            ws,
-            dialect=cfg.dialect,
-            meters=self._meters,
-            usage_mode=self.link.info.get("usage_reporting"),
-            on_event=self._handle,
-            on_caption=self._emit,
-        )
-        try:
-            await self._setup(conn)
-        except BaseException:
-            await conn.close()
-            raise
-        return conn
-
-    async def _setup(self, conn: Connection) -> None:
-        """session.created -> our complete session.update -> session.updated (or a rejection)."""
-        dialect = self.cfg.dialect
-        await self._expect(conn, dialect.session_created)
+        """A connection set up with this session's complete session.update; the caller starts streaming."""
         update = session_update(
-            dialect,
+            self.cfg.dialect,
             target=self.target,
             source_language=self.cfg.source_language,
             transcribe_source=self.transcribe_source,
@@ -403,13 +335,17 @@ class TranslatorSession:
             phrases=self.cfg.glossary.get(self.target),
             pin_source=self.pin_source,
         )
-        await conn.ws.send_str(protocol.encode(update))
-        echo = await self._expect(conn, dialect.session_updated)
+        conn, echo = await connect(
+            self.cfg,
+            update,
+            voice=self.voice or self.cfg.dialect.default_voice,
+            meters=self._meters,
+            usage_mode=self.link.info.get("usage_reporting"),
+            on_event=self._handle,
+            on_caption=self._emit,
+        )
         self._compare_echo(update["session"], echo.get("session"))  # type: ignore[arg-type]
-
-    @property
-    def _voice_name(self) -> str:
-        return self.voice or self.cfg.dialect.default_voice
+        return conn
 
     def _compare_echo(self, asked: dict[str, Any], echo: Any) -> None:
         """Warn once per difference when session.updated does not hold what session.update asked for (§12.10)."""
@@ -419,32 +355,6 @@ class TranslatorSession:
             self._echo_warned.add(field)
             self.link.info.setdefault("session_warnings", []).append(message)
             log.warning("translator %s: %s", self.target, message)
-
-    async def _expect(self, conn: Connection, wanted: str) -> dict[str, Any]:
-        """Read until `wanted` arrives during setup; an `error` here is a rejection."""
-        deadline = time.monotonic() + self.cfg.connect_timeout_s
-        while True:
-            msg = await asyncio.wait_for(conn.ws.receive(), max(0.01, deadline - time.monotonic()))
-            if msg.type in CLOSED:
-                code, reason = conn.ws.close_code, str(msg.extra or "")
-                if code == 1007 and "rate" in reason.lower():
-                    raise RateLimited(reason)
-                if "voice" in reason.lower():  # seen: 1011 "... Voice 'Chelsie' is not supported." (§7)
-                    raise VoiceRejected(f"voice {self._voice_name!r} refused: {reason[:200]}")
-                raise LinkError(f"connection closed during setup (code {code})")
-            event = self._meters.decode(msg)
-            if event is None:
-                continue
-            if event.get("type") == wanted:
-                return event
-            result = conn.interpreter.feed(event)
-            if result.error is not None:
-                self._raise_for_error(result.error.code, result.error.message)
-                if "voice" in f"{result.error.param} {result.error.message}".lower():
-                    raise VoiceRejected(
-                        f"voice {self._voice_name!r} refused: {result.error.message or result.error.code}"
-                    )
-                raise SessionRejected(result.error.message or result.error.code)
 
     # ---- events ----------------------------------------------------------------------------------
     def _handle(self, conn: Connection, event: dict[str, Any], received: float = 0.0) -> None:
@@ -473,15 +383,11 @@ class TranslatorSession:
                 raise IdleClosed(result.error.message or result.error.code)
             self.link.last_error = f"{result.error.code}: {result.error.message}"
             log.warning("translator %s: service error %s: %s", self.target, result.error.code, result.error.message)
-            self._raise_for_error(result.error.code, result.error.message)
+            raise_if_fatal(result.error.code, result.error.message)
             if normalise_code(result.error.code) == "commonerror":
                 raise LinkError(result.error.message or "COMMON_ERROR")
         for caption in result.captions:
             self._emit(dataclasses.replace(caption, received_at=received))
-
-    def _raise_for_error(self, code: str, message: str) -> None:
-        if policy.is_fatal(code):
-            raise AuthError(f"{code}: {message}")
 
     def _emit(self, caption: Caption) -> None:
         if caption.language == SOURCE and not self.transcribe_source:
