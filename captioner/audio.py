@@ -5,210 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import soxr
 
 from . import pulse
+from .audio_devices import (
+    AUTO,
+    LOOPBACK,
+    PORTAUDIO,
+    PULSE,
+    choose_backend,
+    list_inputs,
+    pulse_description,
+    resolve_device,
+)
+from .pcm_convert import TARGET_RATE, Pcm16Converter
 from .reconnect import Backoff, supervise
 from .status import LinkState, Status
 
 log = logging.getLogger(__name__)
-
-TARGET_RATE = 16_000
-LOOPBACK = "loopback"
-# Names PortAudio gives devices that hear what the computer plays.
-_LOOPBACK_HINTS = ("monitor", "loopback", "stereo mix", "what u hear", "blackhole", "soundflower")
-
-
-class Pcm16Converter:
-    """Any rate / channel count (float32 blocks) -> exact chunks of 16 kHz mono PCM16LE bytes."""
-
-    def __init__(self, in_rate: int, channels: int, chunk_ms: int = 100) -> None:
-        self.in_rate = in_rate
-        self.channels = channels
-        self.chunk_bytes = TARGET_RATE * chunk_ms // 1000 * 2
-        # A streaming resampler keeps its filter state between blocks, so block edges leave no clicks.
-        self._resampler = (
-            soxr.ResampleStream(in_rate, TARGET_RATE, 1, dtype="float32", quality="HQ")
-            if in_rate != TARGET_RATE
-            else None
-        )
-        self._pending = bytearray()
-
-    def feed(self, block: np.ndarray) -> list[bytes]:
-        """Convert one captured block; returns the whole chunks now complete (maybe none)."""
-        mono = block.astype(np.float32, copy=False)
-        if mono.ndim == 2:
-            mono = _downmix(mono)
-        if self._resampler is not None:
-            mono = self._resampler.resample_chunk(np.ascontiguousarray(mono))
-        self._pending += _pcm16(mono)
-        return self._cut()
-
-    def flush(self) -> list[bytes]:
-        """Drain the resampler's tail and pad the last chunk with silence."""
-        if self._resampler is not None:
-            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-            self._pending += _pcm16(tail)
-        if self._pending:
-            self._pending += bytes(self.chunk_bytes - len(self._pending) % self.chunk_bytes)
-        return self._cut()
-
-    def _cut(self) -> list[bytes]:
-        n = len(self._pending) // self.chunk_bytes
-        chunks = [bytes(self._pending[i * self.chunk_bytes : (i + 1) * self.chunk_bytes]) for i in range(n)]
-        del self._pending[: n * self.chunk_bytes]
-        return chunks
-
-
-# Per-chunk numpy work avoids temporaries and numpy's generic reductions (mean): the capture wakes the process
-# from idle every 100 ms, when every array touched is cold and each one costs tens of µs (benchmarks/, #5).
-
-
-def _downmix(block: np.ndarray) -> np.ndarray:
-    """(frames, channels) float32 -> mono: the channels' average."""
-    mono: np.ndarray = block[:, 0]
-    channels = block.shape[1]
-    if channels > 1:
-        mono = mono + block[:, 1]
-        for c in range(2, channels):
-            mono += block[:, c]
-        mono *= 1.0 / channels
-    return mono
-
-
-def _pcm16(x: np.ndarray) -> bytes:
-    """float32 samples (-1..1, clipped beyond) -> PCM16LE bytes, rounded half to even."""
-    y = x * 32767.0
-    np.clip(y, -32767.0, 32767.0, out=y)
-    return np.rint(y, out=y).astype("<i2").tobytes()
-
 
 # Native capture: wake this long after the chunk being recorded is due to be complete.
 _READ_LATE_S = 0.002
 
 # A capture stream that delivers no block for this long is treated as a lost device and reopened.
 _STALL_S = 3.0
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """One input device as PortAudio lists it."""
-
-    index: int
-    name: str
-    hostapi: str
-    channels: int
-    default_rate: float
-    is_default: bool
-    is_loopback: bool
-
-
-def list_inputs() -> list[DeviceInfo]:
-    """All devices with input channels."""
-    import sounddevice as sd
-
-    hostapis = sd.query_hostapis()
-    try:
-        default_in = sd.default.device[0]
-    except Exception:  # noqa: BLE001 - no default device is a normal state
-        default_in = -1
-    out = []
-    for dev in sd.query_devices():
-        if dev["max_input_channels"] <= 0:
-            continue
-        name = str(dev["name"])
-        out.append(
-            DeviceInfo(
-                index=int(dev["index"]),
-                name=name,
-                hostapi=str(hostapis[dev["hostapi"]]["name"]),
-                channels=int(dev["max_input_channels"]),
-                default_rate=float(dev["default_samplerate"]),
-                is_default=int(dev["index"]) == default_in,
-                is_loopback=any(h in name.lower() for h in _LOOPBACK_HINTS),
-            )
-        )
-    return out
-
-
-def resolve_device(spec: int | str | None, devices: list[DeviceInfo]) -> tuple[int | None, str]:
-    """Config device spec -> (PortAudio index or None for default, a description). Raises LookupError."""
-    if spec is None:
-        return None, "default input"
-    if isinstance(spec, int):
-        if any(d.index == spec for d in devices):
-            return spec, f"device {spec}"
-        raise LookupError(f"no input device with index {spec}")
-    if spec.lower() == LOOPBACK:
-        return _resolve_loopback(devices)
-    for d in devices:
-        if spec.lower() in d.name.lower():
-            return d.index, d.name
-    raise LookupError(f"no input device whose name contains {spec!r}")
-
-
-def _resolve_loopback(devices: list[DeviceInfo]) -> tuple[int | None, str]:
-    if sys.platform.startswith("linux"):
-        # The ALSA "pulse"/"pipewire" device reads whatever source libpulse is told to use; this special
-        # name follows the default sink even when the user switches outputs.
-        for name in ("pulse", "pipewire"):
-            match = next((d for d in devices if d.name == name), None)
-            if match:
-                os.environ["PULSE_SOURCE"] = "@DEFAULT_MONITOR@"
-                return match.index, f"{match.name} (monitor of the default sink: {pulse.monitor_source() or '?'})"
-    for d in devices:
-        if d.is_loopback:
-            return d.index, d.name
-    raise LookupError(
-        "no loopback device found (Linux: PulseAudio/PipeWire and the ALSA pulse plugin; Windows: enable "
-        "'Stereo Mix'; macOS: install BlackHole)"
-    )
-
-
-AUTO, PULSE, PORTAUDIO = "auto", "pulse", "portaudio"
-
-
-def choose_backend(
-    backend: str, spec: int | str | None, pulse_loads: bool, pulse_names: Sequence[str]
-) -> tuple[str, str | None]:
-    """(audio.backend, audio.device) -> (PULSE, source name or None = default source) or (PORTAUDIO, None).
-
-    auto records natively from PulseAudio/PipeWire whenever that can mean the same device: the default input, the
-    loopback, or a source named exactly; device indices and PortAudio names stay with PortAudio. Raises LookupError
-    when backend is pulse and the spec names no PulseAudio source.
-    """
-    if backend == PORTAUDIO or (backend == AUTO and not pulse_loads):
-        return PORTAUDIO, None
-    if spec is None:
-        return PULSE, None
-    if isinstance(spec, str) and spec.lower() == LOOPBACK:
-        return PULSE, pulse.DEFAULT_MONITOR
-    if isinstance(spec, str):
-        if spec in pulse_names:
-            return PULSE, spec
-        if backend == PULSE:
-            match = next((n for n in pulse_names if spec.lower() in n.lower()), None)
-            if match:
-                return PULSE, match
-    if backend == PULSE:
-        raise LookupError(f"no PulseAudio source for audio.device {spec!r} (audio.backend: pulse)")
-    return PORTAUDIO, None
-
-
-def _pulse_description(source: str | None) -> str:
-    if source == pulse.DEFAULT_MONITOR:
-        return f"the monitor of the default sink ({pulse.monitor_source() or '?'})"
-    return f"PulseAudio source {source}" if source else "the default PulseAudio source"
 
 
 class AudioCapture:
@@ -310,7 +136,7 @@ class AudioCapture:
                 recorder.close()
 
         # Before the stream opens: chunks queued behind a pactl call would reach the wire late.
-        description = await asyncio.to_thread(_pulse_description, source)
+        description = await asyncio.to_thread(pulse_description, source)
         pulse.use_client_config_without_shm()  # here, in the loop's thread: it sets an environment variable
         # A daemon thread: a read blocked on a frozen server must not keep the process alive; it frees the
         # stream itself once the read returns (within one chunk while audio flows).

@@ -14,7 +14,7 @@ from .status import Status
 def print_devices() -> int:
     """List input devices: index, name, host API, channels, default rate; mark default and loopback."""
     from . import pulse
-    from .audio import list_inputs
+    from .audio_devices import list_inputs
 
     try:
         devices = list_inputs()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from captioner.audio import DeviceInfo, Pcm16Converter, choose_backend, resolve_device
+from captioner.audio_devices import DeviceInfo, choose_backend, resolve_device
 from captioner.pcm import rms
+from captioner.pcm_convert import Pcm16Converter
 
 
 def tone(rate: int, seconds: float, freq: float, channels: int, amp: float = 0.5) -> np.ndarray:

@@ -15,7 +15,8 @@ IO = {
     "__main__",  # the CLI
     "app",  # wires and supervises every part below
     "cli_tools",  # `captioner devices` / `check`: PortAudio, pactl, OBS and the translator once each
-    "audio",  # PortAudio / libpulse capture
+    "audio",  # PortAudio / libpulse capture, and the capture thread -> event loop hand-over
+    "audio_devices",  # PortAudio's input list, pactl's monitor name, and the capture backend for a device
     "pulse",  # libpulse through ctypes, pactl
     "voice",  # PortAudio playback
     "obs",  # obs-websocket, on a worker thread
@@ -65,6 +66,7 @@ PURE = {
     "cost",
     "playout",
     "pcm",
+    "pcm_convert",  # captured float blocks -> 16 kHz mono PCM16 chunks (numpy, soxr: no device)
     "gate",
     "obs_state",
     "vocabulary",
