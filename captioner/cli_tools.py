@@ -57,7 +57,7 @@ def _print_outputs() -> None:
 
 async def check_connections(cfg: Config) -> int:
     """Try OBS and each translator target once; print ok / failed with the reason."""
-    from .obs import _new_client, describe_error, quiet_obsws_logger
+    from .obs_client import describe_error, new_client, quiet_obsws_logger
     from .reload import session_audio
     from .translation.session import TranslatorSession
 
@@ -67,7 +67,7 @@ async def check_connections(cfg: Config) -> int:
         try:
 
             def ping() -> str:
-                client = _new_client(cfg.obs)
+                client = new_client(cfg.obs)
                 try:
                     v = client.send("GetVersion", raw=True)
                     return f"OBS {v.get('obsVersion')}, obs-websocket {v.get('obsWebSocketVersion')}"

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterable
 
 from .config import Config
 from .gate import SpeechGate
-from .obs import ObsSink, Recording
+from .obs import ObsSink
 from .obs_state import ObsState
+from .obs_watch import Recording
 from .outputs.base import CaptionSink
 from .outputs.obs_text import ObsTextOutput
 from .outputs.stream_captions import StreamCaptionOutput

@@ -19,7 +19,9 @@ IO = {
     "audio_devices",  # PortAudio's input list, pactl's monitor name, and the capture backend for a device
     "pulse",  # libpulse through ctypes, pactl
     "voice",  # PortAudio playback
-    "obs",  # obs-websocket, on a worker thread
+    "obs",  # obs-websocket, on a worker thread: caption texts, stream captions, screenshots
+    "obs_client",  # obsws-python's clients, and each request we make of OBS
+    "obs_watch",  # OBS's stream, recording, scene and mute state, from its events and replies
     "translation.session",  # the Qwen WebSocket sessions: connect, supervise, rotate, reconnect
     "translation.connection",  # one live Qwen WebSocket: its handshake, setup reads, sender and receiver tasks
     "vision",  # the sampler that takes OBS screenshots while someone speaks

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..config import SOURCE, Config
-from ..obs import Recording
+from ..obs_watch import Recording
 from ..status import Status
 from ..transcripts import TranscriptWriter
 from ..translation.interpreter import Caption
