@@ -266,7 +266,7 @@ class Daemon:
         self.hub.set_languages(new.languages())
         if plan.cost:
             self.spending.configure(new.cost)
-        for source in set(self.status.screens) - {o.obs_source for o in new.outputs}:
+        for source in set(self.status.screens) - {o.obs_source for o in new.obs_outputs}:
             del self.status.screens[source]
         self.control.keep_outputs(new)
         self.status.languages_available = tuple(sorted(new.translator.dialect.languages))

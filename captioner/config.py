@@ -23,7 +23,7 @@ from pydantic import (
 from . import cea608
 from .errors import ConfigError
 from .protocol import Dialect, UnsupportedModel, dialect_for
-from .redaction import add_secrets
+from .redaction import add_secrets, add_url_secrets
 from .vocabulary import compile_find
 
 SOURCE = "source"
@@ -240,6 +240,63 @@ class OutputConfig(_Section):
     with_source: bool = False
 
 
+def _http_url(v: SecretStr) -> SecretStr:
+    # The URL is a secret: the message never quotes it.
+    if not v.get_secret_value().startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return v
+
+
+HttpUrl = Annotated[SecretStr, AfterValidator(_http_url)]
+
+
+class _PostOutputConfig(_Section):
+    """What every output that POSTs finals to a URL shares."""
+
+    language: str
+    # A final still unsent this long after its words were spoken (the endpoint was down) is skipped and counted.
+    max_age_s: float = Field(60.0, ge=1, le=86400)
+    # Each POST gets this long for the whole answer; a slower one is retried.
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class YoutubeOutputConfig(_PostOutputConfig):
+    """One language's finals as YouTube Live closed captions, POSTed to the ingestion URL from YouTube Studio."""
+
+    youtube_url: HttpUrl
+    # Added to every stamp: positive shows the captions later on the video, negative earlier.
+    offset_s: float = Field(0.0, ge=-60, le=60)
+
+
+class WebhookOutputConfig(_PostOutputConfig):
+    """One language's finals POSTed as JSON to any URL."""
+
+    webhook_url: HttpUrl
+    # Sent with every POST (e.g. Authorization); values are secrets, so use ${VAR}.
+    headers: dict[str, SecretStr] = {}
+    max_age_s: float = Field(600.0, ge=1, le=86400)
+
+
+OutputEntry = OutputConfig | YoutubeOutputConfig | WebhookOutputConfig
+PostOutputConfig = YoutubeOutputConfig | WebhookOutputConfig
+
+
+def _output_entry(i: int, item: Any) -> Any:
+    """One `outputs` entry, validated as the kind its URL key names, errors at `outputs[i]...`."""
+    if not isinstance(item, dict):
+        raise ConfigError(f"outputs[{i}]", "must be a mapping with obs_source:, youtube_url: or webhook_url:")
+    kinds = [k for k in ("youtube_url", "webhook_url") if k in item]
+    if len(kinds) > 1:
+        raise ConfigError(f"outputs[{i}].{kinds[1]}", f"one kind per entry: this one already has {kinds[0]}")
+    by_key: dict[str, type[_Section]] = {"youtube_url": YoutubeOutputConfig, "webhook_url": WebhookOutputConfig}
+    kind = by_key[kinds[0]] if kinds else OutputConfig
+    try:
+        return kind.model_validate(item)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(key_path(("outputs", i, *first["loc"])), _describe(first)) from None
+
+
 class HttpConfig(_Section):
     """Status / metrics endpoint."""
 
@@ -416,7 +473,8 @@ class Config(_Section):
     translator: TranslatorConfig = TranslatorConfig()
     obs: ObsConfig = ObsConfig()
     layout: LayoutConfig = LayoutConfig()
-    outputs: tuple[OutputConfig, ...] = ()
+    # OBS text sources, YouTube caption ingestion and webhooks, in the order written (see obs_outputs, post_outputs).
+    outputs: tuple[OutputEntry, ...] = ()
     stream_captions: StreamCaptionsConfig = StreamCaptionsConfig()
     http: HttpConfig = HttpConfig()
     transcripts: TranscriptsConfig = TranscriptsConfig()
@@ -425,6 +483,22 @@ class Config(_Section):
     vision: VisionConfig = VisionConfig()
     voice_outputs: tuple[VoiceOutputConfig, ...] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs(cls, v: Any) -> Any:
+        # By hand: a pydantic union would report every kind's errors, with the kinds' names in the key path.
+        return [_output_entry(i, item) for i, item in enumerate(v)] if isinstance(v, list) else v
+
+    @property
+    def obs_outputs(self) -> tuple[OutputConfig, ...]:
+        """The outputs that are OBS text sources."""
+        return tuple(o for o in self.outputs if isinstance(o, OutputConfig))
+
+    @property
+    def post_outputs(self) -> tuple[PostOutputConfig, ...]:
+        """The outputs that POST finals to a URL (YouTube captions, webhooks)."""
+        return tuple(o for o in self.outputs if isinstance(o, YoutubeOutputConfig | WebhookOutputConfig))
 
     def layout_for(self, output: OutputConfig) -> LayoutConfig:
         """The top-level layout with this output's overrides applied."""
@@ -535,7 +609,9 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{where}.language", "'source' needs translator.transcribe_source: true")
         if out.language != SOURCE and out.language not in tr.targets:
             raise ConfigError(f"{where}.language", f"{out.language!r} is not one of translator.targets")
-        if any(o.obs_source == out.obs_source for o in cfg.outputs[:i]):
+        if not isinstance(out, OutputConfig):
+            continue
+        if any(isinstance(o, OutputConfig) and o.obs_source == out.obs_source for o in cfg.outputs[:i]):
             raise ConfigError(f"{where}.obs_source", f"{out.obs_source!r} is used by two outputs")
         if out.with_source and (not tr.transcribe_source or out.language != tr.targets[0]):
             raise ConfigError(
@@ -637,6 +713,13 @@ def parse(
     # Known from here on, so that no status, error or log line shows them, whatever text they turn up in.
     add_secrets(cfg.translator.api_key.get_secret_value(), cfg.obs.password.get_secret_value())
     add_secrets(cfg.http.token.get_secret_value())
+    for out in cfg.post_outputs:
+        url = out.youtube_url if isinstance(out, YoutubeOutputConfig) else out.webhook_url
+        add_url_secrets(url.get_secret_value())
+        if isinstance(out, WebhookOutputConfig):
+            for value in (v.get_secret_value() for v in out.headers.values()):
+                # "Bearer <token>": the token alone is masked too, wherever it turns up.
+                add_secrets(value, *(word for word in value.split() if len(word) >= 8))
     _check(cfg)
     return cfg
 
@@ -647,10 +730,12 @@ def with_output_language(cfg: Config, obs_source: str, language: str) -> Config:
     A language no session translates yet becomes a new target; the old language stops being translated when nothing
     else shows it (that is what saves its cost). Errors are ConfigErrors at the key the request names.
     """
-    index = next((i for i, o in enumerate(cfg.outputs) if o.obs_source == obs_source), None)
-    if index is None:
+    index = next(
+        (i for i, o in enumerate(cfg.outputs) if isinstance(o, OutputConfig) and o.obs_source == obs_source), None
+    )
+    out = cfg.outputs[index] if index is not None else None
+    if index is None or not isinstance(out, OutputConfig):
         raise ConfigError("output", f"no output shows in OBS source {obs_source!r}")
-    out = cfg.outputs[index]
     tr = cfg.translator
     if language != SOURCE and language not in tr.dialect.languages:
         raise ConfigError("language", f"{language!r} is not a supported language for {tr.model}")
