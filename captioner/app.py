@@ -24,6 +24,9 @@ from .outputs.base import CaptionRouter, SpokenAt
 from .outputs.files import RecordingFollower, TranscriptFiles, open_transcripts
 from .outputs.log import StatusOutput
 from .outputs.overlay import OverlayOutput
+from .outputs.posting import PostingOutputs
+from .outputs.webhook import WebhookOutput
+from .outputs.youtube import YoutubeOutput
 from .overlay import OverlayHub
 from .reconnect import ConnectBudget
 from .reload import SessionSpec, load_again, plan_reload, session_spec
@@ -84,6 +87,8 @@ class Daemon:
         self.router.set("overlay", OverlayOutput(self.hub, lambda: self.cfg.languages()))
         self.router.set("status", StatusOutput(self.status))
         self.transcripts: TranscriptFiles | None = None
+        self.posting = PostingOutputs(self.status, self.router.set, (YoutubeOutput, WebhookOutput))
+        self.posting.configure(cfg)
         self.recording = RecordingFollower(lambda: self.cfg, self.status, self.router.set)
         self.obs = ObsParts(
             self.status,
@@ -264,6 +269,7 @@ class Daemon:
         elif plan.obs == "outputs":
             self.obs.set_outputs(new)
         self.hub.set_languages(new.languages())
+        self.posting.configure(new)
         if plan.cost:
             self.spending.configure(new.cost)
         for source in set(self.status.screens) - {o.obs_source for o in new.obs_outputs}:

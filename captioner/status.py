@@ -251,6 +251,37 @@ class Metrics:
         self.voice_device_errors = Counter(
             "captioner_voice_device_errors", "Voice output device failures", ["language"], registry=r
         )
+        # Outputs that POST finals to a URL (outputs/posting.py: YouTube captions, webhooks), by output name.
+        self.post_posted = Counter(
+            "captioner_post_posted_captions", "Finals the endpoint took (answered 2xx)", ["output"], registry=r
+        )
+        self.post_retries = Counter(
+            "captioner_post_retries", "POSTs sent again, unchanged and with the same seq", ["output"], registry=r
+        )
+        self.post_failed = Counter(
+            "captioner_post_failed_requests",
+            "POSTs that failed: an error, a time-out or a non-2xx answer",
+            ["output"],
+            registry=r,
+        )
+        self.post_skipped = Counter(
+            "captioner_post_skipped_captions",
+            "Finals given up on, by reason: too_old (max_age_s passed), queue_full, stopped (unsent at stop)",
+            ["output", "reason"],
+            registry=r,
+        )
+        self.post_last_status = Gauge(
+            "captioner_post_last_status",
+            "HTTP status of the last answer (0 = none: an error or time-out)",
+            ["output"],
+            registry=r,
+        )
+        self.youtube_clock_skew = Gauge(
+            "captioner_youtube_clock_skew_seconds",
+            "YouTube's clock minus this computer's, from the time in its last answer",
+            ["output"],
+            registry=r,
+        )
 
 
 @dataclass
@@ -341,6 +372,8 @@ class Status:
         self.voice: Callable[[], dict[str, Any]] | None = None
         # Visual context: screenshots sent and skipped (set by the daemon when vision is enabled).
         self.vision: Callable[[], dict[str, Any]] | None = None
+        # YouTube caption and webhook outputs by name: counters, last answer, clock skew (set by the daemon).
+        self.post_outputs: Callable[[], dict[str, Any]] | None = None
         # Live-control state (paused, per-output language and visibility), set by the daemon.
         self.control: Callable[[], dict[str, Any]] | None = None
         # Language codes the configured model translates to: what the "switch language" control accepts.
@@ -386,6 +419,7 @@ class Status:
             },
             "screens": dict(self.screens),
             "files": {name: f.as_dict() for name, f in self.files.items()},
+            "post_outputs": self.post_outputs() if self.post_outputs is not None else None,
             "control": self.control() if self.control is not None else None,
             "languages_available": list(self.languages_available),
             "outputs": {
