@@ -65,6 +65,8 @@ button:focus-visible, input:focus-visible, select:focus-visible { outline: 2px s
 table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .25rem .4rem .25rem 0; }
 td:last-child { white-space: nowrap; }
 #control-msg.bad { color: var(--bad); } #control-msg.ok { color: var(--ok); }
+#posts li { display: grid; grid-template-columns: 9rem 4rem 1fr; gap: 0 .5rem; padding: .2rem 0; }
+#posts .err { grid-column: 1 / -1; }
 """
 
 _SCRIPT: Final = """
@@ -148,6 +150,23 @@ _SCRIPT: Final = """
     add("Final → on screen", lat && lat.final_to_screen);
     add("Capture → sent", lat && lat.capture_to_wire);
     $("latency").replaceChildren(...rows);
+  }
+
+  // -- YouTube captions and webhooks (/status post_outputs); hidden when there are none
+
+  function renderPosts(posts) {
+    const items = Object.entries(posts || {}).map(([name, p]) => {
+      const li = el("li");
+      li.dataset.post = name;
+      const counts = "posted " + p.posted + ", retried " + p.retried + ", failed " + p.failed + ", skipped "
+        + p.skipped + ", waiting " + p.queued + (p.last_answer ? "; last answer " + p.last_answer.status : "");
+      const state = el("span", "state state-" + (p.ok ? "connected" : "reconnecting"), p.ok ? "ok" : "failing");
+      const trouble = el("span", "err", p.warning || p.last_error || "");
+      li.append(el("span", "", name), state, el("span", "dim", counts), trouble);
+      return li;
+    });
+    $("posts").replaceChildren(...items);
+    $("posts-card").hidden = !items.length;
   }
 
   // -- captions: an event stream per language (no final is missed), /status as the fallback
@@ -274,6 +293,7 @@ _SCRIPT: Final = """
     renderLevel(st.audio_level, st.audio_gate, (st.links || {}).audio);
     renderCost(st.cost, st.demo);
     renderLatency(st.latency);
+    renderPosts(st.post_outputs);
     pollCaptions(st.outputs);
     renderControl(st);
   }
@@ -370,6 +390,8 @@ DEMO — captions come from a built-in stand-in, not the real translator
 <div id="reload-error" class="banner bad" role="alert" hidden></div>
 <main>
 <section class="card" aria-labelledby="h-links"><h2 id="h-links">Links</h2><ul id="links" class="plain"></ul></section>
+<section id="posts-card" class="card" aria-labelledby="h-posts" hidden><h2 id="h-posts">YouTube and webhooks</h2>
+  <ul id="posts" class="plain"></ul></section>
 <div class="stack">
 <section class="card" aria-labelledby="h-input"><h2 id="h-input">Input</h2>
   <div class="row"><span id="meter-label">Level</span> <span id="level-text" class="dim">–</span></div>
