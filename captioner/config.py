@@ -267,6 +267,10 @@ class YoutubeOutputConfig(_PostOutputConfig):
     # Added to every stamp: positive shows the captions later on the video, negative earlier.
     offset_s: float = Field(0.0, ge=-60, le=60)
 
+    @property
+    def url(self) -> str:
+        return self.youtube_url.get_secret_value()
+
 
 class WebhookOutputConfig(_PostOutputConfig):
     """One language's finals POSTed as JSON to any URL."""
@@ -275,6 +279,10 @@ class WebhookOutputConfig(_PostOutputConfig):
     # Sent with every POST (e.g. Authorization); values are secrets, so use ${VAR}.
     headers: dict[str, SecretStr] = {}
     max_age_s: float = Field(600.0, ge=1, le=86400)
+
+    @property
+    def url(self) -> str:
+        return self.webhook_url.get_secret_value()
 
 
 OutputEntry = OutputConfig | YoutubeOutputConfig | WebhookOutputConfig
@@ -714,8 +722,7 @@ def parse(
     add_secrets(cfg.translator.api_key.get_secret_value(), cfg.obs.password.get_secret_value())
     add_secrets(cfg.http.token.get_secret_value())
     for out in cfg.post_outputs:
-        url = out.youtube_url if isinstance(out, YoutubeOutputConfig) else out.webhook_url
-        add_url_secrets(url.get_secret_value())
+        add_url_secrets(out.url)
         if isinstance(out, WebhookOutputConfig):
             for value in (v.get_secret_value() for v in out.headers.values()):
                 # "Bearer <token>": the token alone is masked too, wherever it turns up.

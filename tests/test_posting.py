@@ -394,11 +394,13 @@ async def test_a_reload_keeps_an_unchanged_output_and_replaces_a_changed_one(end
     outputs.configure(parse(two, {}))
     first, second = routed["youtube:ja"], routed["youtube:ja:2"]
     first.caption(Caption("ja", "1", "one", True))
-    await until(lambda: first.counts["posted"] == 1)
+    second.caption(Caption("ja", "1", "one", True))
+    await until(lambda: first.counts["posted"] == second.counts["posted"] == 1)
     two["outputs"][1]["offset_s"] = 1.0
     outputs.configure(parse(two, {}))
-    assert routed["youtube:ja"] is first and first.queue.next_seq == 2  # its seq goes on
-    assert routed["youtube:ja:2"] is not second
+    assert routed["youtube:ja"] is first and first.queue.next_seq == 2  # unchanged: the same output goes on
+    # Changed, but the same URL: the new output goes on from the old one's seq (YouTube would drop a repeat).
+    assert routed["youtube:ja:2"] is not second and routed["youtube:ja:2"].queue.next_seq == 2
     outputs.configure(parse({**two, "outputs": []}, {}))
     assert routed == {"youtube:ja": None, "youtube:ja:2": None} and outputs.as_dict() == {}
     await first.close()

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 1000
 # At stop, what still waits gets this long to go out (the shutdown has ~10 s beyond the translator's finish).
 DRAIN_S = 3.0
-# Shown in /status: the start of what the server answered.
+# Read of an answer (YouTube's is one line); shown in /status, its start.
+_ANSWER_BYTES = 4096
 _ANSWER_CHARS = 200
 # Tries again soon after a blip, then at most every 10 s: a caption is worth little once it is late.
 _RETRY_INITIAL_S = 0.5
@@ -166,9 +167,10 @@ class PostingOutput(CaptionSink):
     config_type: ClassVar[type[Any]]
     max_batch: ClassVar[int] = 1
 
-    def __init__(self, name: str, entry: PostOutputConfig, status: Status) -> None:
+    def __init__(self, name: str, entry: PostOutputConfig, status: Status, first_seq: int = 1) -> None:
         self.name = name
         self.entry = entry
+        self.url = entry.url  # a secret
         self.status = status
         m = status.metrics
         self._metrics = {
@@ -178,10 +180,9 @@ class PostingOutput(CaptionSink):
         }
         self._skipped_metric = m.post_skipped
         self._last_status_metric = m.post_last_status.labels(name)
-        self.url = ""  # set by the kind; a secret
         self.counts: dict[str, int] = {"posted": 0, "retried": 0, "failed": 0, "skipped": 0}
         self.skipped: dict[str, int] = {}
-        self.queue = PostQueue(entry.max_age_s, self._count, self.max_batch)
+        self.queue = PostQueue(entry.max_age_s, self._count, self.max_batch, first_seq=first_seq)
         self._backoff = Backoff(_RETRY_INITIAL_S, _RETRY_CAP_S)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -263,7 +264,7 @@ class PostingOutput(CaptionSink):
         try:
             # encoded=True: the URL goes out exactly as YouTube Studio wrote it (its signature must not be re-quoted).
             async with http.post(URL(req.url, encoded=True), data=req.body, headers=dict(req.headers)) as r:
-                text = await r.text(errors="replace")
+                text = (await r.content.read(_ANSWER_BYTES)).decode("utf-8", errors="replace")
                 status = r.status
         except Exception as e:  # noqa: BLE001 - whatever the failure, the post is retried; the task must not die
             why = f"no answer within {self.entry.timeout_s:g} s" if isinstance(e, TimeoutError) else describe(e)
@@ -325,6 +326,9 @@ class PostingOutputs:
         self._kinds = kinds
         self.outputs: dict[str, PostingOutput] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        # By URL, the seq an output that went (a reload) would have used next: one that takes the same URL goes on
+        # from there, for the endpoint may take a seq it saw before as a retry and drop the caption.
+        self._next_seq: dict[str, int] = {}
         status.post_outputs = self.as_dict
 
     def configure(self, cfg: Config) -> None:
@@ -333,6 +337,7 @@ class PostingOutputs:
             if wanted.get(name) != output.entry:
                 self._set_output(name, None)
                 del self.outputs[name]
+                self._next_seq[output.url] = output.queue.next_seq
                 log.info("%s: %s", name, "changed: starting again" if name in wanted else "removed")
                 task = asyncio.create_task(output.close(), name=f"close:{name}")
                 self._closing.add(task)
@@ -340,7 +345,7 @@ class PostingOutputs:
         for name, entry in wanted.items():
             if name not in self.outputs:
                 kind = next(k for k in self._kinds if isinstance(entry, k.config_type))
-                self.outputs[name] = kind(name, entry, self.status)
+                self.outputs[name] = kind(name, entry, self.status, self._next_seq.pop(entry.url, 1))
                 self._set_output(name, self.outputs[name])
                 log.info("%s: posting %s finals to %s", name, entry.language, self.outputs[name].host)
 

@@ -30,9 +30,8 @@ class WebhookOutput(PostingOutput):
     kind = "webhook"
     config_type = WebhookOutputConfig
 
-    def __init__(self, name: str, entry: WebhookOutputConfig, status: Status) -> None:
-        super().__init__(name, entry, status)
-        self.url = entry.webhook_url.get_secret_value()
+    def __init__(self, name: str, entry: WebhookOutputConfig, status: Status, first_seq: int = 1) -> None:
+        super().__init__(name, entry, status, first_seq)
         self.headers = {
             **{k: v.get_secret_value() for k, v in entry.headers.items()},
             "Content-Type": "application/json",

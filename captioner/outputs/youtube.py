@@ -51,9 +51,8 @@ class YoutubeOutput(PostingOutput):
     config_type = YoutubeOutputConfig
     max_batch = MAX_BATCH
 
-    def __init__(self, name: str, entry: YoutubeOutputConfig, status: Status) -> None:
-        super().__init__(name, entry, status)
-        self.url = entry.youtube_url.get_secret_value()
+    def __init__(self, name: str, entry: YoutubeOutputConfig, status: Status, first_seq: int = 1) -> None:
+        super().__init__(name, entry, status, first_seq)
         self.offset_s = entry.offset_s
         self._skew_metric = status.metrics.youtube_clock_skew.labels(name)
         # YouTube's clock minus ours, from the last answer that carried a time; None until one did.
