@@ -55,6 +55,7 @@ PURE = {
     "translation",  # the package: imports nothing
     "translation.interpreter",  # server events -> captions, usage, errors
     "translation.protocol",  # dialects and every client frame
+    "translation.timeline",  # when the audio a connection sent was spoken
     "web",  # the package: imports nothing
     "outputs",  # the package: imports nothing
     "outputs.base",  # the output interface, the router, spoken_at
