@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import subprocess
 import sys
 import time
@@ -25,7 +24,9 @@ import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from captioner.audio import Pcm16Converter, rms
+from captioner.audio import Pcm16Converter
+from captioner.pcm import rms
+from captioner.translation.protocol import audio_append
 
 RATE, CHANNELS, CHUNK_MS = 48_000, 2, 100
 BLOCK_FRAMES = RATE * CHUNK_MS // 1000  # what the daemon asks PortAudio for
@@ -84,8 +85,8 @@ def speech_blocks(wav: Path | None, minutes: float) -> list[np.ndarray]:
 
 
 def append_event(chunk: bytes) -> str:
-    """The frame `_Connection._send` builds for each chunk (captioner/translator.py)."""
-    return '{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(chunk).decode() + '"}'
+    """The frame the session sends for each chunk, built where the session builds it (translation/protocol.py)."""
+    return audio_append(chunk)
 
 
 async def _run(blocks: list[np.ndarray], targets: int) -> HotPathResult:

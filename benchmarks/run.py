@@ -377,7 +377,7 @@ _BARE_PIPELINE = """
 import asyncio, base64, json, sys, time
 import aiohttp
 from captioner.gate import _measure
-from captioner.protocol import Q3, session_update
+from captioner.translation.protocol import Q3, session_update
 from captioner.pulse import PulseRecorder
 seconds, source, url, key = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 async def main():

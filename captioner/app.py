@@ -11,15 +11,13 @@ from pathlib import Path
 from aiohttp import web
 
 from . import __version__, systemd
-from . import http as http_api
 from .audio import AudioCapture
-from .captions import Caption
 from .config import Config, load
 from .control import LiveControl
 from .feed import AudioFeed
 from .gate import SpeechGate
-from .obs import ObsState
 from .obs_parts import ObsParts, cancel
+from .obs_state import ObsState
 from .outputs.base import CaptionRouter, SpokenAt
 from .outputs.files import RecordingFollower, TranscriptFiles, open_transcripts
 from .outputs.log import StatusOutput
@@ -27,14 +25,16 @@ from .outputs.overlay import OverlayOutput
 from .outputs.posting import PostingOutputs
 from .outputs.webhook import WebhookOutput
 from .outputs.youtube import YoutubeOutput
-from .overlay import OverlayHub
 from .reconnect import ConnectBudget
 from .reload import SessionSpec, load_again, plan_reload, session_spec
 from .spending import Spending, say_extra_transcripts
 from .status import Status
-from .translator import TranslatorSession
+from .translation.interpreter import Caption
+from .translation.session import TranslatorSession
 from .vocabulary import Vocabulary
 from .voice import VoiceOutputs
+from .web import server as http_api
+from .web.overlay import OverlayHub
 
 log = logging.getLogger(__name__)
 _STATUS_EVERY_S = 5.0
@@ -227,7 +227,7 @@ class Daemon:
 
     async def reload_from(self, path: Path | None) -> None:
         """SIGHUP: load the file again and apply it; whatever fails keeps the daemon and shows in reload_error."""
-        new = await load_again(self._loader, path, self.status)
+        new = await load_again(self._loader, path, lambda why: setattr(self.status, "reload_error", why))
         if new is None:
             return
         try:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
-import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -103,14 +100,6 @@ _READ_LATE_S = 0.002
 _STALL_S = 3.0
 
 
-def rms(chunk: bytes) -> float:
-    """Root mean square level of PCM16 bytes, 0..1."""
-    if not chunk:
-        return 0.0
-    x = np.frombuffer(chunk, "<i2").astype(np.float32)
-    return math.sqrt(float(np.dot(x, x)) / x.size) / 32768.0
-
-
 @dataclass(frozen=True)
 class DeviceInfo:
     """One input device as PortAudio lists it."""
@@ -152,32 +141,6 @@ def list_inputs() -> list[DeviceInfo]:
     return out
 
 
-def pulse_monitor_source() -> str | None:
-    """The monitor source of the default PulseAudio/PipeWire sink, via pactl."""
-    if not shutil.which("pactl"):
-        return None
-    try:
-        sink = subprocess.run(
-            ["pactl", "get-default-sink"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{sink}.monitor" if sink else None
-
-
-def pulse_sources() -> list[str]:
-    """PulseAudio/PipeWire source names (monitors included), for `captioner devices`."""
-    if not shutil.which("pactl"):
-        return []
-    try:
-        lines = subprocess.run(
-            ["pactl", "list", "short", "sources"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.split("\t")[1] for line in lines if "\t" in line]
-
-
 def resolve_device(spec: int | str | None, devices: list[DeviceInfo]) -> tuple[int | None, str]:
     """Config device spec -> (PortAudio index or None for default, a description). Raises LookupError."""
     if spec is None:
@@ -202,7 +165,7 @@ def _resolve_loopback(devices: list[DeviceInfo]) -> tuple[int | None, str]:
             match = next((d for d in devices if d.name == name), None)
             if match:
                 os.environ["PULSE_SOURCE"] = "@DEFAULT_MONITOR@"
-                return match.index, f"{match.name} (monitor of the default sink: {pulse_monitor_source() or '?'})"
+                return match.index, f"{match.name} (monitor of the default sink: {pulse.monitor_source() or '?'})"
     for d in devices:
         if d.is_loopback:
             return d.index, d.name
@@ -244,7 +207,7 @@ def choose_backend(
 
 def _pulse_description(source: str | None) -> str:
     if source == pulse.DEFAULT_MONITOR:
-        return f"the monitor of the default sink ({pulse_monitor_source() or '?'})"
+        return f"the monitor of the default sink ({pulse.monitor_source() or '?'})"
     return f"PulseAudio source {source}" if source else "the default PulseAudio source"
 
 
@@ -284,7 +247,7 @@ class AudioCapture:
     async def _capture_once(self, link: Any) -> None:
         names: list[str] = []
         if isinstance(self.device, str) and self.device.lower() != LOOPBACK:
-            names = await asyncio.to_thread(pulse_sources)
+            names = await asyncio.to_thread(pulse.names, "sources")
         backend, source = choose_backend(self.backend, self.device, pulse.available(), names)
         if backend == PULSE:
             try:

@@ -57,7 +57,7 @@ _REPLACEMENTS: dict[str, str] = {
 }
 _CAPITAL_LIGATURE = re.compile("[ÆŒÞ]")
 
-# Qwen livetranslate target codes (protocol.py) whose alphabet 608 carries. Included: every letter of the
+# Qwen livetranslate target codes (translation/protocol.py) whose alphabet 608 carries. Included: every letter of the
 # language is in the basic + special + extended Spanish/French/Portuguese + German/Danish sets (en es fr de it
 # pt nl sv fi id ms fil ca gl af ast ceb jv sw et), or the missing ones have a conventional plain spelling that
 # _REPLACEMENTS applies (French œ->oe, Danish/Norwegian æ->ae, Catalan l·l->l.l); Finnish/Estonian š ž occur

@@ -13,7 +13,8 @@ from .status import Status
 
 def print_devices() -> int:
     """List input devices: index, name, host API, channels, default rate; mark default and loopback."""
-    from .audio import list_inputs, pulse_monitor_source, pulse_sources
+    from . import pulse
+    from .audio import list_inputs
 
     try:
         devices = list_inputs()
@@ -27,10 +28,10 @@ def print_devices() -> int:
     if not devices:
         print("(no input devices)")
     print("\n* = default input, L = loopback (hears what the computer plays)")
-    monitor = pulse_monitor_source()
+    monitor = pulse.monitor_source()
     if monitor:
         print(f'audio.device: "loopback" records {monitor} (natively from the sound server with audio.backend: auto).')
-        sources = pulse_sources()
+        sources = pulse.names("sources")
         if sources:
             print("PulseAudio/PipeWire sources (an exact name works as audio.device): " + ", ".join(sources))
     _print_outputs()
@@ -39,7 +40,8 @@ def print_devices() -> int:
 
 def _print_outputs() -> None:
     """Output devices and sinks, for voice_outputs[].device / .sink."""
-    from .voice import list_outputs, pulse_sinks
+    from . import pulse
+    from .voice import list_outputs
 
     try:
         outputs = list_outputs()
@@ -48,16 +50,16 @@ def _print_outputs() -> None:
     print(f"\noutput devices (voice_outputs[].device):\n{'':2} {'index':>5}  {'name':40} {'ch':>3} {'rate':>7}")
     for o in outputs:
         print(f"{'':2} {o.index:>5}  {o.name[:40]:40} {o.channels:>3} {o.default_rate:>7.0f}")
-    sinks = pulse_sinks()
+    sinks = pulse.names("sinks")
     if sinks:
         print("PulseAudio/PipeWire sinks (voice_outputs[].sink): " + ", ".join(sinks))
 
 
 async def check_connections(cfg: Config) -> int:
     """Try OBS and each translator target once; print ok / failed with the reason."""
-    from .obs import _describe, _new_client, quiet_obsws_logger
-    from .translator import TranslatorSession
-    from .voice import session_audio
+    from .obs import _new_client, describe_error, quiet_obsws_logger
+    from .reload import session_audio
+    from .translation.session import TranslatorSession
 
     quiet_obsws_logger()
     failed = False
@@ -76,7 +78,7 @@ async def check_connections(cfg: Config) -> int:
             print(f"obs: ok ({info})")
         except Exception as e:  # noqa: BLE001 - every failure is reported the same way
             failed = True
-            print(redact(f"obs: failed: {_describe(e)}"))
+            print(redact(f"obs: failed: {describe_error(e)}"))
     status = Status("check")
     budget = ConnectBudget()
     for target in cfg.translator.targets:

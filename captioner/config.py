@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,14 +17,13 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 
 from . import cea608
 from .errors import ConfigError
-from .protocol import Dialect, UnsupportedModel, dialect_for
 from .redaction import add_secrets, add_url_secrets
+from .translation.protocol import Dialect, UnsupportedModel, dialect_for
 from .vocabulary import compile_find
 
 SOURCE = "source"
@@ -117,8 +117,8 @@ class TranslatorConfig(_Section):
     # or noise that opened the gate is unanswered "speech" too, and a reconnect would not help.
     watchdog_speech_s: float = Field(5.0, ge=0, le=600)
     # Per target language: source term -> forced translation, sent as translation.corpus.phrases (qwen3.5
-    # only). Given as the mapping or as the path of a YAML file holding it; files are read when the config
-    # is loaded (and on reload), so after validation every value is a mapping.
+    # only). Given as the mapping or as the path of a YAML file holding it; the loader reads the files when
+    # the config is loaded (and on reload: read_glossary_files), so after validation every value is a mapping.
     glossary: dict[str, dict[str, str]] = {}
 
     @property
@@ -127,36 +127,23 @@ class TranslatorConfig(_Section):
 
     @field_validator("glossary", mode="before")
     @classmethod
-    def _glossary(cls, v: Any, info: ValidationInfo) -> Any:
+    def _glossary(cls, v: Any) -> Any:
         if not isinstance(v, dict):
             raise ValueError("must map target languages to term -> translation mappings or YAML files of them")
-        # Relative files are found from the config file's folder when the loader passes it as
-        # context={"config_dir": ...}; otherwise from the working directory.
-        base = Path((info.context or {}).get("config_dir") or ".")
-        return {lang: cls._glossary_terms(f"translator.glossary.{lang}", terms, base) for lang, terms in v.items()}
+        return {lang: cls._glossary_terms(f"translator.glossary.{lang}", terms) for lang, terms in v.items()}
 
     @staticmethod
-    def _glossary_terms(key: str, value: Any, base: Path) -> dict[str, str]:
+    def _glossary_terms(key: str, value: Any) -> dict[str, str]:
         """One language's glossary, checked; raised as ConfigError because pydantic would drop the language."""
         where = ""
         if isinstance(value, str):
-            path = Path(value).expanduser()
-            path = path if path.is_absolute() else base / path
-            where = f"{path}: "
-            try:
-                value = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except OSError as e:
-                raise ConfigError(key, f"cannot read glossary file {path}: {e.strerror or e}") from None
-            except UnicodeDecodeError as e:
-                raise ConfigError(key, f"{where}{_not_utf8(e)}") from None
-            except RecursionError:
-                raise ConfigError(key, f"{where}not valid YAML: nested too deeply") from None
-            except yaml.YAMLError as e:
-                mark = getattr(e, "problem_mark", None)
-                at = f"{path}:{mark.line + 1}: " if mark is not None else where
-                raise ConfigError(key, f"{at}not valid YAML: {getattr(e, 'problem', e)}") from None
-            if value is None:  # an empty file, or only comments
-                value = {}
+            # Only a config validated without the loader (which reads every file first) gets here.
+            raise ConfigError(key, f"glossary file {value} was not read: load the config with config.parse or load")
+        if isinstance(value, GlossaryFile):
+            if value.problem is not None:
+                raise ConfigError(key, value.problem)
+            where = f"{value.path}: "
+            value = value.terms
         if not isinstance(value, dict):
             raise ConfigError(
                 key, f"{where}must be a mapping of source term -> translation, or the path of a YAML file with one"
@@ -302,7 +289,7 @@ def _output_entry(i: int, item: Any) -> Any:
         return kind.model_validate(item)
     except ValidationError as e:
         first = e.errors()[0]
-        raise ConfigError(key_path(("outputs", i, *first["loc"])), _describe(first)) from None
+        raise ConfigError(key_path(("outputs", i, *first["loc"])), _pydantic_problem(first)) from None
 
 
 class HttpConfig(_Section):
@@ -563,7 +550,8 @@ def expand_env(value: Any, env: Mapping[str, str], loc: tuple[str | int, ...] = 
     return value
 
 
-def _describe(err: Any) -> str:
+def _pydantic_problem(err: Any) -> str:
+    """One pydantic error as the problem a user reads (the key path is said apart)."""
     msg = str(err["msg"])
     if err["type"] == "extra_forbidden":
         return "unknown key"
@@ -712,12 +700,14 @@ def parse(
         raw = expand_env(raw, os.environ if env is None else env)
     except RecursionError:
         raise ConfigError("(top level)", "nested too deeply") from None
+    # Files the config names (glossaries) are read here, found relative to the config file as users expect,
+    # so that validation itself reads nothing.
+    raw = read_glossary_files(raw, config_dir)
     try:
-        # Files the config names (glossaries) are found relative to the config file, as users expect.
-        cfg = Config.model_validate(raw, context={"config_dir": config_dir} if config_dir else None)
+        cfg = Config.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        raise ConfigError(key_path(tuple(first["loc"])), _describe(first)) from None
+        raise ConfigError(key_path(tuple(first["loc"])), _pydantic_problem(first)) from None
     # Known from here on, so that no status, error or log line shows them, whatever text they turn up in.
     add_secrets(cfg.translator.api_key.get_secret_value(), cfg.obs.password.get_secret_value())
     add_secrets(cfg.http.token.get_secret_value())
@@ -782,6 +772,51 @@ def resolve_path(cli_path: str | None, env: Mapping[str, str] | None = None) -> 
         return Path(env["CAPTIONER_CONFIG"])
     default = DEFAULT_PATH.expanduser()
     return default if default.exists() else None
+
+
+@dataclass(frozen=True)
+class GlossaryFile:
+    """A glossary file as the loader read it, for the validator: its YAML, or why it could not be read."""
+
+    path: Path
+    terms: Any = None
+    problem: str | None = None  # the whole message, naming the file
+
+
+def read_glossary_file(value: str, base: Path) -> GlossaryFile:
+    """The glossary file `value` names (relative to `base`), read and parsed but not yet checked."""
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base / path
+    where = f"{path}: "
+    try:
+        terms = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        return GlossaryFile(path, problem=f"cannot read glossary file {path}: {e.strerror or e}")
+    except UnicodeDecodeError as e:
+        return GlossaryFile(path, problem=f"{where}{_not_utf8(e)}")
+    except RecursionError:
+        return GlossaryFile(path, problem=f"{where}not valid YAML: nested too deeply")
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"{path}:{mark.line + 1}: " if mark is not None else where
+        return GlossaryFile(path, problem=f"{at}not valid YAML: {getattr(e, 'problem', e)}")
+    return GlossaryFile(path, {} if terms is None else terms)  # None: an empty file, or only comments
+
+
+def read_glossary_files(raw: dict[str, Any], config_dir: Path | None) -> dict[str, Any]:
+    """`raw` with every glossary given as a file path replaced by that file as read.
+
+    Relative paths are found from `config_dir` (the config file's folder), else from the working directory.
+    A file that cannot be read is not an error yet: the validator reports it at `translator.glossary.<lang>`,
+    in the order it checks the languages, as it reports every other glossary problem.
+    """
+    tr = raw.get("translator")
+    glossary = tr.get("glossary") if isinstance(tr, dict) else None
+    if not isinstance(tr, dict) or not isinstance(glossary, dict):
+        return raw  # nothing to read; validation reports a wrong shape
+    base = config_dir or Path(".")
+    read = {lang: read_glossary_file(v, base) if isinstance(v, str) else v for lang, v in glossary.items()}
+    return {**raw, "translator": {**tr, "glossary": read}}
 
 
 def _not_utf8(e: UnicodeDecodeError) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .config import Config, with_output_language
 from .errors import ConfigError
-from .http import Control, ControlError
+from .web.server import Control, ControlError
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 from .redaction import redact
 
 
+def describe(e: BaseException) -> str:
+    """An exception as one line for logs and /status: its type, and its message when it has one."""
+    text = str(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 class CaptionerError(Exception):
     """Root of every error captioner raises on purpose."""
 
@@ -28,8 +34,3 @@ class LinkError(CaptionerError):
 
 class AuthError(LinkError):
     """The service refused the credentials; retrying soon will not help."""
-
-
-def describe(e: BaseException) -> str:
-    """An exception as one line for a link's last_error and the log: its message, or its type when it has none."""
-    return str(e) or type(e).__name__

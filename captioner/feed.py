@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 from .config import Config
 from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate, obs_holds
-from .obs import ObsState
+from .obs_state import ObsState
 from .status import Status
-from .translator import TranslatorSession
+from .translation.session import TranslatorSession
 
 log = logging.getLogger(__name__)
 

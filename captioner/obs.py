@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from .config import ObsConfig
+from .errors import describe
+from .obs_state import ObsState
 from .reconnect import Backoff
 from .status import LinkState, Status
 
@@ -49,18 +51,6 @@ _WATCH_EVENTS = (1 << 2) | (1 << 3) | (1 << 6)
 _NOT_LIVE = 501  # OutputNotRunning: SendStreamCaption while OBS is not streaming
 # Stream captions waiting while OBS is away; older ones are stale by the time it returns.
 _STREAM_CAPTION_BACKLOG = 4
-
-
-@dataclass(frozen=True)
-class ObsState:
-    """What OBS is doing, as far as capture gating cares. OBS away counts as not streaming, not recording."""
-
-    connected: bool = False
-    streaming: bool = False
-    recording: bool = False
-    scene: str | None = None
-    # The watched inputs (microphones) that are muted now.
-    muted: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -186,11 +176,13 @@ class ObsSink:
                 lasted = time.monotonic() - connected_at if connected_at else None
                 delay = self.backoff.next_delay(lasted)
                 first = self.link.state not in (LinkState.RECONNECTING, LinkState.AUTH_FAILED)
-                reason = _describe(e)
+                reason = describe_error(e)
                 auth = reason.startswith("authentication failed")
                 self.link.set(LinkState.AUTH_FAILED if auth else LinkState.RECONNECTING, reason)
                 self._update(connected=False, streaming=False, recording=False)
-                (log.warning if first else log.debug)("OBS unavailable (%s); retrying in %.1f s", _describe(e), delay)
+                (log.warning if first else log.debug)(
+                    "OBS unavailable (%s); retrying in %.1f s", describe_error(e), delay
+                )
                 await self._discard()
                 await asyncio.sleep(delay)
 
@@ -493,9 +485,10 @@ def _disconnect(client: Any) -> None:
         client.disconnect()
 
 
-def _describe(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
+    """errors.describe, but a wrong password says so."""
     text = str(e)
     if type(e).__name__ == "OBSSDKError" and ("auth" in text or "identify" in text):
         # obs-websocket closes on a wrong password; obsws-python reports it as "failed to identify".
         return "authentication failed (check obs.password)"
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return describe(e)

@@ -9,13 +9,14 @@ from collections.abc import Callable, Iterable
 
 from .config import Config
 from .gate import SpeechGate
-from .obs import ObsSink, ObsState, Recording
+from .obs import ObsSink, Recording
+from .obs_state import ObsState
 from .outputs.base import CaptionSink
 from .outputs.obs_text import ObsTextOutput
 from .outputs.stream_captions import StreamCaptionOutput
 from .reload import wants_obs
 from .status import LinkState, Status
-from .translator import TranslatorSession
+from .translation.session import TranslatorSession
 from .vision import VisionSampler
 
 log = logging.getLogger(__name__)

@@ -8,11 +8,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .translation.protocol import AUDIO_DELTA, AUDIO_EVENT_TYPES
+
 RATE = 24_000  # response.audio.delta is PCM16LE mono at 24 kHz (translator-protocol.md §6)
 BYTES_PER_S = RATE * 2
-DELTA = "response.audio.delta"
-# Generation of a response's audio is over: its own `.done`, or the whole response's (in case `.done` is missing).
-AUDIO_EVENT_TYPES = frozenset({DELTA, "response.audio.done", "response.done"})
 # An utterance that gets no delta for this long while unfinished is played as it is: the response was cut off
 # (a reconnect, a cancel) and no `.done` will come (§12.6).
 STALE_S = 5.0
@@ -39,7 +38,7 @@ def audio_event(event: dict[str, Any]) -> AudioEvent | None:
         key = event.get("response_id") or event.get("item_id")
     if kind not in AUDIO_EVENT_TYPES or not isinstance(key, str) or not key:
         return None
-    return AudioEvent(key, kind != DELTA, event.get("delta") if kind == DELTA else None)
+    return AudioEvent(key, kind != AUDIO_DELTA, event.get("delta") if kind == AUDIO_DELTA else None)
 
 
 class DeltaAssembler:

@@ -15,8 +15,10 @@ import ctypes
 import functools
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 # pa_sample_format_t PA_SAMPLE_S16LE, pa_stream_direction_t PA_STREAM_RECORD (pulse/def.h, pulse/sample.h).
 _S16LE = 3
@@ -104,6 +106,28 @@ def _default_client_config() -> str | None:
         if os.path.isfile(candidate):
             return candidate
     return None
+
+
+def pactl(*args: str) -> str | None:
+    """What `pactl ARGS` prints, or None when pactl is missing, fails or takes over 5 s."""
+    if not shutil.which("pactl"):
+        return None
+    try:
+        return subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=5, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def monitor_source() -> str | None:
+    """The monitor source of the default PulseAudio/PipeWire sink, via pactl."""
+    sink = (pactl("get-default-sink") or "").strip()
+    return f"{sink}.monitor" if sink else None
+
+
+def names(kind: Literal["sources", "sinks"]) -> list[str]:
+    """PulseAudio/PipeWire source (monitors included) or sink names, via pactl, for `captioner devices`."""
+    lines = (pactl("list", "short", kind) or "").splitlines()
+    return [line.split("\t")[1] for line in lines if "\t" in line]
 
 
 def available() -> bool:

@@ -11,22 +11,22 @@ from typing import Literal
 
 from .config import Config
 from .errors import ConfigError
-from .status import Status
-from .voice import session_audio
 
 log = logging.getLogger(__name__)
 
 
-async def load_again(loader: Callable[[Path | None], Config], path: Path | None, status: Status) -> Config | None:
-    """SIGHUP: the file read again, or None (the running config stays, reload_error says why)."""
+async def load_again(
+    loader: Callable[[Path | None], Config], path: Path | None, refused: Callable[[str], None]
+) -> Config | None:
+    """SIGHUP: the file read again, or None: the running config stays, and `refused` gets why (reload_error)."""
     try:
         return await asyncio.to_thread(loader, path)
     except ConfigError as e:
         log.error("reload rejected, keeping the running config: %s", e)
-        status.reload_error = str(e)
+        refused(str(e))
     except Exception as e:
         log.exception("reload failed, keeping the running config")
-        status.reload_error = f"{path}: {type(e).__name__}: {e}"
+        refused(f"{path}: {type(e).__name__}: {e}")
     return None
 
 
@@ -39,6 +39,18 @@ class SessionSpec:
     audio_output: bool
     voice: str | None
     glossary: tuple[tuple[str, str], ...]
+
+
+def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
+    """(ask for text+audio, voice) for one target's session: audio is billed high (§8), so only when played.
+
+    translator.audio_output keeps asking every target for audio, as it always did.
+    """
+    tr = cfg.translator
+    played = next((v for v in cfg.voice_outputs if v.language == target), None)
+    if played is not None:
+        return True, played.voice or tr.voice
+    return tr.audio_output, tr.voice
 
 
 def session_spec(cfg: Config, target: str) -> SessionSpec:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from . import ledger
-from .captions import UsageDelta
 from .config import CostConfig
 from .cost import Budget, estimate
 from .status import Status
+from .translation.interpreter import UsageDelta
 
 log = logging.getLogger(__name__)
 

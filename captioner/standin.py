@@ -15,9 +15,8 @@ from typing import Any, NamedTuple
 
 from aiohttp import WSMsgType, web
 
-from .audio import rms
 from .config import Config, load
-from .translator import SPEECH_RMS
+from .pcm import SPEECH_RMS, rms
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,14 @@ import logging
 import math
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from .config import VisionConfig
+from .errors import describe
 from .gate import GateState, SpeechGate
 from .status import Status
 
@@ -22,11 +23,6 @@ log = logging.getLogger(__name__)
 # The service takes ≤500 KB raw (§4.3), but other sources quote ≤190 KB: stay under the tighter one.
 MAX_IMAGE_BYTES = 190 * 1024
 MAX_WIDTH, MAX_HEIGHT = 1280, 720
-# The service takes at most 2 images per second (§4.3). A little margin on the 1 s window, because two
-# images sent exactly 0.5 s apart may arrive closer than that.
-RATE_MAX_IMAGES = 2
-RATE_WINDOW_S = 1.0
-RATE_MARGIN_S = 0.1
 # The thumbnail the change test compares: big enough that a changed line of text shows, small enough to be
 # cheap. OBS (Qt) writes BMP slowly, in proportion to the pixels: 4 ms at 64 px wide, 20 ms at 160 px.
 THUMB_WIDTH = 96
@@ -140,12 +136,6 @@ def retakes(quality: int, width: int, height: int) -> list[tuple[int, int, int]]
         if step not in out:
             out.append(step)
     return out
-
-
-def rate_allows(sent_at: Sequence[float], now: float) -> bool:
-    """True if one more image now keeps a session within 2 images in any 1 s window (plus the margin)."""
-    recent = [t for t in sent_at if now - t < RATE_WINDOW_S + RATE_MARGIN_S]
-    return len(recent) < RATE_MAX_IMAGES
 
 
 def speaking(gate_open: bool, quiet_s: float) -> bool:
@@ -320,7 +310,7 @@ class VisionSampler:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - OBS away, the source missing, a timeout: skip this round
-            self._skip("obs_error", f"OBS screenshot failed: {_describe(e)}")
+            self._skip("obs_error", f"OBS screenshot failed: {describe(e)}")
             return None
         self._m_shot.labels(fmt).observe(time.perf_counter() - started)
         return data
@@ -345,8 +335,3 @@ class VisionSampler:
             "last_size": list(c.last_size) if c.last_size is not None else None,
             "last_bytes": c.last_bytes,
         }
-
-
-def _describe(e: BaseException) -> str:
-    text = str(e)
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__

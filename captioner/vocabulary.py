@@ -3,12 +3,51 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:  # config imports this module for compile_find: no import back at run time
-    from .config import ReplacementConfig, VocabularyConfig
+
+# The shapes Vocabulary reads, which config.VocabularyConfig has: config imports compile_find from here to
+# check the rules at load, so this module does not import config back.
+class ReplacementRule(Protocol):
+    """One find/replace rule (`vocabulary.replacements[i]`)."""
+
+    @property
+    def find(self) -> str: ...
+    @property
+    def replace(self) -> str: ...
+    @property
+    def languages(self) -> Sequence[str]: ...
+    @property
+    def regex(self) -> bool: ...
+    @property
+    def ignore_case(self) -> bool: ...
+    @property
+    def whole_word(self) -> bool: ...
+
+
+class ProfanityRules(Protocol):
+    """The profanity mask (`vocabulary.profanity`)."""
+
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def mask(self) -> str: ...
+    @property
+    def words(self) -> Sequence[str]: ...
+    @property
+    def languages(self) -> Sequence[str]: ...
+
+
+class VocabularyRules(Protocol):
+    """The whole `vocabulary` section."""
+
+    @property
+    def replacements(self) -> Sequence[ReplacementRule]: ...
+    @property
+    def profanity(self) -> ProfanityRules: ...
+
 
 # Scripts written without spaces between words, where "whole word" cannot mean anything: Thai, Lao,
 # Myanmar, Khmer, Hangul (Korean has spaces, but particles attach to the word: 서울 in 서울에서),
@@ -103,7 +142,7 @@ class _Rule:
     languages: frozenset[str]  # empty = every language
 
 
-def _rule(r: ReplacementConfig) -> _Rule:
+def _rule(r: ReplacementRule) -> _Rule:
     pattern = compile_find(r.find, regex=r.regex, ignore_case=r.ignore_case, whole_word=r.whole_word)
     template = r.replace if r.regex else r.replace.replace("\\", "\\\\")
     return _Rule(pattern, template, frozenset(r.languages))
@@ -116,7 +155,7 @@ class Vocabulary:
     the regex substitutions that apply to the language.
     """
 
-    def __init__(self, cfg: VocabularyConfig) -> None:
+    def __init__(self, cfg: VocabularyRules) -> None:
         self._rules = tuple(_rule(r) for r in cfg.replacements)
         p = cfg.profanity
         self._profanity = profanity_pattern(p.words) if p.enabled else None

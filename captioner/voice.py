@@ -7,8 +7,6 @@ import contextlib
 import logging
 import math
 import os
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +16,7 @@ from typing import Any
 import numpy as np
 import soxr
 
-from .config import Config, VoiceOutputConfig
+from .config import VoiceOutputConfig
 from .playout import RATE, PlayoutQueue, PlayoutStats, audio_event
 from .reconnect import Backoff, supervise
 from .status import LinkState, Status
@@ -34,18 +32,6 @@ _LATENCY_S = 0.1
 _PULSE_DEVICES = ("pulse", "pipewire")
 # PULSE_SINK is read when a stream opens; one open at a time so two outputs never see each other's sink.
 _OPEN_LOCK = threading.Lock()
-
-
-def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
-    """(ask for text+audio, voice) for one target's session: audio is billed high (§8), so only when played.
-
-    translator.audio_output keeps asking every target for audio, as it always did.
-    """
-    tr = cfg.translator
-    played = next((v for v in cfg.voice_outputs if v.language == target), None)
-    if played is not None:
-        return True, played.voice or tr.voice
-    return tr.audio_output, tr.voice
 
 
 @dataclass(frozen=True)
@@ -66,19 +52,6 @@ def list_outputs() -> list[OutputDevice]:
         for d in sd.query_devices()
         if d["max_output_channels"] > 0
     ]
-
-
-def pulse_sinks() -> list[str]:
-    """PulseAudio/PipeWire sink names, via pactl (for `captioner devices`)."""
-    if not shutil.which("pactl"):
-        return []
-    try:
-        lines = subprocess.run(
-            ["pactl", "list", "short", "sinks"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.split("\t")[1] for line in lines if "\t" in line]
 
 
 def resolve_output(spec: int | str | None, sink: str | None, devices: list[OutputDevice]) -> tuple[int | None, str]:

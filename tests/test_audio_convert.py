@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from captioner.audio import DeviceInfo, Pcm16Converter, choose_backend, resolve_device, rms
+from captioner.audio import DeviceInfo, Pcm16Converter, choose_backend, resolve_device
+from captioner.pcm import rms
 
 
 def tone(rate: int, seconds: float, freq: float, channels: int, amp: float = 0.5) -> np.ndarray:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from captioner.app import Daemon
-from captioner.captions import Caption
 from captioner.config import parse
 from captioner.status import LinkState, Status
+from captioner.translation.interpreter import Caption
 from tests.fake_translator import FakeTranslator
 
 pytestmark = pytest.mark.timeout(60)

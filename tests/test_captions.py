@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from captioner.captions import Caption, SessionInterpreter, UsageDelta, normalise_code
+from captioner.translation.interpreter import Caption, SessionInterpreter, UsageDelta, normalise_code
 
 
 def run(events: list[Any], target: str = "ja") -> list[Caption]:

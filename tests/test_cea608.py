@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from obsws_python.error import OBSSDKRequestError
 
 from captioner.cea608 import COLUMNS, LANGUAGES, MAX_BYTES, CaptionPacer, pages, supports, to_608
-from captioner.protocol import Q3, Q35
+from captioner.translation.protocol import Q3, Q35
 from tests.realenv import ObsEnv
 
 # ---- to_608 --------------------------------------------------------------------------------------------------------

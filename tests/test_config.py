@@ -254,10 +254,19 @@ def test_glossary_inline_and_from_files(tmp_path: Path, monkeypatch: pytest.Monk
     assert parse(base(), ENV).translator.glossary == {}
 
 
-def test_glossary_files_relative_to_the_config_dir_given_as_context(tmp_path: Path) -> None:
+def test_glossary_files_relative_to_the_config_dir_given_to_the_loader(tmp_path: Path) -> None:
     (tmp_path / "ja.yaml").write_text("castle: KASTEL\n")
-    tr = TranslatorConfig.model_validate({"glossary": {"ja": "ja.yaml"}}, context={"config_dir": tmp_path})
+    tr = parse(glossary({"ja": "ja.yaml"}), ENV, config_dir=tmp_path).translator
     assert tr.glossary == {"ja": {"castle": "KASTEL"}}
+
+
+def test_validation_reads_no_glossary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ja.yaml").write_text("castle: KASTEL\n")
+    monkeypatch.chdir(tmp_path)
+    # The loader (parse/load) reads the files; a validator given a path it did not read says so.
+    with pytest.raises(ConfigError) as info:
+        TranslatorConfig.model_validate({"glossary": {"ja": "ja.yaml"}})
+    assert info.value.key == "translator.glossary.ja" and "was not read" in info.value.problem
 
 
 def test_glossary_file_is_read_when_the_config_file_is_loaded(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from captioner import http as http_api
 from captioner.config import ConfigError, parse, with_output_language
 from captioner.status import Status
+from captioner.web import server as http_api
 
 
 def config(targets: list[str], outputs: list[tuple[str, str]], **extra: Any) -> Any:

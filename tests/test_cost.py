@@ -9,10 +9,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from captioner import http as http_api
 from captioner import ledger
 from captioner.cost import Budget, Tokens, UsageMeter, UsageMode, estimate, tokens_from_usage
 from captioner.status import Status
+from captioner.web import server as http_api
 
 PRICES = {"audio_in": 73.392, "text_in": 73.392, "image_in": 9.541, "text_out": 73.392, "audio_out": 278.891}
 

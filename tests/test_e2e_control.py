@@ -14,9 +14,9 @@ import pytest
 
 from tests.browser import Browser
 from tests.daemonproc import DaemonProc
+from tests.dashboard_harness import click, enter_token
 from tests.fake_translator import FakeTranslator
 from tests.realenv import ObsEnv, PulseEnv, speech_wav
-from tests.test_dashboard import click, enter_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 KEY = "sk-control-key"

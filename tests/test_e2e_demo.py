@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from captioner import ledger
+from captioner.pcm import SPEECH_RMS
 from captioner.standin import MARKER, WARNING, caption_text
-from captioner.translator import SPEECH_RMS
 from tests.daemonproc import DaemonProc, TextRecorder
 from tests.realenv import ObsEnv, PulseEnv, silence_padded_sequence, speech_wav
 

@@ -19,7 +19,7 @@ from captioner.gate import SpeechGate
 from captioner.obs import ObsSink
 from captioner.reconnect import ConnectBudget
 from captioner.status import LinkState, Status
-from captioner.translator import TranslatorSession
+from captioner.translation.session import TranslatorSession
 from captioner.vision import MAX_IMAGE_BYTES, THUMB_WIDTH, VisionSampler, decode_bmp, fit_size, jpeg_size, retakes
 from tests.daemonproc import DaemonProc
 from tests.fake_translator import Q35_MODEL, FakeTranslator, ImageRecord, image_tokens

@@ -435,8 +435,8 @@ RMS_SIGNALS = {
 @pytest.mark.parametrize("name", RMS_SIGNALS)
 def test_chunk_rms_equals_audio_rms(name: str) -> None:
     # The gate measures the chunk's RMS in the same pass as its levels (#5); callers no longer compute it.
-    from captioner.audio import rms
     from captioner.gate import _measure
+    from captioner.pcm import rms
 
     pcm = pcm16(RMS_SIGNALS[name])
     _, level = _measure(pcm.tobytes())
@@ -446,7 +446,7 @@ def test_chunk_rms_equals_audio_rms(name: str) -> None:
 
 
 def test_feed_reports_the_chunk_rms() -> None:
-    from captioner.audio import rms
+    from captioner.pcm import rms
 
     pcm = pcm16(voice(0.1, -25, np.random.default_rng(11))).tobytes()
     gate = SpeechGate(GateConfig(enabled=False))

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from captioner import http
 from captioner.config import HttpConfig
 from captioner.status import Status
+from captioner.web import server as http
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,7 +8,7 @@ import pytest
 
 from captioner.config import GateConfig
 from captioner.gate import obs_holds
-from captioner.obs import ObsState
+from captioner.obs_state import ObsState
 
 LIVE = ObsState(connected=True, streaming=True, scene="Game")
 CASES: list[tuple[str, dict[str, Any], ObsState, set[str]]] = [

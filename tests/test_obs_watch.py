@@ -11,7 +11,8 @@ import pytest
 from pydantic import SecretStr
 
 from captioner.config import ObsConfig
-from captioner.obs import ObsSink, ObsState
+from captioner.obs import ObsSink
+from captioner.obs_state import ObsState
 from captioner.status import Status
 from tests.realenv import ObsEnv
 

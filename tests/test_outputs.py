@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from captioner.captions import Caption
 from captioner.outputs.base import CaptionRouter, CaptionSink, SpokenAt
+from captioner.translation.interpreter import Caption
 
 
 class Recorder(CaptionSink):

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from captioner.captions import Caption
 from captioner.config import Config, parse
 from captioner.outputs import posting
 from captioner.outputs.posting import Final, PostingOutputs, PostQueue, utc_ms
 from captioner.outputs.webhook import WebhookOutput, caption_json
 from captioner.outputs.youtube import YoutubeOutput, caption_body, server_time, with_seq
 from captioner.status import Status
+from captioner.translation.interpreter import Caption
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from captioner.captions import Caption, Interpretation, SessionInterpreter
 from captioner.config import Config, load, parse
 from captioner.errors import ConfigError
-from captioner.protocol import Q3, Q35, dialect_for
 from captioner.status import LinkState
+from captioner.translation.interpreter import Caption, Interpretation, SessionInterpreter
+from captioner.translation.protocol import Q3, Q35, dialect_for
 from tests.fake_translator import FakeTranslator
 from tests.test_translator import KEY, TWO_UTTERANCES, Harness
 
@@ -568,7 +568,9 @@ async def fake() -> Any:
 async def test_session_survives_a_flood_of_garbage_frames(
     fake: FakeTranslator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="captioner.translator")  # 1 MB error messages are logged as warnings
+    caplog.set_level(
+        logging.ERROR, logger="captioner.translation.session"
+    )  # 1 MB error messages are logged as warnings
     frames, rejected = garbage_frames(random.Random(20240601))
     assert len(frames) >= 200
     async with Harness(fake) as h:

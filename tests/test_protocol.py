@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 
 import pytest
 
-from captioner.protocol import (
+from captioner.reconnect import Backoff, ConnectBudget
+from captioner.translation.protocol import (
     Q3,
     Q35,
+    SESSION_FINISH,
     Dialect,
     UnsupportedModel,
+    audio_append,
     bills_transcript,
     dialect_for,
+    encode,
+    image_append,
     session_update,
     transcription_block,
 )
-from captioner.reconnect import Backoff, ConnectBudget
 
 
 @pytest.mark.parametrize(
@@ -134,3 +140,18 @@ def test_glossary_is_refused_for_qwen3_not_dropped() -> None:
     assert body(Q3, phrases={})["translation"] == {"language": "ja"}
     with pytest.raises(ValueError, match="corpus"):
         body(Q3, phrases={"castle": "KASTEL"})
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x00\x01" * 1600, bytes(range(256))])
+def test_hand_built_frames_are_the_json_events_they_stand_for(payload: bytes) -> None:
+    b64 = base64.b64encode(payload).decode()
+    assert json.loads(audio_append(payload)) == {"type": "input_audio_buffer.append", "audio": b64}
+    assert json.loads(image_append(payload)) == {"type": "input_image_buffer.append", "image": b64}
+    assert json.loads(SESSION_FINISH) == {"type": "session.finish"}
+
+
+def test_session_update_frame_is_its_json() -> None:
+    update = session_update(
+        Q35, target="ja", source_language=None, transcribe_source=False, voice=None, audio_output=False
+    )
+    assert json.loads(encode(update)) == update

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from captioner.captions import Caption, UsageDelta
 from captioner.status import LinkState, Status
+from captioner.translation.interpreter import Caption, UsageDelta
 from tests.fake_translator import AUDIO_TOKENS_PER_S, Q3_MODEL, Q35_MODEL, FakeTranslator, image_tokens
 from tests.test_translator import KEY, TWO_UTTERANCES, Harness
 from tests.test_vision import jpeg

@@ -12,7 +12,6 @@ import aiohttp
 import numpy as np
 import pytest
 
-from captioner.captions import Caption
 from captioner.config import load
 from captioner.errors import ConfigError
 from captioner.reconnect import Backoff, ConnectBudget
@@ -30,7 +29,8 @@ from captioner.standin import (
     with_url,
 )
 from captioner.status import LinkState, Status
-from captioner.translator import TranslatorSession
+from captioner.translation.interpreter import Caption
+from captioner.translation.session import TranslatorSession
 
 pytestmark = pytest.mark.timeout(60)
 LOUD, QUIET = 0.2, 0.001

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from captioner.captions import Caption
 from captioner.config import TranslatorConfig
 from captioner.reconnect import Backoff, ConnectBudget
 from captioner.status import LinkState, Status
-from captioner.translator import TranslatorSession
+from captioner.translation.interpreter import Caption
+from captioner.translation.session import TranslatorSession
 from tests.fake_translator import FakeTranslator
 
 pytestmark = pytest.mark.timeout(60)

@@ -13,9 +13,10 @@ import aiohttp
 import numpy as np
 import pytest
 
-from captioner.captions import UsageDelta
 from captioner.config import parse
 from captioner.errors import ConfigError
+from captioner.translation.interpreter import UsageDelta
+from captioner.translation.protocol import rate_allows
 from captioner.vision import (
     PIXEL_DELTA,
     changed_fraction,
@@ -24,7 +25,6 @@ from captioner.vision import (
     grey,
     jpeg_size,
     needs_image,
-    rate_allows,
     retakes,
     speaking,
 )

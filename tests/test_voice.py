@@ -15,9 +15,10 @@ from captioner.config import VoiceOutputConfig, parse
 from captioner.errors import ConfigError
 from captioner.playout import BYTES_PER_S, AudioEvent, DeltaAssembler, PlayoutQueue, audio_event
 from captioner.reconnect import Backoff, ConnectBudget
+from captioner.reload import session_audio
 from captioner.status import LinkState, Status
-from captioner.translator import TranslatorSession
-from captioner.voice import OutputDevice, Renderer, VoiceOutputs, resolve_output, session_audio
+from captioner.translation.session import TranslatorSession
+from captioner.voice import OutputDevice, Renderer, VoiceOutputs, resolve_output
 from tests.fake_translator import FakeTranslator, tone_hz
 from tests.test_translator import KEY, TWO_UTTERANCES, chunks
 

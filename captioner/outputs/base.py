@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from ..captions import Caption
+from ..translation.interpreter import Caption
 
 log = logging.getLogger(__name__)
 # Items whose first partial time is kept while the service has not finalized them.

@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..captions import Caption
 from ..config import SOURCE, Config
 from ..obs import Recording
 from ..status import Status
 from ..transcripts import TranscriptWriter
+from ..translation.interpreter import Caption
 from .base import CaptionSink
 
 log = logging.getLogger(__name__)

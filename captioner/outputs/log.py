@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from ..captions import Caption
 from ..status import Status
+from ..translation.interpreter import Caption
 from .base import CaptionSink
 
 log = logging.getLogger(__name__)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..captions import Caption
 from ..config import Config
 from ..obs import ObsSink
 from ..presenter import Presenter
 from ..status import Status
+from ..translation.interpreter import Caption
 from .base import CaptionSink
 
 

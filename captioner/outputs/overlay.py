@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..captions import Caption
-from ..overlay import OverlayHub
+from ..translation.interpreter import Caption
+from ..web.overlay import OverlayHub
 from .base import CaptionSink
 
 

@@ -20,12 +20,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from ..captions import Caption
 from ..config import Config, PostOutputConfig
 from ..errors import describe
 from ..reconnect import Backoff
 from ..redaction import redact
 from ..status import Status
+from ..translation.interpreter import Caption
 from .base import CaptionSink
 
 log = logging.getLogger(__name__)

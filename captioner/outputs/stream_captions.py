@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..captions import Caption
 from ..config import StreamCaptionsConfig
 from ..presenter import StreamCaptionFeed
 from ..status import Status
+from ..translation.interpreter import Caption
 from .base import CaptionSink
 
 

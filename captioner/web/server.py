@@ -19,9 +19,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..config import HttpConfig
+from ..status import Status
 from . import dashboard, overlay
-from .config import HttpConfig
-from .status import Status
 
 log = logging.getLogger(__name__)
 # A failing accept() (out of file descriptors) is logged once per this many seconds, and counted always.

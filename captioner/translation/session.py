@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import dataclasses
 import itertools
@@ -16,16 +15,23 @@ from typing import Any
 
 import aiohttp
 
-from .audio import rms
-from .captions import Caption, SessionInterpreter, UsageDelta, normalise_code
-from .config import SOURCE, TranslatorConfig
-from .errors import AuthError, LinkError
-from .playout import AUDIO_EVENT_TYPES
-from .protocol import bills_transcript, session_update, transcription_block
-from .reconnect import Backoff, ConnectBudget
-from .redaction import redact
-from .status import LinkState, Status, error_code_label
-from .vision import rate_allows
+from ..config import SOURCE, TranslatorConfig
+from ..errors import AuthError, LinkError, describe
+from ..pcm import SPEECH_RMS, rms
+from ..reconnect import Backoff, ConnectBudget
+from ..redaction import redact
+from ..status import LinkState, Metrics, Status, error_code_label
+from . import protocol
+from .interpreter import Caption, SessionInterpreter, UsageDelta, normalise_code
+from .protocol import (
+    AUDIO_EVENT_TYPES,
+    SPEECH_STARTED,
+    Dialect,
+    bills_transcript,
+    rate_allows,
+    session_update,
+    transcription_block,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +44,6 @@ _RATE_LIMIT_BACKOFF_S = 30.0
 # Audio kept while the socket is briefly slow (3 s); older audio is dropped, not sent late.
 _SEND_QUEUE_CHUNKS = 30
 _MAX_FRAME_BYTES = 4 * 1024 * 1024
-# A chunk louder than this counts as speech for the watchdog and for choosing a rotation point.
-SPEECH_RMS = 0.01
 # Rotation waits this long for a pause so no sentence is split between two sessions.
 _ROTATE_PAUSE_WAIT_S = 20.0
 _PAUSE_CHUNKS = 4
@@ -54,7 +58,6 @@ _WATCHDOG_MAX_S = 300.0
 # service hung before its VAD is caught this way).
 _UNHEARD_FACTOR = 3.0
 _UNHEARD_MIN_S = 60.0
-_SPEECH_STARTED = "input_audio_buffer.speech_started"
 # A session that has answered nothing for this long is rotated before the service closes it (~300 s, §7):
 # with the audio gate closed through a long break, nothing is sent, so nothing is answered.
 _IDLE_ROTATE_S = 240.0
@@ -90,16 +93,69 @@ class IdleClosed(LinkError):
     """The service closed a session that had generated no response for minutes (§7 idle timeout)."""
 
 
-class _Connection:
-    """One live WebSocket session: its send queue, interpreter and sender/receiver tasks."""
+class _Meters:
+    """One target's counters that its connections update, and the event types it received last (for logs)."""
 
-    def __init__(self, owner: TranslatorSession, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse):
-        self.owner = owner
+    def __init__(self, metrics: Metrics, target: str) -> None:
+        self.target = target
+        self.sent_s = metrics.audio_sent_seconds.labels(target)
+        self.skipped = metrics.audio_skipped_chunks.labels(target)
+        self.events = metrics.translator_events.labels(target)
+        self.latency = metrics.capture_to_wire_seconds.labels(target)
+        self.trace = metrics.trace
+        self.trace_key = f"capture_to_wire:{target}"
+        self.images = metrics.vision_images.labels(target)
+        self.image_bytes = metrics.vision_image_bytes.labels(target)
+        self._bad_events = metrics.translator_bad_events
+        self.recent_types: deque[str] = deque(maxlen=80)
+
+    def decode(self, msg: aiohttp.WSMessage) -> dict[str, Any] | None:
+        """A text frame as a JSON object; anything else is counted and skipped."""
+        self.events.inc()
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            self._bad_events.labels(self.target, "binary").inc()
+            return None
+        try:
+            event = json.loads(msg.data)
+        except (ValueError, RecursionError):
+            self._bad_events.labels(self.target, "invalid_json").inc()
+            return None
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            self._bad_events.labels(self.target, "malformed").inc()
+            return None
+        self.recent_types.append(event["type"][:64])
+        return event
+
+
+class _Connection:
+    """One live WebSocket session: its send queue, interpreter and sender/receiver tasks.
+
+    It knows its owner only through what it is given: the dialect, the meters, and two callbacks, `on_event`
+    for each server event it does not handle itself and `on_caption` for the captions left pending at its end.
+    """
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        ws: aiohttp.ClientWebSocketResponse,
+        *,
+        dialect: Dialect,
+        meters: _Meters,
+        usage_mode: str | None,
+        on_event: Callable[[_Connection, dict[str, Any], float], None],
+        on_caption: Callable[[Caption], None],
+    ) -> None:
         self.http = http
         self.ws = ws
-        self.interpreter = SessionInterpreter(owner.target, SOURCE)
+        self.dialect = dialect
+        self.meters = meters
+        self.target = meters.target
+        self.on_event = on_event
+        self.on_caption = on_caption
+        self.interpreter = SessionInterpreter(self.target, SOURCE)
         # How the service reports usage does not change between connections: a new one starts knowing it.
-        self.interpreter.usage.mode = owner.link.info.get("usage_reporting", self.interpreter.usage.mode)
+        if usage_mode is not None:
+            self.interpreter.usage.mode = usage_mode
         self.queue: deque[tuple[bytes, float, bool]] = deque(maxlen=_SEND_QUEUE_CHUNKS)
         self.has_audio = asyncio.Event()
         self.finishing = False
@@ -120,11 +176,11 @@ class _Connection:
         self.images: deque[tuple[str, int]] = deque(maxlen=4)
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name=f"translator:{self.owner.target}:conn")
+        self.task = asyncio.create_task(self._run(), name=f"translator:{self.target}:conn")
 
     def feed(self, chunk: bytes, captured_at: float, speech: bool) -> None:
         if len(self.queue) == self.queue.maxlen:
-            self.owner._m_skipped.inc()
+            self.meters.skipped.inc()
         self.queue.append((chunk, captured_at, speech))
         self.has_audio.set()
 
@@ -136,9 +192,9 @@ class _Connection:
         try:
             await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
         except TimeoutError:
-            log.warning("translator %s: no session.finished within %.1f s", self.owner.target, timeout_s)
+            log.warning("translator %s: no session.finished within %.1f s", self.target, timeout_s)
         except Exception as e:  # noqa: BLE001 - the connection is over either way
-            log.debug("translator %s: connection ended while finishing: %s", self.owner.target, e)
+            log.debug("translator %s: connection ended while finishing: %s", self.target, e)
         await self.close()
 
     async def close(self) -> None:
@@ -159,24 +215,22 @@ class _Connection:
                 await sender
             # What was on screen but never finalized is the best text there is: keep it.
             for caption in self.interpreter.pending():
-                self.owner._emit(Caption(caption.language, caption.item_id, caption.text, True))
+                self.on_caption(Caption(caption.language, caption.item_id, caption.text, True))
 
     async def _send(self) -> None:
-        owner = self.owner
+        meters = self.meters
         while True:
             while self.queue:
                 chunk, captured_at, speech = self.queue.popleft()
-                await self.ws.send_str(
-                    '{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(chunk).decode() + '"}'
-                )
+                await self.ws.send_str(protocol.audio_append(chunk))
                 now = time.monotonic()
-                owner._m_latency.observe(now - captured_at)
-                if owner._trace is not None:
-                    owner._trace(f"capture_to_wire:{owner.target}", now - captured_at)
-                seconds = len(chunk) / 32_000
+                meters.latency.observe(now - captured_at)
+                if meters.trace is not None:
+                    meters.trace(meters.trace_key, now - captured_at)
+                seconds = len(chunk) / protocol.INPUT_BYTES_PER_S
                 self.audio_s += seconds
-                self.interpreter.audio_tokens_sent = self.audio_s * owner.cfg.dialect.input_tokens_per_s
-                owner._m_sent.inc(seconds)
+                self.interpreter.audio_tokens_sent = self.audio_s * self.dialect.input_tokens_per_s
+                meters.sent_s.inc(seconds)
                 if speech:
                     self.unanswered_speech_s += seconds
                     if self.unanswered_since is None:
@@ -185,17 +239,16 @@ class _Connection:
                 # After the audio queued before it: the service wants audio before any image (§4.3).
                 frame, size = self.images.popleft()
                 await self.ws.send_str(frame)
-                owner._m_images.inc()
-                owner._m_image_bytes.inc(size)
+                meters.images.inc()
+                meters.image_bytes.inc(size)
                 continue  # audio queued meanwhile goes first
             if self.finishing:
-                await self.ws.send_str('{"type":"session.finish"}')
+                await self.ws.send_str(protocol.SESSION_FINISH)
                 return
             self.has_audio.clear()
             await self.has_audio.wait()
 
     async def _receive(self) -> None:
-        owner = self.owner
         while True:
             msg = await self.ws.receive()
             received = time.perf_counter()
@@ -203,26 +256,26 @@ class _Connection:
                 code, reason = self.ws.close_code, str(msg.extra or "")
                 log.debug(
                     "translator %s: closed %s %s; recent events: %s",
-                    owner.target,
+                    self.target,
                     code,
                     reason,
-                    list(owner._recent_types),
+                    list(self.meters.recent_types),
                 )
                 if code == 1007 and "rate" in reason.lower():
                     raise RateLimited(reason)
                 raise LinkError(f"connection closed (code {code}{': ' + reason if reason else ''})")
             self.last_event_at = time.monotonic()
-            event = owner._decode(msg)
+            event = self.meters.decode(msg)
             if event is None:
                 continue
             self.unanswered_since, self.unanswered_speech_s = None, 0.0
-            if event["type"] == _SPEECH_STARTED:
+            if event["type"] == SPEECH_STARTED:
                 self.speech_heard_at = self.last_event_at
             elif self.speech_heard_at is not None and event["type"].startswith(("response.", "conversation.")):
                 self.speech_heard_at = None
-            if event["type"] == "session.finished":
+            if event["type"] == self.dialect.session_finished:
                 return
-            owner._handle(self, event, received)
+            self.on_event(self, event, received)
 
 
 class TranslatorSession:
@@ -278,15 +331,7 @@ class TranslatorSession:
         self._stop = asyncio.Event()
         self._finished = asyncio.Event()
         self._quiet_chunks = 0
-        self._recent_types: deque[str] = deque(maxlen=80)
-        m = status.metrics
-        self._m_sent = m.audio_sent_seconds.labels(target)
-        self._m_skipped = m.audio_skipped_chunks.labels(target)
-        self._m_events = m.translator_events.labels(target)
-        self._m_latency = m.capture_to_wire_seconds.labels(target)
-        self._trace = m.trace
-        self._m_images = m.vision_images.labels(target)
-        self._m_image_bytes = m.vision_image_bytes.labels(target)
+        self._meters = _Meters(status.metrics, target)
         self._image_times: deque[float] = deque(maxlen=8)
         # What the service changed or dropped of what we asked, reported once per difference (log and /status).
         self._echo_warned: set[str] = set()
@@ -318,7 +363,7 @@ class TranslatorSession:
         conn = self._active
         if conn is None or conn.finishing or self._stop.is_set():
             # Audio from before session.updated is never queued: sent later it gives stale captions.
-            self._m_skipped.inc()
+            self._meters.skipped.inc()
             return
         conn.feed(chunk, captured_at, speech)
 
@@ -346,8 +391,7 @@ class TranslatorSession:
         conn = self._active
         if conn is None or self.image_refusal(now) is not None:
             return False
-        event = '{"type":"input_image_buffer.append","image":"' + base64.b64encode(jpeg).decode() + '"}'
-        conn.images.append((event, len(jpeg)))
+        conn.images.append((protocol.image_append(jpeg), len(jpeg)))
         conn.has_audio.set()  # wakes the sender
         self._image_times.append(now)
         return True
@@ -399,12 +443,12 @@ class TranslatorSession:
                     log.info("translator %s: the service closed the idle session (%s); reconnecting", self.target, e)
                 except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
                     delay = self.backoff.next_delay(time.monotonic() - started)
-                    self._fail(LinkState.RECONNECTING, _describe(e), delay, "error")
+                    self._fail(LinkState.RECONNECTING, describe(e), delay, "error")
                 except Exception as e:
                     # A bug must cost one connection, never the target for the rest of the stream.
                     log.exception("translator %s: unexpected error", self.target)
                     delay = self.backoff.next_delay(time.monotonic() - started)
-                    self._fail(LinkState.RECONNECTING, _describe(e), delay, "error")
+                    self._fail(LinkState.RECONNECTING, describe(e), delay, "error")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
         finally:
@@ -500,7 +544,7 @@ class TranslatorSession:
             await self.budget.acquire()
             new = await self._connect()
         except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
-            log.warning("translator %s: rotation failed (%s); keeping the current session", self.target, _describe(e))
+            log.warning("translator %s: rotation failed (%s); keeping the current session", self.target, describe(e))
             return None
         assert old.task is not None
         deadline = time.monotonic() + _ROTATE_PAUSE_WAIT_S
@@ -568,7 +612,15 @@ class TranslatorSession:
         except BaseException:
             await http.close()
             raise
-        conn = _Connection(self, http, ws)
+        conn = _Connection(
+            http,
+            ws,
+            dialect=cfg.dialect,
+            meters=self._meters,
+            usage_mode=self.link.info.get("usage_reporting"),
+            on_event=self._handle,
+            on_caption=self._emit,
+        )
         try:
             await self._setup(conn)
         except BaseException:
@@ -578,9 +630,10 @@ class TranslatorSession:
 
     async def _setup(self, conn: _Connection) -> None:
         """session.created -> our complete session.update -> session.updated (or a rejection)."""
-        await self._expect(conn, "session.created")
+        dialect = self.cfg.dialect
+        await self._expect(conn, dialect.session_created)
         update = session_update(
-            self.cfg.dialect,
+            dialect,
             target=self.target,
             source_language=self.cfg.source_language,
             transcribe_source=self.transcribe_source,
@@ -589,8 +642,8 @@ class TranslatorSession:
             phrases=self.cfg.glossary.get(self.target),
             pin_source=self.pin_source,
         )
-        await conn.ws.send_str(json.dumps(update))
-        echo = await self._expect(conn, "session.updated")
+        await conn.ws.send_str(protocol.encode(update))
+        echo = await self._expect(conn, dialect.session_updated)
         self._compare_echo(update["session"], echo.get("session"))  # type: ignore[arg-type]
 
     @property
@@ -633,7 +686,7 @@ class TranslatorSession:
                 if "voice" in reason.lower():  # seen: 1011 "... Voice 'Chelsie' is not supported." (§7)
                     raise VoiceRejected(f"voice {self._voice_name!r} refused: {reason[:200]}")
                 raise LinkError(f"connection closed during setup (code {code})")
-            event = self._decode(msg)
+            event = self._meters.decode(msg)
             if event is None:
                 continue
             if event.get("type") == wanted:
@@ -684,23 +737,6 @@ class TranslatorSession:
         if normalise_code(code) in _FATAL_CODES:
             raise AuthError(f"{code}: {message}")
 
-    def _decode(self, msg: aiohttp.WSMessage) -> dict[str, Any] | None:
-        """A text frame as a JSON object; anything else is counted and skipped."""
-        self._m_events.inc()
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            self.status.metrics.translator_bad_events.labels(self.target, "binary").inc()
-            return None
-        try:
-            event = json.loads(msg.data)
-        except (ValueError, RecursionError):
-            self.status.metrics.translator_bad_events.labels(self.target, "invalid_json").inc()
-            return None
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            self.status.metrics.translator_bad_events.labels(self.target, "malformed").inc()
-            return None
-        self._recent_types.append(event["type"][:64])
-        return event
-
     def _emit(self, caption: Caption) -> None:
         if caption.language == SOURCE and not self.transcribe_source:
             # Another session shows the source (or nobody asked for it): one sentence, one caption.
@@ -714,7 +750,3 @@ class TranslatorSession:
 def _is_idle_close(code: str, message: str) -> bool:
     # Seen as code response_idle_timeout, or only as the message text (§7).
     return normalise_code(code) == "responseidletimeout" or "no response was generated" in message.lower()
-
-
-def _describe(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cost import Tokens, UsageMeter
+from ..cost import Tokens, UsageMeter
 
 # Events that move no caption and need no handling; known, so they are not counted as unknown.
 _STRUCTURAL = frozenset(

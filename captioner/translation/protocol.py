@@ -1,8 +1,11 @@
-"""Qwen livetranslate wire dialects: model families, languages, session.update bodies, event names."""
+"""Qwen livetranslate wire dialects and client events: model families, languages, every frame we send."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,6 +45,11 @@ class Dialect:
     vad_events: bool = False
     # Pre-created cloned voices (qwen3.5: "qwen-translate-vc-…", §9), accepted as a voice name.
     clone_prefix: str | None = None
+    # The setup handshake (§4.1): the server's greeting, then our complete session.update, then its echo.
+    # And the server's last event after our session.finish (§4.5). Both families use the same names.
+    session_created: str = "session.created"
+    session_updated: str = "session.updated"
+    session_finished: str = "session.finished"
 
     def voice_problem(self, voice: str) -> str | None:
         """Why `voice` is not one of this family's voices, or None when it is (or may be)."""
@@ -77,6 +85,20 @@ Q35 = Dialect(
     clone_prefix="qwen-translate-vc-",
 )
 DIALECTS = (Q35, Q3)
+
+# What input_audio_buffer.append carries: 16 kHz mono PCM16 (§4.2).
+INPUT_BYTES_PER_S = 32_000
+# Server events.
+SPEECH_STARTED = "input_audio_buffer.speech_started"
+AUDIO_DELTA = "response.audio.delta"
+# Generation of a response's audio is over: its own `.done`, or the whole response's (in case `.done` is missing).
+AUDIO_EVENT_TYPES = frozenset({AUDIO_DELTA, "response.audio.done", "response.done"})
+
+# The service takes at most 2 images per second (§4.3). A little margin on the 1 s window, because two
+# images sent exactly 0.5 s apart may arrive closer than that.
+RATE_MAX_IMAGES = 2
+RATE_WINDOW_S = 1.0
+RATE_MARGIN_S = 0.1
 ASR_MODEL = "qwen3-asr-flash-realtime"
 _SNAPSHOT = re.compile(r"^(?:-\d{4}-\d{2}-\d{2})?$")
 
@@ -166,3 +188,32 @@ def bills_transcript(dialect: Dialect, block: dict[str, str] | Literal["omit"] |
     if block is None or block == OMIT:
         return False
     return dialect.asr_on_by_default or block.get("model") == ASR_MODEL
+
+
+def rate_allows(sent_at: Sequence[float], now: float) -> bool:
+    """True if one more image now keeps a session within 2 images in any 1 s window (plus the margin)."""
+    recent = [t for t in sent_at if now - t < RATE_WINDOW_S + RATE_MARGIN_S]
+    return len(recent) < RATE_MAX_IMAGES
+
+
+# ---- client events: every frame the session sends is built here ----------------------------------------
+# The per-chunk frames are concatenated, not json.dumps'd: base64 needs no escaping, and these run for every
+# 100 ms chunk of every target (benchmarks/hotpath.py measures the cost).
+
+
+def audio_append(pcm16: bytes) -> str:
+    """input_audio_buffer.append with one chunk of 16 kHz mono PCM16."""
+    return '{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(pcm16).decode() + '"}'
+
+
+def image_append(jpeg: bytes) -> str:
+    """input_image_buffer.append with one JPEG (§4.3)."""
+    return '{"type":"input_image_buffer.append","image":"' + base64.b64encode(jpeg).decode() + '"}'
+
+
+SESSION_FINISH = '{"type":"session.finish"}'
+
+
+def encode(event: dict[str, object]) -> str:
+    """A client event built as a mapping (session_update) as the text frame that carries it."""
+    return json.dumps(event)

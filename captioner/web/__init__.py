@@ -1,0 +1,1 @@
+"""The HTTP side: the aiohttp server and its endpoints, the operator dashboard and the OBS overlay."""
