@@ -44,7 +44,8 @@ IO = {
     "standin",  # a local stand-in translator server (demo mode)
     "transcripts",  # transcript files
     "ledger",  # the daily spend file
-    "status",  # the metrics registry, and the CAPTIONER_TRACE file it appends to
+    "status",  # the shared state /status shows, over the metrics
+    "metrics",  # the metrics registry, and the CAPTIONER_TRACE file it appends to
 }
 
 # Modules without I/O: they compute (captions, layout, protocol frames, gating, costs) and are tested table-driven.
@@ -69,7 +70,11 @@ PURE = {
     "gate",
     "obs_state",
     "vocabulary",
-    "config",
+    "config",  # the package: the public names of the four below
+    "config.sections",  # input, translator, OBS, HTTP, cost, pictures, voice
+    "config.outputs",  # OBS text sources, YouTube and webhooks, files, vocabulary
+    "config.model",  # the whole config and the rules across sections
+    "config.loading",  # reads files only here, in the loader: YAML and glossary files
     "presenter",
     "readout",
     "redaction",
@@ -190,4 +195,4 @@ def test_the_import_reader_sees_relative_and_absolute_imports() -> None:
     assert "obs_state" in GRAPH["gate"] and "config" in GRAPH["gate"]
     assert "pulse" in GRAPH["audio"]  # `from . import pulse`
     assert GRAPH["translation.session"] >= {"translation.protocol", "pcm", "translation.interpreter", "config"}
-    assert "translation.protocol" in GRAPH["config"] and "translation.protocol" in GRAPH["translation.session"]
+    assert "translation.protocol" in GRAPH["config.sections"] and "translation.protocol" in GRAPH["translation.session"]

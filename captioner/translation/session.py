@@ -17,10 +17,11 @@ import aiohttp
 
 from ..config import SOURCE, TranslatorConfig
 from ..errors import AuthError, LinkError, describe
+from ..metrics import Metrics, error_code_label
 from ..pcm import SPEECH_RMS, rms
 from ..reconnect import Backoff, ConnectBudget
 from ..redaction import redact
-from ..status import LinkState, Metrics, Status, error_code_label
+from ..status import LinkState, Status
 from . import protocol
 from .interpreter import Caption, SessionInterpreter, UsageDelta, normalise_code
 from .protocol import (
