@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .loading import (
     _VAR,
     DEFAULT_PATH,
@@ -58,6 +59,7 @@ __all__ = [
     "_VAR",
     "AudioConfig",
     "Config",
+    "ConfigError",
     "CostConfig",
     "Device",
     "GateConfig",
