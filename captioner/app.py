@@ -22,6 +22,9 @@ from .outputs.base import CaptionRouter, SpokenAt
 from .outputs.files import RecordingFollower, TranscriptFiles, open_transcripts
 from .outputs.log import StatusOutput
 from .outputs.overlay import OverlayOutput
+from .outputs.posting import PostingOutputs
+from .outputs.webhook import WebhookOutput
+from .outputs.youtube import YoutubeOutput
 from .reconnect import ConnectBudget
 from .reload import SessionSpec, load_again, plan_reload, session_spec
 from .spending import Spending, say_extra_transcripts
@@ -84,6 +87,8 @@ class Daemon:
         self.router.set("overlay", OverlayOutput(self.hub, lambda: self.cfg.languages()))
         self.router.set("status", StatusOutput(self.status))
         self.transcripts: TranscriptFiles | None = None
+        self.posting = PostingOutputs(self.status, self.router.set, (YoutubeOutput, WebhookOutput))
+        self.posting.configure(cfg)
         self.recording = RecordingFollower(lambda: self.cfg, self.status, self.router.set)
         self.obs = ObsParts(
             self.status,
@@ -264,9 +269,10 @@ class Daemon:
         elif plan.obs == "outputs":
             self.obs.set_outputs(new)
         self.hub.set_languages(new.languages())
+        self.posting.configure(new)
         if plan.cost:
             self.spending.configure(new.cost)
-        for source in set(self.status.screens) - {o.obs_source for o in new.outputs}:
+        for source in set(self.status.screens) - {o.obs_source for o in new.obs_outputs}:
             del self.status.screens[source]
         self.control.keep_outputs(new)
         self.status.languages_available = tuple(sorted(new.translator.dialect.languages))

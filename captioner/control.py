@@ -52,7 +52,7 @@ class LiveControl:
             "paused": self.paused,
             "outputs": {
                 o.obs_source: {"language": o.language, "visible": o.obs_source not in self.hidden}
-                for o in self._config().outputs
+                for o in self._config().obs_outputs
             },
         }
 
@@ -96,12 +96,12 @@ class LiveControl:
 
     def keep_outputs(self, cfg: Config) -> None:
         """After a reload: forget hidden outputs that no longer exist."""
-        self.hidden &= {o.obs_source for o in cfg.outputs}
+        self.hidden &= {o.obs_source for o in cfg.obs_outputs}
 
     def _named(self, body: dict[str, Any]) -> str:
         """The output a request names ({"output": "<OBS source>"}), which must be one of the outputs."""
         name = body.get("output")
-        names = [o.obs_source for o in self._config().outputs]
+        names = [o.obs_source for o in self._config().obs_outputs]
         if not isinstance(name, str) or name not in names:
             raise ControlError(f'name the output as {{"output": ...}}, one of: {", ".join(names) or "none"}')
         return name

@@ -68,7 +68,7 @@ class ObsParts:
         follow = cfg.transcripts.enabled and cfg.transcripts.follow_recording
         obs = self.obs = ObsSink(
             cfg.obs,
-            [o.obs_source for o in cfg.outputs],
+            [o.obs_source for o in cfg.obs_outputs],
             self.status,
             on_recording=self._on_recording if follow else None,
             on_state=self._on_state,
@@ -92,7 +92,7 @@ class ObsParts:
     def set_outputs(self, cfg: Config) -> None:
         """New outputs or layout, same OBS: the sources are (created and) written, the screens rebuilt."""
         if self.obs is not None:
-            self.obs.set_sources([o.obs_source for o in cfg.outputs])
+            self.obs.set_sources([o.obs_source for o in cfg.obs_outputs])
         if self.text is not None:
             self.text.set_outputs(cfg)
 

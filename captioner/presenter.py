@@ -81,7 +81,7 @@ class Presenter:
         """(Re)build the views; an output whose layout did not change keeps its screens."""
         old = {(v.output.obs_source, v.output.language, v.output.with_source): v for v in self._views}
         views = []
-        for out in cfg.outputs:
+        for out in cfg.obs_outputs:
             layout = cfg.layout_for(out)
             kept = old.get((out.obs_source, out.language, out.with_source))
             if kept is not None and kept.layout == layout:

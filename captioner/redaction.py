@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import parse_qsl, urlsplit
 
 _MASK = "***"
 # Shorter values (an empty password, "1234") would mask ordinary words and numbers all over the text.
@@ -13,6 +14,18 @@ _secrets: set[str] = set()
 def add_secrets(*values: str) -> None:
     """Remember secrets (the API key, OBS password, control token) for as long as the process runs."""
     _secrets.update(v for v in values if len(v) >= _MIN_LEN)
+
+
+def add_url_secrets(url: str) -> None:
+    """Remember a URL that is itself a secret (a caption ingestion URL, a webhook) and the parts that make it one.
+
+    The parts go too because a URL is often quoted re-encoded or cut (an HTTP library's error message): every query
+    value, the password, and path segments that look like tokens (8+ characters with a digit, as webhook URLs carry).
+    """
+    parts = urlsplit(url)
+    values = [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
+    segments = [seg for seg in parts.path.split("/") if len(seg) >= 8 and any(ch.isdigit() for ch in seg)]
+    add_secrets(url, *values, *segments, parts.password or "")
 
 
 def redact(text: str) -> str:

@@ -76,7 +76,7 @@ def wants_obs(cfg: Config) -> bool:
     t, g = cfg.transcripts, cfg.gate
     follows = t.enabled and t.follow_recording
     gated = bool(g.obs_outputs or g.obs_unmuted or g.obs_scenes)
-    wanted = cfg.outputs or cfg.stream_captions.enabled or follows or gated or cfg.vision.enabled
+    wanted = cfg.obs_outputs or cfg.stream_captions.enabled or follows or gated or cfg.vision.enabled
     return cfg.obs.enabled and bool(wanted)
 
 
@@ -128,7 +128,7 @@ def plan_reload(old: Config, new: Config, running: Mapping[str, SessionSpec], ob
         or new.vision != old.vision
     ):
         obs = "restart"
-    elif (new.outputs != old.outputs or new.layout != old.layout) and obs_running:
+    elif (new.obs_outputs != old.obs_outputs or new.layout != old.layout) and obs_running:
         obs = "outputs"
     return ReloadPlan(
         audio=new.audio != old.audio,

@@ -10,7 +10,8 @@ import pytest
 
 from captioner import audio
 from captioner.audio import _HandOver
-from captioner.status import Metrics, Status
+from captioner.metrics import Metrics
+from captioner.status import Status
 
 
 def dropped(metrics: Metrics) -> float:

@@ -266,3 +266,37 @@ def test_an_unreachable_daemon_is_shown(page: Browser) -> None:
         srv.loop.call_soon_threadsafe(srv.loop.stop)
         srv.thread.join(5)
         srv.loop.close()
+
+
+@pytest.mark.e2e
+def test_youtube_and_webhook_outputs_have_a_small_section_only_when_configured(
+    page: Browser, server: ThreadedDashboard
+) -> None:
+    open_dashboard(page, server)
+    assert not visible(page, "#posts-card")
+    row = {"posted": 4, "retried": 3, "failed": 3, "skipped": 1, "queued": 0, "last_answer": {"status": 200}}
+    posts = {
+        "youtube:ja": {**row, "ok": True, "last_error": None, "warning": "this computer's clock is 2.0 s behind <b>"},
+        "webhook:source": {**row, "ok": False, "queued": 2, "last_answer": None, "last_error": "HTTP 503"},
+    }
+    server.call(lambda: setattr(server.st, "post_outputs", lambda: posts))
+    next_poll(page)
+    assert visible(page, "#posts-card")
+    shown = page.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('#posts li')].map((li) => "
+        "[li.dataset.post, [...li.children].map((c) => c.textContent)]))"
+    )
+    assert shown == {
+        "youtube:ja": [
+            "youtube:ja",
+            "ok",
+            "posted 4, retried 3, failed 3, skipped 1, waiting 0; last answer 200",
+            "this computer's clock is 2.0 s behind <b>",  # text, never markup
+        ],
+        "webhook:source": [
+            "webhook:source",
+            "failing",
+            "posted 4, retried 3, failed 3, skipped 1, waiting 2",
+            "HTTP 503",
+        ],
+    }

@@ -4,6 +4,7 @@ heading, and the configuration reference lists every key the daemon accepts."""
 from __future__ import annotations
 
 import re
+import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +78,12 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert re.search(r"^exec bash tests/run\.sh$", ci, flags=re.M)
 
 
+def _models(ann: object) -> list[type[BaseModel]]:
+    """The models a list item may be: one, or each member of a union of them."""
+    members = typing.get_args(ann) if isinstance(ann, types.UnionType) else (ann,)
+    return [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
 def _config_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
     """Every leaf key of the config, list items as `name[].`."""
     for name, field in model.model_fields.items():
@@ -84,9 +91,10 @@ def _config_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
         args = typing.get_args(ann)
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             yield from _config_keys(ann, path + ".")
-        elif typing.get_origin(ann) is tuple and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        elif typing.get_origin(ann) is tuple and _models(args[0]):
             yield path
-            yield from _config_keys(args[0], path + "[].")
+            for item in _models(args[0]):  # outputs: each kind of entry has its own keys
+                yield from _config_keys(item, path + "[].")
         else:
             yield path
 

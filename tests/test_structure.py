@@ -42,10 +42,14 @@ IO = {
     "outputs.obs_text",  # OBS text sources
     "outputs.stream_captions",  # OBS's stream captions
     "outputs.files",  # transcript files
+    "outputs.posting",  # HTTP POSTs (aiohttp), their queue and retries
+    "outputs.youtube",  # YouTube's caption ingestion
+    "outputs.webhook",  # webhooks
     "standin",  # a local stand-in translator server (demo mode)
     "transcripts",  # transcript files
     "ledger",  # the daily spend file
-    "status",  # the metrics registry, and the CAPTIONER_TRACE file it appends to
+    "status",  # the shared state /status shows, over the metrics
+    "metrics",  # the metrics registry, and the CAPTIONER_TRACE file it appends to
 }
 
 # Modules without I/O: they compute (captions, layout, protocol frames, gating, costs) and are tested table-driven.
@@ -61,6 +65,7 @@ PURE = {
     "translation.protocol",  # dialects and every client frame
     "translation.failures",  # the link errors a session retries on, each its own way
     "translation.policy",  # when a session is hung or due for rotation, what it bills, what the service changed
+    "translation.timeline",  # when the audio a connection sent was spoken
     "web",  # the package: imports nothing
     "outputs",  # the package: imports nothing
     "outputs.base",  # the output interface, the router, spoken_at
@@ -72,7 +77,11 @@ PURE = {
     "gate",
     "obs_state",
     "vocabulary",
-    "config",
+    "config",  # the package: the public names of the four below
+    "config.sections",  # input, translator, OBS, HTTP, cost, pictures, voice
+    "config.outputs",  # OBS text sources, YouTube and webhooks, files, vocabulary
+    "config.model",  # the whole config and the rules across sections
+    "config.loading",  # reads files only here, in the loader: YAML and glossary files
     "presenter",
     "readout",
     "redaction",
@@ -193,4 +202,4 @@ def test_the_import_reader_sees_relative_and_absolute_imports() -> None:
     assert "obs_state" in GRAPH["gate"] and "config" in GRAPH["gate"]
     assert "pulse" in GRAPH["audio"]  # `from . import pulse`
     assert GRAPH["translation.session"] >= {"translation.protocol", "pcm", "translation.interpreter", "config"}
-    assert "translation.protocol" in GRAPH["config"] and "translation.protocol" in GRAPH["translation.session"]
+    assert "translation.protocol" in GRAPH["config.sections"] and "translation.protocol" in GRAPH["translation.session"]

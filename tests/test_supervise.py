@@ -32,9 +32,9 @@ async def test_failures_retry_with_backoff_and_only_the_first_of_a_run_warns(cap
     assert errors == ["unplugged", "unplugged", "still"]
     assert seen_states == [LinkState.CONNECTING] * 4
     lines = [(r.levelno, r.getMessage()) for r in caplog.records]
-    assert lines[0] == (logging.WARNING, "audio device failed: unplugged (retrying in 0.0 s)")
+    assert lines[0] == (logging.WARNING, "audio device failed: OSError: unplugged (retrying in 0.0 s)")
     assert [level for level, _ in lines[1:]] == [logging.DEBUG, logging.DEBUG]
-    assert link.last_error == "still"
+    assert link.last_error == "OSError: still"
 
 
 async def test_stopping_ends_the_loop() -> None:

@@ -16,7 +16,7 @@ import aiohttp
 
 from ..config import SOURCE, TranslatorConfig
 from ..errors import AuthError, LinkError
-from ..status import Metrics
+from ..metrics import Metrics
 from . import policy, protocol
 from .failures import ModelNotFound, RateLimited, SessionRejected, VoiceRejected
 from .interpreter import Caption, SessionInterpreter

@@ -15,9 +15,10 @@ import aiohttp
 
 from ..config import SOURCE, TranslatorConfig
 from ..errors import AuthError, LinkError, describe
+from ..metrics import error_code_label
 from ..pcm import SPEECH_RMS, rms
 from ..reconnect import Backoff, ConnectBudget
-from ..status import LinkState, Status, error_code_label
+from ..status import LinkState, Status
 from . import policy
 from .connection import Connection, Meters, connect, raise_if_fatal
 from .failures import IdleClosed, ModelNotFound, RateLimited, SessionRejected, Stalled, VoiceRejected

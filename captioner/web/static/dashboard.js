@@ -80,6 +80,23 @@
     $("latency").replaceChildren(...rows);
   }
 
+  // -- YouTube captions and webhooks (/status post_outputs); hidden when there are none
+
+  function renderPosts(posts) {
+    const items = Object.entries(posts || {}).map(([name, p]) => {
+      const li = el("li");
+      li.dataset.post = name;
+      const counts = "posted " + p.posted + ", retried " + p.retried + ", failed " + p.failed + ", skipped "
+        + p.skipped + ", waiting " + p.queued + (p.last_answer ? "; last answer " + p.last_answer.status : "");
+      const state = el("span", "state state-" + (p.ok ? "connected" : "reconnecting"), p.ok ? "ok" : "failing");
+      const trouble = el("span", "err", p.warning || p.last_error || "");
+      li.append(el("span", "", name), state, el("span", "dim", counts), trouble);
+      return li;
+    });
+    $("posts").replaceChildren(...items);
+    $("posts-card").hidden = !items.length;
+  }
+
   // -- captions: an event stream per language (no final is missed), /status as the fallback
 
   function lang(code) {
@@ -204,6 +221,7 @@
     renderLevel(st.audio_level, st.audio_gate, (st.links || {}).audio);
     renderCost(st.cost, st.demo);
     renderLatency(st.latency);
+    renderPosts(st.post_outputs);
     pollCaptions(st.outputs);
     renderControl(st);
   }

@@ -1,0 +1,253 @@
+"""The whole config (`Config`), the rules that span sections, warnings, and live language switches."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    field_validator,
+)
+
+from .. import cea608
+from ..errors import ConfigError
+from ..translation.protocol import UnsupportedModel
+from .outputs import (
+    LayoutConfig,
+    OutputConfig,
+    OutputEntry,
+    PostOutputConfig,
+    StreamCaptionsConfig,
+    TranscriptsConfig,
+    VocabularyConfig,
+    WebhookOutputConfig,
+    YoutubeOutputConfig,
+    _output_entry,
+)
+from .sections import (
+    SOURCE,
+    AudioConfig,
+    CostConfig,
+    GateConfig,
+    HttpConfig,
+    ObsConfig,
+    TranslatorConfig,
+    VisionConfig,
+    VoiceOutputConfig,
+    _Section,
+)
+
+
+class Config(_Section):
+    """The whole daemon configuration."""
+
+    audio: AudioConfig = AudioConfig()
+    gate: GateConfig = GateConfig()
+    translator: TranslatorConfig = TranslatorConfig()
+    obs: ObsConfig = ObsConfig()
+    layout: LayoutConfig = LayoutConfig()
+    # OBS text sources, YouTube caption ingestion and webhooks, in the order written (see obs_outputs, post_outputs).
+    outputs: tuple[OutputEntry, ...] = ()
+    stream_captions: StreamCaptionsConfig = StreamCaptionsConfig()
+    http: HttpConfig = HttpConfig()
+    transcripts: TranscriptsConfig = TranscriptsConfig()
+    vocabulary: VocabularyConfig = VocabularyConfig()
+    cost: CostConfig = CostConfig()
+    vision: VisionConfig = VisionConfig()
+    voice_outputs: tuple[VoiceOutputConfig, ...] = ()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs(cls, v: Any) -> Any:
+        # By hand: a pydantic union would report every kind's errors, with the kinds' names in the key path.
+        return [_output_entry(i, item) for i, item in enumerate(v)] if isinstance(v, list) else v
+
+    @property
+    def obs_outputs(self) -> tuple[OutputConfig, ...]:
+        """The outputs that are OBS text sources."""
+        return tuple(o for o in self.outputs if isinstance(o, OutputConfig))
+
+    @property
+    def post_outputs(self) -> tuple[PostOutputConfig, ...]:
+        """The outputs that POST finals to a URL (YouTube captions, webhooks)."""
+        return tuple(o for o in self.outputs if isinstance(o, YoutubeOutputConfig | WebhookOutputConfig))
+
+    def layout_for(self, output: OutputConfig) -> LayoutConfig:
+        """The top-level layout with this output's overrides applied."""
+        changes = {k: v for k, v in output.layout.model_dump().items() if v is not None}
+        return self.layout.model_copy(update=changes)
+
+    def stream_caption_language(self) -> str:
+        """The language of the CEA-608 stream captions."""
+        if self.stream_captions.language is not None:
+            return self.stream_captions.language
+        return SOURCE if self.translator.transcribe_source else self.translator.targets[0]
+
+    def languages(self) -> tuple[str, ...]:
+        """Every caption language produced: the targets, then "source" if transcribed."""
+        return self.translator.targets + ((SOURCE,) if self.translator.transcribe_source else ())
+
+
+# Used when no file is given: the key comes from the environment, OBS on its default port.
+BUILTIN: dict[str, Any] = {
+    "translator": {"api_key": "${DASHSCOPE_API_KEY}", "targets": ["ja"]},
+    "obs": {"password": "${OBS_WEBSOCKET_PASSWORD:-}"},
+    "outputs": [{"obs_source": "Captions JA", "language": "ja"}],
+}
+
+
+def _check(cfg: Config) -> None:
+    """Rules that span keys, each reported at the key the user has to change."""
+    tr = cfg.translator
+    try:
+        dialect = tr.dialect
+    except UnsupportedModel as e:
+        raise ConfigError("translator.model", str(e)) from None
+    voices = [("translator.voice", tr.voice)] + [
+        (f"voice_outputs[{i}].voice", v.voice) for i, v in enumerate(cfg.voice_outputs) if v.voice
+    ]
+    for key, voice in voices:
+        problem = dialect.voice_problem(voice) if voice else None
+        if problem and dialect.voices_complete:
+            raise ConfigError(key, problem)
+    if not tr.url.startswith(("ws://", "wss://")):
+        raise ConfigError("translator.url", f"{tr.url!r} is not a ws:// or wss:// URL")
+    if not tr.api_key.get_secret_value():
+        raise ConfigError("translator.api_key", "is empty (set DASHSCOPE_API_KEY or put ${VAR} here)")
+    if tr.source_language is None and not dialect.source_autodetect:
+        raise ConfigError("translator.source_language", f"{tr.model} cannot auto-detect; name the language")
+    if tr.source_language is not None and tr.source_language not in dialect.languages:
+        raise ConfigError(
+            "translator.source_language", f"{tr.source_language!r} is not a supported language for {tr.model}"
+        )
+    for i, lang in enumerate(tr.targets):
+        if lang not in dialect.languages:
+            raise ConfigError(f"translator.targets[{i}]", f"{lang!r} is not a supported language")
+        if lang in tr.targets[:i]:
+            raise ConfigError(f"translator.targets[{i}]", f"{lang!r} is listed twice")
+        if tr.audio_output and lang not in dialect.audio_languages:
+            raise ConfigError(
+                f"translator.targets[{i}]",
+                f"{lang!r} has no voice output; set translator.audio_output: false",
+            )
+    for i, out in enumerate(cfg.outputs):
+        where = f"outputs[{i}]"
+        if out.language == SOURCE and not tr.transcribe_source:
+            raise ConfigError(f"{where}.language", "'source' needs translator.transcribe_source: true")
+        if out.language != SOURCE and out.language not in tr.targets:
+            raise ConfigError(f"{where}.language", f"{out.language!r} is not one of translator.targets")
+        if not isinstance(out, OutputConfig):
+            continue
+        if any(isinstance(o, OutputConfig) and o.obs_source == out.obs_source for o in cfg.outputs[:i]):
+            raise ConfigError(f"{where}.obs_source", f"{out.obs_source!r} is used by two outputs")
+        if out.with_source and (not tr.transcribe_source or out.language != tr.targets[0]):
+            raise ConfigError(
+                f"{where}.with_source",
+                f"needs translator.transcribe_source: true and language {tr.targets[0]!r} (the first target)",
+            )
+        layout = cfg.layout_for(out)
+        overridden = out.layout.clear_after_s is not None or out.layout.min_display_s is not None
+        if overridden and layout.clear_after_s and layout.clear_after_s < layout.min_display_s:
+            raise ConfigError(f"{where}.layout.clear_after_s", "must be 0 or at least min_display_s")
+    if cfg.layout.clear_after_s and cfg.layout.clear_after_s < cfg.layout.min_display_s:
+        raise ConfigError("layout.clear_after_s", "must be 0 or at least min_display_s")
+    sc = cfg.stream_captions
+    if sc.enabled:
+        language = cfg.stream_caption_language()
+        if language not in cfg.languages():
+            hint = " (set translator.transcribe_source: true)" if language == SOURCE else ""
+            raise ConfigError("stream_captions.language", f"{language!r} is not a caption language{hint}")
+        spoken = tr.source_language if language == SOURCE else language
+        if spoken is None or not cea608.supports(spoken):
+            raise ConfigError(
+                "stream_captions.language",
+                f"{spoken or 'auto-detected source'!r} cannot be shown as CEA-608 captions, which carry only "
+                "Latin-script languages (e.g. en, es, fr, de, it, pt)",
+            )
+    g = cfg.gate
+    for key in ("obs_outputs", "obs_unmuted", "obs_scenes"):
+        if getattr(g, key) and not cfg.obs.enabled:
+            raise ConfigError(f"gate.{key}", "needs obs.enabled: true (the state comes from OBS)")
+    if cfg.vision.enabled and not cfg.obs.enabled:
+        raise ConfigError("vision.enabled", "needs obs.enabled: true (the screenshots come from OBS)")
+    tr.check_glossary()
+    cfg.vocabulary.check(cfg.languages())
+    _check_voice_outputs(cfg)
+
+
+def _check_voice_outputs(cfg: Config) -> None:
+    tr = cfg.translator
+    audio = tr.dialect.audio_languages
+    for i, v in enumerate(cfg.voice_outputs):
+        where = f"voice_outputs[{i}]"
+        if v.language not in tr.targets:
+            raise ConfigError(f"{where}.language", f"{v.language!r} is not one of translator.targets")
+        if v.language not in audio:
+            raise ConfigError(
+                f"{where}.language",
+                f"{v.language!r} has no voice output on {tr.model} (voice languages: {' '.join(sorted(audio))})",
+            )
+        earlier = cfg.voice_outputs[:i]
+        if any(o.language == v.language for o in earlier):
+            raise ConfigError(f"{where}.language", f"{v.language!r} is played by two voice outputs")
+        if v.prebuffer_s >= v.max_buffer_s:
+            raise ConfigError(f"{where}.prebuffer_s", "must be less than max_buffer_s")
+        if any((o.device, o.sink) == (v.device, v.sink) for o in earlier):
+            what = f"sink {v.sink!r}" if v.sink else "the default output" if v.device is None else repr(v.device)
+            raise ConfigError(f"{where}.sink" if v.sink else f"{where}.device", f"{what} is used by two voice outputs")
+
+
+def config_warnings(cfg: Config) -> list[str]:
+    """What may be wrong but is not refused: each a key path and why (logged at start and by `captioner check`)."""
+    out: list[str] = []
+    dialect = cfg.translator.dialect
+    voices = [("translator.voice", cfg.translator.voice)] + [
+        (f"voice_outputs[{i}].voice", v.voice) for i, v in enumerate(cfg.voice_outputs)
+    ]
+    for key, voice in voices:
+        if voice and (problem := dialect.voice_problem(voice)):
+            # Only for a family whose list is incomplete: _check refuses the others.
+            out.append(f"{key}: {problem}; the vendor's list may be incomplete, so the service will decide")
+    return out
+
+
+def with_output_language(cfg: Config, obs_source: str, language: str) -> Config:
+    """The config with one output switched to another language (the live "switch language" control).
+
+    A language no session translates yet becomes a new target; the old language stops being translated when nothing
+    else shows it (that is what saves its cost). Errors are ConfigErrors at the key the request names.
+    """
+    index = next(
+        (i for i, o in enumerate(cfg.outputs) if isinstance(o, OutputConfig) and o.obs_source == obs_source), None
+    )
+    out = cfg.outputs[index] if index is not None else None
+    if index is None or not isinstance(out, OutputConfig):
+        raise ConfigError("output", f"no output shows in OBS source {obs_source!r}")
+    tr = cfg.translator
+    if language != SOURCE and language not in tr.dialect.languages:
+        raise ConfigError("language", f"{language!r} is not a supported language for {tr.model}")
+    if language == SOURCE and out.with_source:
+        raise ConfigError("language", "a bilingual output already shows the source; pick a translation")
+    outputs = list(cfg.outputs)
+    outputs[index] = out.model_copy(update={"language": language})
+    targets = list(tr.targets)
+    old = out.language
+    still_used = (
+        any(o.language == old for o in outputs)
+        or (cfg.stream_captions.enabled and cfg.stream_caption_language() == old)
+        or any(v.language == old for v in cfg.voice_outputs)
+    )
+    if old != SOURCE and old != language and not still_used:
+        targets.remove(old)  # nothing else shows it: stop paying for it
+    if language != SOURCE and language not in targets:
+        targets.append(language)
+    if out.with_source:
+        # A bilingual output pairs with the first target (the session that also transcribes the source).
+        targets = [language, *(t for t in targets if t != language)]
+    if not targets:  # switched to the source transcript: its session still has to run
+        targets = [old]
+    new = cfg.model_copy(
+        update={"outputs": tuple(outputs), "translator": tr.model_copy(update={"targets": tuple(targets)})}
+    )
+    _check(new)
+    return new
