@@ -16,7 +16,7 @@ from captioner.app import Daemon
 from captioner.config import parse
 from captioner.status import LinkState, Status
 from captioner.translation.interpreter import Caption
-from tests.fake_translator import FakeTranslator
+from tests.support.fake_translator import FakeTranslator
 
 pytestmark = pytest.mark.timeout(60)
 KEY = "sk-gate-secret"

@@ -12,7 +12,7 @@ from obsws_python.error import OBSSDKRequestError
 
 from captioner.cea608 import COLUMNS, LANGUAGES, MAX_BYTES, CaptionPacer, pages, supports, to_608
 from captioner.translation.protocol import Q3, Q35
-from tests.realenv import ObsEnv
+from tests.support.obs_env import ObsEnv
 
 # ---- to_608 --------------------------------------------------------------------------------------------------------
 

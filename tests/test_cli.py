@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from captioner import __version__
-from tests.fake_translator import FakeTranslator
-from tests.realenv import ObsEnv, PulseEnv, free_port
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import ObsEnv, PulseEnv, free_port
 
 pytestmark = pytest.mark.timeout(120)
 

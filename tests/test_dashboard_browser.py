@@ -10,8 +10,8 @@ import pytest
 
 from captioner.status import LinkState
 from captioner.web.dashboard import RECENT_FINALS
-from tests.browser import Browser
-from tests.dashboard_harness import (
+from tests.support.browser import Browser
+from tests.support.dashboard_harness import (
     LINKS,
     TOKEN,
     ThreadedDashboard,

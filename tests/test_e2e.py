@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.browser import Browser
-from tests.daemonproc import DaemonProc, TextRecorder
-from tests.fake_translator import FakeTranslator
-from tests.realenv import ObsEnv, PulseEnv, free_port, silence_padded_sequence, speech_wav
+from tests.support.browser import Browser
+from tests.support.daemonproc import DaemonProc, TextRecorder
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import ObsEnv, PulseEnv, free_port, silence_padded_sequence, speech_wav
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

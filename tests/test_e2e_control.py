@@ -12,11 +12,11 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from tests.browser import Browser
-from tests.daemonproc import DaemonProc
-from tests.dashboard_harness import click, enter_token
-from tests.fake_translator import FakeTranslator
-from tests.realenv import ObsEnv, PulseEnv, speech_wav
+from tests.support.browser import Browser
+from tests.support.daemonproc import DaemonProc
+from tests.support.dashboard_harness import click, enter_token
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import ObsEnv, PulseEnv, speech_wav
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 KEY = "sk-control-key"

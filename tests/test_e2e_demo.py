@@ -19,8 +19,8 @@ import yaml
 from captioner import ledger
 from captioner.pcm import SPEECH_RMS
 from captioner.standin import MARKER, WARNING, caption_text
-from tests.daemonproc import DaemonProc, TextRecorder
-from tests.realenv import ObsEnv, PulseEnv, silence_padded_sequence, speech_wav
+from tests.support.daemonproc import DaemonProc, TextRecorder
+from tests.support.obs_env import ObsEnv, PulseEnv, silence_padded_sequence, speech_wav
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 PHRASES = [

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.daemonproc import DaemonProc, TextRecorder
-from tests.fake_translator import FakeTranslator
-from tests.realenv import ObsEnv, PulseEnv, speech_wav
+from tests.support.daemonproc import DaemonProc, TextRecorder
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import ObsEnv, PulseEnv, speech_wav
 from tests.test_transcripts import parse_srt, parse_vtt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.daemonproc import DaemonProc, TextRecorder
-from tests.fake_translator import FakeTranslator
-from tests.realenv import ObsEnv, PulseEnv, silence_padded_sequence, wav_duration
+from tests.support.daemonproc import DaemonProc, TextRecorder
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import ObsEnv, PulseEnv, silence_padded_sequence, wav_duration
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 KEY = "sk-gate-e2e-secret"

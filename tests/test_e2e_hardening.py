@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import TinyDisk
-from tests.daemonproc import DaemonProc
-from tests.fake_translator import FakeTranslator
-from tests.realenv import PulseEnv
+from tests.support.daemonproc import DaemonProc
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import PulseEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 KEY = "sk-hardening-secret-1234"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemonproc import DaemonProc
-from tests.fake_translator import FakeTranslator
-from tests.realenv import ObsEnv, PulseEnv, speech_wav
+from tests.support.daemonproc import DaemonProc
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import ObsEnv, PulseEnv, speech_wav
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 KEY = "sk-gating-key"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemonproc import DaemonProc
-from tests.fake_translator import FakeTranslator
-from tests.realenv import ObsEnv, PulseEnv, silence_padded_sequence
+from tests.support.daemonproc import DaemonProc
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import ObsEnv, PulseEnv, silence_padded_sequence
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

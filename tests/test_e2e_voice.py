@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.daemonproc import DaemonProc
-from tests.fake_translator import FakeTranslator, tone_hz
-from tests.realenv import PulseEnv, silence_padded_sequence
+from tests.support.daemonproc import DaemonProc
+from tests.support.fake_translator import FakeTranslator, tone_hz
+from tests.support.obs_env import PulseEnv, silence_padded_sequence
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 KEY = "sk-voice-e2e-secret"

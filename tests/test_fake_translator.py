@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from tests.fake_translator import Q3_MODEL, Q35_MODEL, RATE_LIMIT_REASON, FakeTranslator
+from tests.support.fake_translator import Q3_MODEL, Q35_MODEL, RATE_LIMIT_REASON, FakeTranslator
 
 SCRIPT = ["hello world", "good morning everyone"]
 Event = dict[str, Any]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemonproc import DaemonProc
-from tests.fake_translator import FakeTranslator
-from tests.realenv import PulseEnv
+from tests.support.daemonproc import DaemonProc
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import PulseEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 KEY = "sk-lifecycle"

@@ -14,7 +14,7 @@ from captioner.config import ObsConfig
 from captioner.obs import ObsSink
 from captioner.obs_state import ObsState
 from captioner.status import Status
-from tests.realenv import ObsEnv
+from tests.support.obs_env import ObsEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 MIC, SCENE = "E2E Watch Mic", "E2E Watch BRB"

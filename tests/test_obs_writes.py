@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from captioner.config import ObsConfig
 from captioner.obs import ObsSink
 from captioner.status import LinkState, Status
-from tests.realenv import ObsEnv
+from tests.support.obs_env import ObsEnv
 from tests.test_obs_watch import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]

@@ -15,7 +15,7 @@ from aiohttp import web
 from captioner.status import Status
 from captioner.web import server as http
 from captioner.web.overlay import OverlayHub
-from tests.browser import Browser
+from tests.support.browser import Browser
 from tests.test_overlay import LANGUAGES, FakeClock
 
 pytestmark = pytest.mark.timeout(60)

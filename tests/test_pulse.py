@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from captioner import pulse
-from tests.realenv import PulseEnv, tone_wav
+from tests.support.obs_env import PulseEnv, tone_wav
 
 
 @pytest.fixture

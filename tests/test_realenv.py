@@ -14,7 +14,7 @@ from typing import Any
 import obsws_python
 import pytest
 
-from tests.realenv import (
+from tests.support.obs_env import (
     ObsEnv,
     PulseEnv,
     port_open,

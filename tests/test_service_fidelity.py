@@ -12,7 +12,7 @@ import pytest
 
 from captioner.status import LinkState, Status
 from captioner.translation.interpreter import Caption, UsageDelta
-from tests.fake_translator import AUDIO_TOKENS_PER_S, Q3_MODEL, Q35_MODEL, FakeTranslator, image_tokens
+from tests.support.fake_translator import AUDIO_TOKENS_PER_S, Q3_MODEL, Q35_MODEL, FakeTranslator, image_tokens
 from tests.test_translator import KEY, TWO_UTTERANCES, Harness
 from tests.test_vision import jpeg
 

@@ -14,7 +14,7 @@ from captioner.reconnect import Backoff, ConnectBudget
 from captioner.status import LinkState, Status
 from captioner.translation.interpreter import Caption
 from captioner.translation.session import TranslatorSession
-from tests.fake_translator import FakeTranslator
+from tests.support.fake_translator import FakeTranslator
 
 pytestmark = pytest.mark.timeout(60)
 KEY = "sk-unit-secret"

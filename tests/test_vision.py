@@ -28,7 +28,7 @@ from captioner.vision import (
     retakes,
     speaking,
 )
-from tests.fake_translator import Q3_MODEL, Q35_MODEL, FakeTranslator, image_tokens, jpeg_dimensions
+from tests.support.fake_translator import Q3_MODEL, Q35_MODEL, FakeTranslator, image_tokens, jpeg_dimensions
 from tests.test_translator import KEY, Harness
 
 pytestmark = pytest.mark.timeout(60)

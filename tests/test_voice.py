@@ -19,7 +19,7 @@ from captioner.reload import session_audio
 from captioner.status import LinkState, Status
 from captioner.translation.session import TranslatorSession
 from captioner.voice import OutputDevice, Renderer, VoiceOutputs, resolve_output
-from tests.fake_translator import FakeTranslator, tone_hz
+from tests.support.fake_translator import FakeTranslator, tone_hz
 from tests.test_translator import KEY, TWO_UTTERANCES, chunks
 
 pytestmark = pytest.mark.timeout(60)

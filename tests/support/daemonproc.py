@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from tests.realenv import ObsEnv, free_port
+from tests.support.obs_env import ObsEnv, free_port
 
 
 class DaemonProc:

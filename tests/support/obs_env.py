@@ -69,7 +69,7 @@ def missing_requirements() -> list[str]:
     """Return the required executables/files that are not installed (empty list = all present)."""
     missing = [t for t in REQUIRED_TOOLS if shutil.which(t) is None]
     missing += [f for f in REQUIRED_FILES if not Path(f).exists()]
-    from tests.browser import chromium_path  # the overlay tests drive a real headless Chromium
+    from tests.support.browser import chromium_path  # the overlay tests drive a real headless Chromium
 
     if chromium_path() is None:
         missing.append("chromium")
