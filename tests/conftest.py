@@ -15,7 +15,9 @@ import pytest
 
 from tests.support.browser import Browser
 from tests.support.fake_translator import FakeTranslator
-from tests.support.obs_env import ObsEnv, PulseEnv, free_port, missing_requirements
+from tests.support.obs_env import ObsEnv
+from tests.support.procs import free_port, missing_requirements
+from tests.support.pulse_env import PulseEnv
 
 E2E_PASSWORD = "e2e-pass"
 

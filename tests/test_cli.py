@@ -11,7 +11,9 @@ import yaml
 
 from captioner import __version__
 from tests.support.fake_translator import FakeTranslator
-from tests.support.obs_env import ObsEnv, PulseEnv, free_port
+from tests.support.obs_env import ObsEnv
+from tests.support.procs import free_port
+from tests.support.pulse_env import PulseEnv
 
 pytestmark = pytest.mark.timeout(120)
 

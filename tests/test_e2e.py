@@ -13,7 +13,10 @@ import pytest
 from tests.support.browser import Browser
 from tests.support.daemonproc import DaemonProc, TextRecorder
 from tests.support.fake_translator import FakeTranslator
-from tests.support.obs_env import ObsEnv, PulseEnv, free_port, silence_padded_sequence, speech_wav
+from tests.support.obs_env import ObsEnv
+from tests.support.procs import free_port
+from tests.support.pulse_env import PulseEnv
+from tests.support.speech import silence_padded_sequence, speech_wav
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -20,7 +20,9 @@ from captioner import ledger
 from captioner.pcm import SPEECH_RMS
 from captioner.standin import MARKER, WARNING, caption_text
 from tests.support.daemonproc import DaemonProc, TextRecorder
-from tests.support.obs_env import ObsEnv, PulseEnv, silence_padded_sequence, speech_wav
+from tests.support.obs_env import ObsEnv
+from tests.support.pulse_env import PulseEnv
+from tests.support.speech import silence_padded_sequence, speech_wav
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 PHRASES = [

@@ -12,7 +12,9 @@ import yaml
 
 from tests.support.daemonproc import DaemonProc, TextRecorder
 from tests.support.fake_translator import FakeTranslator
-from tests.support.obs_env import ObsEnv, PulseEnv, speech_wav
+from tests.support.obs_env import ObsEnv
+from tests.support.pulse_env import PulseEnv
+from tests.support.speech import speech_wav
 from tests.test_transcripts import parse_srt, parse_vtt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

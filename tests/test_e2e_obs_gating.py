@@ -12,7 +12,9 @@ import pytest
 
 from tests.support.daemonproc import DaemonProc
 from tests.support.fake_translator import FakeTranslator
-from tests.support.obs_env import ObsEnv, PulseEnv, speech_wav
+from tests.support.obs_env import ObsEnv
+from tests.support.pulse_env import PulseEnv
+from tests.support.speech import speech_wav
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 KEY = "sk-gating-key"

@@ -19,7 +19,9 @@ import pytest
 
 from tests.support.daemonproc import DaemonProc
 from tests.support.fake_translator import FakeTranslator
-from tests.support.obs_env import ObsEnv, PulseEnv, silence_padded_sequence
+from tests.support.obs_env import ObsEnv
+from tests.support.pulse_env import PulseEnv
+from tests.support.speech import silence_padded_sequence
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

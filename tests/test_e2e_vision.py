@@ -23,7 +23,9 @@ from captioner.translation.session import TranslatorSession
 from captioner.vision import MAX_IMAGE_BYTES, THUMB_WIDTH, VisionSampler, decode_bmp, fit_size, jpeg_size, retakes
 from tests.support.daemonproc import DaemonProc
 from tests.support.fake_translator import Q35_MODEL, FakeTranslator, ImageRecord, image_tokens
-from tests.support.obs_env import ObsEnv, PulseEnv, silence_padded_sequence, speech_wav, wav_duration
+from tests.support.obs_env import ObsEnv
+from tests.support.pulse_env import PulseEnv
+from tests.support.speech import silence_padded_sequence, speech_wav, wav_duration
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 KEY = "sk-vision-e2e-secret"

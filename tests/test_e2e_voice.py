@@ -15,7 +15,8 @@ import pytest
 
 from tests.support.daemonproc import DaemonProc
 from tests.support.fake_translator import FakeTranslator, tone_hz
-from tests.support.obs_env import PulseEnv, silence_padded_sequence
+from tests.support.pulse_env import PulseEnv
+from tests.support.speech import silence_padded_sequence
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 KEY = "sk-voice-e2e-secret"

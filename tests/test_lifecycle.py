@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.daemonproc import DaemonProc
 from tests.support.fake_translator import FakeTranslator
-from tests.support.obs_env import PulseEnv
+from tests.support.pulse_env import PulseEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 KEY = "sk-lifecycle"

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from captioner import pulse
-from tests.support.obs_env import PulseEnv, tone_wav
+from tests.support.pulse_env import PulseEnv
+from tests.support.speech import tone_wav
 
 
 @pytest.fixture

@@ -14,15 +14,10 @@ from typing import Any
 import obsws_python
 import pytest
 
-from tests.support.obs_env import (
-    ObsEnv,
-    PulseEnv,
-    port_open,
-    silence_padded_sequence,
-    speech_wav,
-    tone_wav,
-    wav_duration,
-)
+from tests.support.obs_env import ObsEnv
+from tests.support.procs import port_open
+from tests.support.pulse_env import PulseEnv
+from tests.support.speech import silence_padded_sequence, speech_wav, tone_wav, wav_duration
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

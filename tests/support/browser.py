@@ -21,7 +21,7 @@ from typing import Any
 
 import websocket
 
-from tests.support.obs_env import home_env
+from tests.support.procs import home_env
 
 #: Executable names tried in order; CHROMIUM overrides.
 CANDIDATES: tuple[str, ...] = ("chromium", "chromium-browser", "google-chrome")

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from tests.support.obs_env import ObsEnv, free_port
+from tests.support.obs_env import ObsEnv
+from tests.support.procs import free_port
 
 
 class DaemonProc:
