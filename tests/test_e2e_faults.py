@@ -15,7 +15,7 @@ from tests.support.fake_translator import FakeTranslator
 from tests.support.obs_env import ObsEnv
 from tests.support.pulse_env import PulseEnv
 from tests.support.speech import speech_wav
-from tests.test_transcripts import parse_srt, parse_vtt
+from tests.support.subtitles import parse_srt, parse_vtt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 KEY = "sk-faults-secret"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,17 +14,10 @@ from captioner.obs import ObsSink
 from captioner.obs_state import ObsState
 from captioner.status import Status
 from tests.support.obs_env import ObsEnv
+from tests.support.obs_events import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 MIC, SCENE = "E2E Watch Mic", "E2E Watch BRB"
-
-
-async def until(pred: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def prepare(c: Any) -> str:

@@ -14,7 +14,7 @@ from captioner.config import ObsConfig
 from captioner.obs import ObsSink
 from captioner.status import LinkState, Status
 from tests.support.obs_env import ObsEnv
-from tests.test_obs_watch import until
+from tests.support.obs_events import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 SOURCES = ["E2E Batch JA", "E2E Batch ZH", "E2E Batch KO"]

@@ -16,21 +16,11 @@ from aiohttp import web
 from captioner.status import Status
 from captioner.web import server as http
 from captioner.web.overlay import OverlayHub
+from tests.support.overlay_clock import LANGUAGES, FakeClock
 
 pytestmark = pytest.mark.timeout(60)
 
-LANGUAGES = ["ja", "en", "source"]
 T = TypeVar("T")
-
-
-class FakeClock:
-    """The hub's clock, moved by hand so caption ages need no sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # -- the hub on its own

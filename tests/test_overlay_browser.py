@@ -16,7 +16,7 @@ from captioner.status import Status
 from captioner.web import server as http
 from captioner.web.overlay import OverlayHub
 from tests.support.browser import Browser
-from tests.test_overlay import LANGUAGES, FakeClock
+from tests.support.overlay_clock import LANGUAGES, FakeClock
 
 pytestmark = pytest.mark.timeout(60)
 

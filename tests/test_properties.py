@@ -20,7 +20,7 @@ from captioner.status import LinkState
 from captioner.translation.interpreter import Caption, Interpretation, SessionInterpreter
 from captioner.translation.protocol import Q3, Q35, dialect_for
 from tests.support.fake_translator import FakeTranslator
-from tests.test_translator import KEY, TWO_UTTERANCES, Harness
+from tests.support.translator_harness import KEY, TWO_UTTERANCES, Harness
 
 # No example database: nothing is written into the work tree; print_blob makes any failure reproducible.
 PROPS = settings(

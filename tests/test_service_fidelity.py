@@ -13,8 +13,8 @@ import pytest
 from captioner.status import LinkState, Status
 from captioner.translation.interpreter import Caption, UsageDelta
 from tests.support.fake_translator import AUDIO_TOKENS_PER_S, Q3_MODEL, Q35_MODEL, FakeTranslator, image_tokens
-from tests.test_translator import KEY, TWO_UTTERANCES, Harness
-from tests.test_vision import jpeg
+from tests.support.images import jpeg
+from tests.support.translator_harness import KEY, TWO_UTTERANCES, Harness
 
 pytestmark = pytest.mark.timeout(90)
 ASR = "qwen3-asr-flash-realtime"

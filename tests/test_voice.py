@@ -20,7 +20,7 @@ from captioner.status import LinkState, Status
 from captioner.translation.session import TranslatorSession
 from captioner.voice import OutputDevice, Renderer, VoiceOutputs, resolve_output
 from tests.support.fake_translator import FakeTranslator, tone_hz
-from tests.test_translator import KEY, TWO_UTTERANCES, chunks
+from tests.support.translator_harness import KEY, TWO_UTTERANCES, chunks
 
 pytestmark = pytest.mark.timeout(60)
 Q3 = "qwen3-livetranslate-flash-realtime"
@@ -444,7 +444,7 @@ def test_the_commented_example_entry_is_valid_and_shows_the_defaults() -> None:
 
 
 async def test_reload_asks_audio_only_of_the_language_that_gained_a_voice() -> None:
-    from tests.test_audio_gate import GatedDaemon, ScriptedCapture, until
+    from tests.support.daemon_harness import GatedDaemon, ScriptedCapture, until
 
     fake = FakeTranslator(api_key=KEY)
     await fake.start()
