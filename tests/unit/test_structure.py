@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "captioner"
+PACKAGE = Path(__file__).resolve().parents[2] / "captioner"
 
 # Modules that talk to the outside world (a device, the sound server, a socket, OBS, a process, a file the daemon
 # writes) or wire such modules together. Their logic is tested end to end against real OBS, PulseAudio and HTTP.

@@ -15,7 +15,7 @@ from captioner.web import dashboard
 from captioner.web import server as http
 from captioner.web.overlay import OverlayHub
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "captioner" / "web" / "static"
 
 

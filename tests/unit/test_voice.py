@@ -431,7 +431,7 @@ async def test_a_missing_device_is_retried_and_audio_still_queues_bounded() -> N
 
 
 def test_the_commented_example_entry_is_valid_and_shows_the_defaults() -> None:
-    lines = (Path(__file__).parent.parent / "config" / "example.yaml").read_text().splitlines()
+    lines = (Path(__file__).parents[2] / "config" / "example.yaml").read_text().splitlines()
     start = lines.index(next(line for line in lines if line.startswith("voice_outputs: []")))
     block = []
     for line in lines[start + 1 :]:

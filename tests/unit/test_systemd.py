@@ -21,7 +21,7 @@ import pytest
 from captioner import server
 from captioner.config import HttpConfig, parse
 
-UNIT_DIR = Path(__file__).resolve().parent.parent / "systemd"
+UNIT_DIR = Path(__file__).resolve().parents[2] / "systemd"
 USER_UNIT = "captioner.service"
 USER_SANDBOX = "captioner-user-sandbox.conf"
 SYSTEM_UNIT = "captioner-system.service"

@@ -39,7 +39,7 @@ def test_builtin_defaults_need_only_the_key() -> None:
 
 
 def test_full_example_config_is_valid() -> None:
-    example = Path(__file__).parent.parent / "config" / "example.yaml"
+    example = Path(__file__).parents[2] / "config" / "example.yaml"
     cfg = load(example, {"DASHSCOPE_API_KEY": "k", "OBS_WEBSOCKET_PASSWORD": "p"})
     assert cfg.languages()[-1] == "source"
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from captioner.config import Config, load
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 CONFIG_REFERENCE = ROOT / "docs" / "configuration.md"
