@@ -112,8 +112,7 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
     daemon = DaemonProc(tmp_path, config(fake, obs), env).start()
     sources = ["E2E Captions JA", "E2E Captions ZH", "E2E Captions EN", "E2E Captions JA+EN"]
     try:
-        for link in ("audio", "obs", "translator:ja", "translator:zh"):
-            daemon.wait(lambda link=link: daemon.link_state(link) == "connected", 30, f"{link} connected")
+        daemon.wait_connected("audio", "obs", "translator:ja", "translator:zh")
         # the daemon created the missing text sources in the program scene
         scene = obs.client().send("GetCurrentProgramScene", raw=True)["currentProgramSceneName"]
         items = obs.client().send("GetSceneItemList", {"sceneName": scene}, raw=True)["sceneItems"]

@@ -107,8 +107,7 @@ def test_demo_captions_real_speech_in_real_obs(obs: ObsEnv, pulse_env: PulseEnv,
     env = {**keyless_env(pulse_env), "OBS_WEBSOCKET_PASSWORD": obs.password}
     daemon = DaemonProc(tmp_path, config, env, command="demo").start()
     try:
-        for link in ("audio", "obs", "translator:ja"):
-            daemon.wait(lambda link=link: daemon.link_state(link) == "connected", 30, f"{link} connected")
+        daemon.wait_connected("audio", "obs", "translator:ja")
         with TextRecorder(obs, [ja, source]) as rec:
             time.sleep(1.0)
             pulse_env.play(speech)

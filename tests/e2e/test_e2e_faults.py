@@ -45,8 +45,7 @@ def make_config(fake: FakeTranslator, obs: ObsEnv, targets: list[str], sources: 
 def start_daemon(tmp: Path, cfg: dict[str, Any], pulse: PulseEnv, obs: ObsEnv) -> DaemonProc:
     env = pulse.child_env(DASHSCOPE_API_KEY=KEY, OBS_WEBSOCKET_PASSWORD=obs.password)
     daemon = DaemonProc(tmp, cfg, env).start()
-    for link in ["audio", "obs", *(f"translator:{t}" for t in cfg["translator"]["targets"])]:
-        daemon.wait(lambda link=link: daemon.link_state(link) == "connected", 30, f"{link} connected")
+    daemon.wait_connected("audio", "obs", *(f"translator:{t}" for t in cfg["translator"]["targets"]))
     return daemon
 
 

@@ -81,8 +81,7 @@ def test_gate_sends_less_audio_for_the_same_captions(
             folder.mkdir()
             daemons[gated] = DaemonProc(folder, config(fake, obs, sources[gated], gated), env).start()
         for d in daemons.values():
-            for link in ("audio", "obs", "translator:ja"):
-                d.wait(lambda d=d, link=link: d.link_state(link) == "connected", 30, f"{link} connected")
+            d.wait_connected("audio", "obs", "translator:ja")
         sent = "captioner_audio_sent_seconds_total"
         before = {
             g: (metric(d, sent, '{target="ja"}'), metric(d, "captioner_audio_captured_seconds_total"))

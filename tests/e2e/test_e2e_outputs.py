@@ -117,8 +117,7 @@ def test_stream_captions_and_recording_transcripts(
     record_path: Path | None = None
     metrics = ""
     try:
-        for link in ("audio", "obs", "translator:ja"):
-            daemon.wait(lambda link=link: daemon.link_state(link) == "connected", 30, f"{link} connected")
+        daemon.wait_connected("audio", "obs", "translator:ja")
         c.start_stream()
         obs.wait_stream(True)
         c.send("StartRecord")

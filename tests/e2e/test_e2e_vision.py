@@ -263,8 +263,7 @@ def test_pictures_follow_speech_and_changes(
             folder.mkdir()
             daemons[only_changed] = DaemonProc(folder, vision_config(fake, obs, only_changed), env).start()
         for d in daemons.values():
-            for link in ("audio", "obs", "translator:ja"):
-                d.wait(lambda d=d, link=link: d.link_state(link) == "connected", 30, f"{link} connected")
+            d.wait_connected("audio", "obs", "translator:ja")
         time.sleep(1.5)  # silence first: no speech, no audio sent, so no picture
         started = time.monotonic()
         player = pulse_env.play_async(speech)

@@ -141,8 +141,7 @@ def test_translated_voice_plays_in_order_whole_and_without_overlap(
     daemon = DaemonProc(tmp_path, config(fake, voice_sink.name), env).start()
     recording = tmp_path / "voice.raw"
     try:
-        for link in ("audio", "translator:ja", "voice:ja"):
-            daemon.wait(lambda link=link: daemon.link_state(link) == "connected", 30, f"{link} connected")
+        daemon.wait_connected("audio", "translator:ja", "voice:ja")
         recorder = voice_sink.record(recording)
         time.sleep(1.0)
         pulse_env.play(speech)

@@ -85,6 +85,11 @@ class DaemonProc:
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}:\n{self.log()[-4000:]}")
 
+    def wait_connected(self, *links: str, timeout: float = 30) -> None:
+        """Wait for each link in turn to be connected (up to timeout s each): the e2e tests' start-up preamble."""
+        for link in links:
+            self.wait(lambda link=link: self.link_state(link) == "connected", timeout, f"{link} connected")
+
     def send_signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
