@@ -63,9 +63,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import hotpath
-from tests.daemonproc import DaemonProc
-from tests.fake_translator import FakeTranslator
-from tests.realenv import ObsEnv, PulseEnv, silence_padded_sequence, wav_duration
+from tests.support.daemonproc import DaemonProc
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import ObsEnv
+from tests.support.pulse_env import PulseEnv
+from tests.support.speech import silence_padded_sequence, wav_duration
 
 KEY = "sk-bench"
 OBS_PASSWORD = "bench-pass"

@@ -51,9 +51,12 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.run import GAP_S, PHRASES, _proc_cpu_s, _proc_status_kb, machine, silence_obs_capture
-from tests.daemonproc import DaemonProc
-from tests.fake_translator import FakeTranslator
-from tests.realenv import ObsEnv, PulseEnv, parse_srt, silence_padded_sequence, wav_duration
+from tests.support.daemonproc import DaemonProc
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import ObsEnv
+from tests.support.pulse_env import PulseEnv
+from tests.support.rtmp import parse_srt
+from tests.support.speech import silence_padded_sequence, wav_duration
 
 KEY = "sk-soak"
 OBS_PASSWORD = "soak-pass"

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from tests.browser import Browser
-from tests.fake_translator import FakeTranslator
-from tests.realenv import ObsEnv, PulseEnv, free_port, missing_requirements
+from tests.support.browser import Browser
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import ObsEnv
+from tests.support.procs import free_port, missing_requirements
+from tests.support.pulse_env import PulseEnv
 
 E2E_PASSWORD = "e2e-pass"
 

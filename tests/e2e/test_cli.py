@@ -1,0 +1,75 @@
+"""The command line against real parts: `check --connect` with real OBS, `devices` with a real PulseAudio server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.cli import captioner
+from tests.support.fake_translator import FakeTranslator
+from tests.support.obs_env import ObsEnv
+from tests.support.procs import free_port
+from tests.support.pulse_env import PulseEnv
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.mark.e2e
+def test_check_connect_reports_each_link(obs: ObsEnv, tmp_path: Path) -> None:
+    fake = FakeTranslator(api_key="sk-check")
+    fake.start_in_thread()
+    try:
+        cfg = {
+            "translator": {"url": fake.url, "api_key": "${KEY}", "targets": ["ja", "ko"]},
+            "obs": {"port": obs.ws_port, "password": "${PW}"},
+        }
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        ok = captioner(
+            "check",
+            "--connect",
+            "--config",
+            str(path),
+            env={"KEY": "sk-check", "PW": obs.password, "PATH": "/usr/bin:/bin"},
+        )
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "obs: ok (OBS 29" in ok.stdout
+        assert "translator ja: ok" in ok.stdout and "translator ko: ok" in ok.stdout
+
+        bad = captioner(
+            "check",
+            "--connect",
+            "--config",
+            str(path),
+            env={"KEY": "sk-nope", "PW": "wrong-pw", "PATH": "/usr/bin:/bin"},
+        )
+        assert bad.returncode == 1
+        assert (
+            "obs: failed: authentication failed (check obs.password)" in bad.stdout
+            and "translator ja: failed" in bad.stdout
+            and "401" in bad.stdout
+        )
+        assert "sk-nope" not in bad.stdout + bad.stderr and "wrong-pw" not in bad.stdout + bad.stderr
+
+        cfg["obs"] = {"port": free_port()}
+        path.write_text(yaml.safe_dump(cfg))
+        down = captioner("check", "--connect", "--config", str(path), env={"KEY": "sk-check", "PATH": "/usr/bin:/bin"})
+        assert down.returncode == 1 and "obs: failed: ConnectionRefusedError" in down.stdout
+    finally:
+        fake.stop_thread()
+
+
+@pytest.mark.e2e
+def test_devices_lists_inputs_and_the_loopback_monitor(pulse_env: PulseEnv) -> None:
+    r = captioner("devices", env=pulse_env.child_env())
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["index", "name", "host", "API", "ch", "rate"]
+    pulse = [line for line in lines if " pulse " in line]
+    assert pulse, r.stdout
+    assert "ALSA" in pulse[0]
+    assert f'"loopback" records {pulse_env.monitor}' in r.stdout
+    # The source names that audio.device accepts for native capture.
+    assert f"an exact name works as audio.device): {pulse_env.monitor}" in r.stdout
