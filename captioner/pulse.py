@@ -82,7 +82,7 @@ def use_client_config_without_shm() -> None:
 
     With shm or memfd transport, a stream whose server dies (killed, restarted by the session manager) is never
     told: pa_simple_read and pa_simple_get_latency wait forever, and each restart leaks the reader thread, the
-    libpulse mainloop thread and their fds (seen in the soak, reproduced in tests/test_pulse.py). Over the plain
+    libpulse mainloop thread and their fds (seen in the soak, reproduced in tests/e2e/test_pulse.py). Over the plain
     socket the death is seen at once ("Connection terminated"). 32 kB/s of capture needs no shared memory.
     Call from the event loop's thread, before a recorder opens: it sets PULSE_CLIENTCONFIG.
     """

@@ -25,9 +25,11 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from tests.daemonproc import DaemonProc
-from tests.fake_translator import FakeTranslator
-from tests.realenv import PulseEnv, free_port, silence_padded_sequence
+from tests.support.daemonproc import DaemonProc
+from tests.support.fake_translator import FakeTranslator
+from tests.support.procs import free_port
+from tests.support.pulse_env import PulseEnv
+from tests.support.speech import silence_padded_sequence
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
