@@ -77,7 +77,10 @@ class CaptionRouter:
 
 
 class SpokenAt:
-    """Stamps each final with when its first partial came: a cue starts when the words started, not when they ended."""
+    """Stamps each final with when its words began: a cue starts when the words started, not when they ended.
+
+    The session says it from the audio it sent (Caption.spoken_at); where it cannot, the item's first partial does.
+    """
 
     def __init__(self) -> None:
         self._first_seen: dict[tuple[str, str], float] = {}
@@ -87,7 +90,9 @@ class SpokenAt:
         if not caption.final:
             self._first_seen.setdefault(key, now)
             return caption
-        spoken_at = self._first_seen.pop(key, now)
+        first_seen = self._first_seen.pop(key, now)
+        # The session knows when the words began from the audio it sent; the first partial is the fallback.
+        spoken_at = caption.spoken_at or first_seen
         if len(self._first_seen) > _FIRST_SEEN_ITEMS:  # items the service never finalized
             self._first_seen.clear()
         return dataclasses.replace(caption, spoken_at=spoken_at)

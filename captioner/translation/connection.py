@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -21,10 +22,13 @@ from . import policy, protocol
 from .failures import ModelNotFound, RateLimited, SessionRejected, VoiceRejected
 from .interpreter import Caption, SessionInterpreter
 from .protocol import SPEECH_STARTED, Dialect
+from .timeline import SpokenTimeline
 
 log = logging.getLogger(__name__)
 
 _MAX_FRAME_BYTES = 4 * 1024 * 1024
+# Items whose start time is kept: more than are ever on screen or in flight.
+_SPOKEN_ITEMS = 512
 # Audio kept while the socket is briefly slow (3 s); older audio is dropped, not sent late.
 SEND_QUEUE_CHUNKS = 30
 # Frames that mean the socket is gone, in setup (the session's handshake) as while streaming.
@@ -174,6 +178,9 @@ class Connection:
         # heard speech that it has not answered yet (Q3.5 `speech_started`).
         self.unanswered_speech_s = 0.0
         self.speech_heard_at: float | None = None
+        # When the words of each caption began (wall clock), from the audio this connection sent.
+        self.timeline = SpokenTimeline()
+        self._spoken: OrderedDict[tuple[str, str], float] = OrderedDict()
         # Audio seconds sent when the last usage report came: the context grows by what was sent since.
         self.audio_s_at_usage = 0.0
         self.last_event_at = self.opened_at
@@ -241,6 +248,15 @@ class Connection:
                     raise VoiceRejected(f"voice {voice!r} refused: {result.error.message or result.error.code}")
                 raise SessionRejected(result.error.message or result.error.code)
 
+    def spoken_at(self, caption: Caption) -> float:
+        """When the words of `caption` began (time.time()), or 0 when this connection cannot tell."""
+        key = (caption.language, caption.item_id)
+        if key not in self._spoken:
+            self._spoken[key] = self.timeline.utterance_start() or 0.0
+            while len(self._spoken) > _SPOKEN_ITEMS:
+                self._spoken.popitem(last=False)
+        return self._spoken[key]
+
     async def _run(self) -> None:
         sender = asyncio.create_task(self._send())
         try:
@@ -251,7 +267,8 @@ class Connection:
                 await sender
             # What was on screen but never finalized is the best text there is: keep it.
             for caption in self.interpreter.pending():
-                self.on_caption(Caption(caption.language, caption.item_id, caption.text, True))
+                final = Caption(caption.language, caption.item_id, caption.text, True)
+                self.on_caption(dataclasses.replace(final, spoken_at=self.spoken_at(final)))
 
     async def _send(self) -> None:
         meters = self.meters
@@ -264,6 +281,7 @@ class Connection:
                 if meters.trace is not None:
                     meters.trace(meters.trace_key, now - captured_at)
                 seconds = len(chunk) / protocol.INPUT_BYTES_PER_S
+                self.timeline.sent(time.time() - (now - captured_at), seconds, speech)
                 self.audio_s += seconds
                 self.interpreter.audio_tokens_sent = self.audio_s * self.dialect.input_tokens_per_s
                 meters.sent_s.inc(seconds)
@@ -307,8 +325,11 @@ class Connection:
             self.unanswered_since, self.unanswered_speech_s = None, 0.0
             if event["type"] == SPEECH_STARTED:
                 self.speech_heard_at = self.last_event_at
+                self.timeline.speech_started(event.get("audio_start_ms"))
             elif self.speech_heard_at is not None and event["type"].startswith(("response.", "conversation.")):
                 self.speech_heard_at = None
             if event["type"] == self.dialect.session_finished:
                 return
             self.on_event(self, event, received)
+            if event["type"] == "response.done":
+                self.timeline.finished()  # the next caption's words start with the next speech

@@ -388,7 +388,7 @@ class TranslatorSession:
             if normalise_code(result.error.code) == "commonerror":
                 raise LinkError(result.error.message or "COMMON_ERROR")
         for caption in result.captions:
-            self._emit(dataclasses.replace(caption, received_at=received))
+            self._emit(dataclasses.replace(caption, received_at=received, spoken_at=conn.spoken_at(caption)))
 
     def _emit(self, caption: Caption) -> None:
         if caption.language == SOURCE and not self.transcribe_source:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -14,7 +15,7 @@ from captioner.status import LinkState, Status
 from captioner.translation.interpreter import Caption, UsageDelta
 from tests.support.fake_translator import AUDIO_TOKENS_PER_S, Q3_MODEL, Q35_MODEL, FakeTranslator, image_tokens
 from tests.support.images import jpeg
-from tests.support.translator_harness import KEY, TWO_UTTERANCES, Harness
+from tests.support.translator_harness import KEY, TWO_UTTERANCES, Harness, chunks
 
 pytestmark = pytest.mark.timeout(90)
 ASR = "qwen3-asr-flash-realtime"
@@ -219,3 +220,23 @@ async def test_q35_speech_heard_and_never_answered_is_a_hang(fake: FakeTranslato
         await h.connected()
         await h.stream([("silence", 0.2), ("tone", 0.8), ("silence", 1.0)])
         assert (await h.wait_finals(1))[-1].startswith("[ja] utterance")
+
+
+# ---- when the words began: from the audio sent, not from when the caption came (#19 stamps) ----------------------
+@pytest.mark.parametrize("model", [Q3_MODEL, Q35_MODEL])
+async def test_a_caption_is_stamped_with_when_its_words_were_captured(fake: FakeTranslator, model: str) -> None:
+    """Audio captured 30 s ago (a slow link, a backlog): the caption's spoken_at is when the tone began, on the
+    capture clock, not when the translation arrived. qwen3.5 says it (audio_start_ms); qwen3 by the first speech."""
+    async with Harness(fake, model=model) as h:
+        await h.connected()
+        loop = asyncio.get_running_loop()
+        wall_minus_mono = time.time() - time.monotonic()
+        t0 = loop.time() - 30.0  # the first chunk was captured 30 s ago
+        pattern = chunks([("silence", 1.0), ("tone", 0.8), ("silence", 1.0)])
+        for i, chunk in enumerate(pattern):
+            h.session.feed(chunk, t0 + (i + 1) * 0.1)  # a chunk's time is when its last sample was captured
+            await asyncio.sleep(0.004)
+        assert await h.wait_finals(1)
+    final = next(c for c in h.captions if c.final and c.language == "ja")
+    tone_began = t0 + 1.0 + wall_minus_mono
+    assert abs(final.spoken_at - tone_began) < 0.35, final.spoken_at - tone_began
