@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from tests.support import rtmp
+from tests.support.obs_config import write_configs
 from tests.support.procs import (
     KEEP_ENV_VAR,
     free_port,
@@ -32,52 +33,6 @@ from tests.support.pulse_env import PulseEnv
 from tests.support.xvfb import close_window, start_xvfb
 
 logging.getLogger("obsws_python").setLevel(logging.CRITICAL)
-
-_GLOBAL_INI = """\
-[General]
-FirstRun=true
-EnableAutoUpdates=false
-ConfirmOnExit=false
-[BasicWindow]
-PreviewEnabled=false
-[Basic]
-Profile=E2E
-ProfileDir=E2E
-SceneCollection=E2E
-SceneCollectionFile=E2E
-[OBSWebSocket]
-FirstLoad=false
-ServerEnabled=true
-ServerPort={ws_port}
-AlertsEnabled=false
-AuthRequired=true
-ServerPassword={password}
-"""
-
-_BASIC_INI = """\
-[General]
-Name=E2E
-[Video]
-BaseCX={w}
-BaseCY={h}
-OutputCX={w}
-OutputCY={h}
-FPSType=2
-FPSNum={fps}
-FPSDen=1
-[Output]
-Mode=Simple
-[SimpleOutput]
-StreamEncoder=x264
-VBitrate=200
-ABitrate=64
-Preset=ultrafast
-UseAdvanced=true
-x264Settings=keyint={fps}
-[Audio]
-SampleRate=48000
-ChannelSetup=Stereo
-"""
 
 
 class ObsEnv:
@@ -165,13 +120,15 @@ class ObsEnv:
         self.xvfb, self.display = start_xvfb(self.logs)
 
     def _write_configs(self) -> None:
-        cfg = self.home / ".config" / "obs-studio"
-        prof = cfg / "basic" / "profiles" / "E2E"
-        prof.mkdir(parents=True, exist_ok=True)
-        (cfg / "global.ini").write_text(_GLOBAL_INI.format(ws_port=self.ws_port, password=self.password))
-        (prof / "basic.ini").write_text(_BASIC_INI.format(w=self.width, h=self.height, fps=self.fps))
-        (prof / "service.json").write_text(
-            json.dumps({"type": "rtmp_custom", "settings": {"server": self.rtmp_url, "key": self.stream_key}})
+        write_configs(
+            self.home,
+            ws_port=self.ws_port,
+            password=self.password,
+            width=self.width,
+            height=self.height,
+            fps=self.fps,
+            rtmp_url=self.rtmp_url,
+            stream_key=self.stream_key,
         )
 
     def _obs_env(self) -> dict[str, str]:
