@@ -1,0 +1,195 @@
+"""benchmarks/run.py's figures: what one daemon run and one reference recorder measured, the issue's targets,
+and the Markdown tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+CHUNK_MS = 100
+TARGETS = {  # the issue's targets
+    "capture_to_wire_p99_s": CHUNK_MS / 1000 + 0.005,
+    "final_to_screen_p99_s": 0.010,
+    "cpu_1": 0.3,
+    "cpu_8": 1.2,
+    "rss_mb": 80.0,
+    "ready_s": 1.5,
+}
+
+
+@dataclass
+class RunResult:
+    """What one daemon run with `targets` languages, on a sink clocked at `sink_ms`, measured."""
+
+    sink_ms: int
+    targets: int
+    ready_healthz_s: float
+    ready_notify_s: float | None
+    device: str = "?"
+    # /status `audio_source`: backend, device, rate, channels (None if the capture never opened).
+    audio_source: dict[str, Any] | None = None
+    audio_s: float = 0.0
+    cpu_s: float = 0.0
+    server_cpu_s: float = 0.0  # the PulseAudio server's CPU over the same period
+    render_ms: float = float("nan")  # how often the null sink rendered (its thread's wake-ups) over the period
+    # CPU by thread: the asyncio loop (main thread), libpulse's mainloop thread, every other thread
+    # (PortAudio's callback thread, the OBS worker, executors).
+    cpu_threads_s: dict[str, float] = field(default_factory=dict)
+    rss_peak_mb: float = 0.0
+    rss_anon_mb: float = 0.0  # private memory (heap, Python objects) at the end of the run
+    rss_file_mb: float = 0.0  # mapped files (shared libraries) at the end of the run
+    capture_to_wire_s: list[float] = field(default_factory=list)
+    final_to_screen_s: list[float] = field(default_factory=list)
+    finals: int = 0
+    obs_writes: int = 0
+    dropped_blocks: float = 0.0
+    skipped_chunks: float = 0.0
+    stop_s: float = 0.0
+
+    @property
+    def cpu_per_audio_min(self) -> float:
+        return self.cpu_s / (self.audio_s / 60) if self.audio_s else float("nan")
+
+    @property
+    def server_per_audio_min(self) -> float:
+        return self.server_cpu_s / (self.audio_s / 60) if self.audio_s else float("nan")
+
+    @property
+    def backend(self) -> str:
+        return str(self.audio_source["backend"]) if self.audio_source else "?"
+
+
+@dataclass
+class Floor:
+    """A reference measurement without the daemon: CPU per audio minute of one bare recorder (None: no recorder)."""
+
+    sink_ms: int
+    what: str
+    cpu_per_min: float | None
+    server_per_min: float
+    render_ms: float
+
+
+def _ms(x: float) -> str:
+    return f"{x * 1000:.1f} ms"
+
+
+def _pct(samples: list[float], q: float) -> float:
+    return float(np.percentile(samples, q)) if samples else float("nan")
+
+
+def _row(what: str, value: str, target: str, ok: bool | None) -> str:
+    verdict = "—" if ok is None else ("PASS" if ok else "MISS")
+    return f"| {what} | {value} | {target} | {verdict} |"
+
+
+def _sink(ms: int, render_ms: float) -> str:
+    return f"sink clocked at {ms} ms (renders every ~{render_ms:.0f} ms)"
+
+
+def _render_ms(runs: list[RunResult], floors: list[Floor], ms: int) -> float:
+    """The typical render period measured at one sink latency (median over every measurement there)."""
+    values = [r.render_ms for r in runs if r.sink_ms == ms] + [f.render_ms for f in floors if f.sink_ms == ms]
+    values = [v for v in values if v == v]  # not NaN
+    return float(np.median(values)) if values else float("nan")
+
+
+def legend(latencies: list[int], runs: list[RunResult], floors: list[Floor]) -> str:
+    measured = ", ".join(f"{ms} ms → every ~{_render_ms(runs, floors, ms):.0f} ms" for ms in latencies)
+    return (
+        "Sink latency: a silent playback stream of N ms latency clocks the null sink, which then renders (and its "
+        f"monitor wakes every recorder) at a fixed cadence, measured from its thread's wake-ups ({measured}). "
+        "A real device's cadence is set by its most demanding client: captioner alone asks for 100 ms "
+        "fragments, OBS capturing the same device asks ~25 ms. OBS's own audio capture is off in this benchmark."
+    )
+
+
+def table(
+    runs: list[RunResult], starts: list[tuple[float, float | None]], floors: list[Floor], latencies: list[int]
+) -> str:
+    lines = ["| figure | measured | target | |", "|---|---|---|---|"]
+    c2w_target = TARGETS["capture_to_wire_p99_s"]
+    for ms in latencies:
+        sink = _sink(ms, _render_ms(runs, floors, ms))
+        here = [r for r in runs if r.sink_ms == ms]
+        for r in here:
+            c2w, f2s = r.capture_to_wire_s, r.final_to_screen_s
+            p99 = _pct(c2w, 99)
+            lines.append(
+                _row(
+                    f"capture-to-wire, {r.targets} target(s), {sink} (median / p99, n={len(c2w)})",
+                    f"{_ms(_pct(c2w, 50))} / {_ms(p99)}",
+                    f"p99 ≤ {_ms(c2w_target)}",
+                    bool(c2w) and p99 <= c2w_target,
+                )
+            )
+            p99 = _pct(f2s, 99)
+            lines.append(
+                _row(
+                    f"final-to-screen, {r.targets} target(s), {sink} (median / p99, n={len(f2s)})",
+                    f"{_ms(_pct(f2s, 50))} / {_ms(p99)}",
+                    f"p99 ≤ {_ms(TARGETS['final_to_screen_p99_s'])}",
+                    bool(f2s) and p99 <= TARGETS["final_to_screen_p99_s"],
+                )
+            )
+        for r in here:
+            limit = TARGETS.get(f"cpu_{r.targets}")
+            lines.append(
+                _row(
+                    f"CPU per audio minute, {r.targets} target(s), {sink}, {r.backend} backend "
+                    f"({r.cpu_s:.2f} s over {r.audio_s:.0f} s; sound server {r.server_per_audio_min:.3f} s)",
+                    f"{r.cpu_per_audio_min:.3f} s",
+                    f"≤ {limit} s" if limit else "(none)",
+                    None if limit is None else r.cpu_per_audio_min <= limit,
+                )
+            )
+        for f in floors:
+            if f.sink_ms == ms:
+                value = "—" if f.cpu_per_min is None else f"{f.cpu_per_min:.3f} s"
+                lines.append(
+                    _row(f"(reference) {f.what}, sink {ms} ms (sound server {f.server_per_min:.3f} s)", value, "", None)
+                )
+        for r in here:
+            lines.append(
+                _row(
+                    f"peak RSS (VmHWM), {r.targets} target(s), {r.backend} backend, sink {ms} ms",
+                    f"{r.rss_peak_mb:.1f} MB",
+                    f"≤ {TARGETS['rss_mb']:.0f} MB",
+                    r.rss_peak_mb <= TARGETS["rss_mb"],
+                )
+            )
+    healthz = [h for h, _ in starts]
+    ready = [r for _, r in starts if r is not None]
+    for what, samples in (("/healthz", healthz), ("READY=1", ready)):
+        worst = max(samples) if samples else float("nan")
+        lines.append(
+            _row(
+                f"start → {what} (median / max, n={len(samples)})",
+                f"{_pct(samples, 50):.2f} s / {worst:.2f} s",
+                f"≤ {TARGETS['ready_s']} s",
+                bool(samples) and len(samples) == len(starts) and worst <= TARGETS["ready_s"],
+            )
+        )
+    return "\n".join(lines)
+
+
+def details(runs: list[RunResult]) -> str:
+    lines = [
+        "| sink | targets | backend | device opened | sink renders every | audio "
+        "| CPU/audio-min: event loop / libpulse / other threads | sound server CPU/audio-min "
+        "| RSS at end: private / files | finals | OBS writes | dropped blocks | skipped chunks | stop |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        per_min = {k: v / (r.audio_s / 60) for k, v in r.cpu_threads_s.items()} if r.audio_s else {}
+        threads = " / ".join(f"{per_min.get(k, float('nan')):.3f}" for k in ("event loop", "libpulse", "other"))
+        lines.append(
+            f"| {r.sink_ms} ms | {r.targets} | {r.backend} | {r.device} | {r.render_ms:.1f} ms | {r.audio_s:.1f} s "
+            f"| {threads} s | {r.server_per_audio_min:.3f} s "
+            f"| {r.rss_anon_mb:.1f} / {r.rss_file_mb:.1f} MB | {r.finals} | {r.obs_writes} | "
+            f"{r.dropped_blocks:.0f} | {r.skipped_chunks:.0f} | {r.stop_s:.2f} s |"
+        )
+    return "\n".join(lines)
