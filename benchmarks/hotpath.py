@@ -24,8 +24,8 @@ import soxr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from captioner.pcm import rms
-from captioner.pcm_convert import Pcm16Converter
+from captioner.inputs.pcm import rms
+from captioner.inputs.pcm_convert import Pcm16Converter
 from captioner.translation.protocol import audio_append
 
 RATE, CHANNELS, CHUNK_MS = 48_000, 2, 100

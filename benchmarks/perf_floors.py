@@ -40,7 +40,7 @@ with sd.InputStream(device="pulse", samplerate=rate, channels=channels, dtype="f
 # libpulse-simple: what the daemon's native backend opens (16 kHz mono PCM16, 100 ms fragments), read loop only.
 _BARE_PULSE_SIMPLE = """
 import sys, time
-from captioner.pulse import PulseRecorder
+from captioner.inputs.pulse import PulseRecorder
 seconds, source = float(sys.argv[1]), sys.argv[2]
 rec = PulseRecorder(source, 16000, 3200, name="bench-floor")
 rec.open()
@@ -61,9 +61,9 @@ rec.close()
 _BARE_PIPELINE = """
 import asyncio, base64, json, sys, time
 import aiohttp
-from captioner.gate import _measure
+from captioner.inputs.gate import _measure
 from captioner.translation.protocol import Q3, session_update
-from captioner.pulse import PulseRecorder
+from captioner.inputs.pulse import PulseRecorder
 seconds, source, url, key = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 async def main():
     async with aiohttp.ClientSession() as http:
@@ -160,7 +160,7 @@ def measure_floors(pulse: PulseEnv, wav: Path, seconds: float, fake: FakeTransla
             pulse,
             wav,
             seconds,
-            "bare libpulse-simple reader (captioner.pulse.PulseRecorder, 16 kHz mono, 100 ms fragments)",
+            "bare libpulse-simple reader (captioner.inputs.pulse.PulseRecorder, 16 kHz mono, 100 ms fragments)",
             ["-c", _BARE_PULSE_SIMPLE, str(seconds), pulse.monitor],
             pulse.child_env(),
         ),

@@ -16,7 +16,7 @@ through PortAudio and the ALSA `pulse` plugin), and reports:
   downmixes and resamples to 16 kHz for the daemon, so part of the capture cost moves there);
 * start-up: from spawning the process to /healthz answering and to sd_notify READY=1 on NOTIFY_SOCKET;
 * reference floors: what capture alone costs, without the daemon: a bare PortAudio stream with a copy-only
-  callback, `parec` (C, one thread) and a bare libpulse-simple reader (captioner.pulse.PulseRecorder), each at
+  callback, `parec` (C, one thread) and a bare libpulse-simple reader (captioner.inputs.pulse.PulseRecorder), each at
   16 kHz mono / 100 ms fragments where it can, and the sound server with no recorder at all;
 
 and then the in-process hot-path micro-benchmark (benchmarks/hotpath.py).

@@ -11,11 +11,11 @@ from pathlib import Path
 from aiohttp import web
 
 from . import __version__, systemd
-from .audio import AudioCapture
 from .config import Config, load
 from .control import LiveControl
-from .feed import AudioFeed
-from .gate import SpeechGate
+from .inputs.audio import AudioCapture
+from .inputs.feed import AudioFeed
+from .inputs.gate import SpeechGate
 from .obs_parts import ObsParts, cancel
 from .obs_state import ObsState
 from .outputs.base import CaptionRouter, SpokenAt

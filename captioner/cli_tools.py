@@ -13,8 +13,8 @@ from .status import Status
 
 def print_devices() -> int:
     """List input devices: index, name, host API, channels, default rate; mark default and loopback."""
-    from . import pulse
-    from .audio_devices import list_inputs
+    from .inputs import pulse
+    from .inputs.audio_devices import list_inputs
 
     try:
         devices = list_inputs()
@@ -40,7 +40,7 @@ def print_devices() -> int:
 
 def _print_outputs() -> None:
     """Output devices and sinks, for voice_outputs[].device / .sink."""
-    from . import pulse
+    from .inputs import pulse
     from .voice import list_outputs
 
     try:

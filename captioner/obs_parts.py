@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from .config import Config
-from .gate import SpeechGate
+from .inputs.gate import SpeechGate
 from .obs import ObsSink
 from .obs_state import ObsState
 from .obs_watch import Recording

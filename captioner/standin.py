@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from aiohttp import WSMsgType, web
 
 from .config import Config, load
-from .pcm import SPEECH_RMS, rms
+from .inputs.pcm import SPEECH_RMS, rms
 
 log = logging.getLogger(__name__)
 

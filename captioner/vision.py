@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import VisionConfig
 from .errors import describe
-from .gate import GateState, SpeechGate
+from .inputs.gate import GateState, SpeechGate
 from .status import Status
 
 log = logging.getLogger(__name__)

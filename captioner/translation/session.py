@@ -15,8 +15,8 @@ import aiohttp
 
 from ..config import SOURCE, TranslatorConfig
 from ..errors import AuthError, LinkError, describe
+from ..inputs.pcm import SPEECH_RMS, rms
 from ..metrics import error_code_label
-from ..pcm import SPEECH_RMS, rms
 from ..reconnect import Backoff, ConnectBudget
 from ..status import LinkState, Status
 from . import policy

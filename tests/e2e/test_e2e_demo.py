@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from captioner import ledger
-from captioner.pcm import SPEECH_RMS
+from captioner.inputs.pcm import SPEECH_RMS
 from captioner.standin import MARKER, WARNING, caption_text
 from tests.support.daemonproc import DaemonProc, TextRecorder
 from tests.support.obs_env import ObsEnv

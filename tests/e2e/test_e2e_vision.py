@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from captioner.config import GateConfig, ObsConfig, TranslatorConfig, VisionConfig
-from captioner.gate import SpeechGate
+from captioner.inputs.gate import SpeechGate
 from captioner.obs import ObsSink
 from captioner.reconnect import ConnectBudget
 from captioner.status import LinkState, Status

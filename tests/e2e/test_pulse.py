@@ -1,4 +1,4 @@
-"""Native capture (captioner.pulse) against a real PulseAudio server: what the server hands over is 16 kHz mono."""
+"""Native capture (captioner.inputs.pulse) against a real PulseAudio server: what the server hands over is 16 kHz mono."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from captioner import pulse
+from captioner.inputs import pulse
 from tests.support.pulse_env import PulseEnv
 from tests.support.speech import tone_wav
 

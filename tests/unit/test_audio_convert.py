@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from captioner.audio_devices import DeviceInfo, choose_backend, resolve_device
-from captioner.pcm import rms
-from captioner.pcm_convert import Pcm16Converter
+from captioner.inputs.audio_devices import DeviceInfo, choose_backend, resolve_device
+from captioner.inputs.pcm import rms
+from captioner.inputs.pcm_convert import Pcm16Converter
 
 
 def tone(rate: int, seconds: float, freq: float, channels: int, amp: float = 0.5) -> np.ndarray:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from captioner import audio
-from captioner.audio import _HandOver
+from captioner.inputs import audio
+from captioner.inputs.audio import _HandOver
 from captioner.metrics import Metrics
 from captioner.status import Status
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from captioner.config import GateConfig, parse
 from captioner.errors import ConfigError
-from captioner.gate import GateChunk, GateState, SpeechGate
+from captioner.inputs.gate import GateChunk, GateState, SpeechGate
 
 RATE = 16_000
 DEFAULT = GateConfig()
@@ -345,7 +345,7 @@ def test_gate_is_on_by_default() -> None:
 @pytest.mark.parametrize("n", [1, 2, 3, 50, 500])
 @pytest.mark.parametrize("q", [0, 10, 50, 99.5, 100])
 def test_sorted_percentile_equals_numpy(n: int, q: float) -> None:
-    from captioner.gate import _sorted_percentile
+    from captioner.inputs.gate import _sorted_percentile
 
     a = (np.random.default_rng(n).normal(size=n) * 20 - 60).astype(np.float32)
     assert _sorted_percentile(sorted(a.tolist()), q) == pytest.approx(float(np.percentile(a, q)), abs=1e-4)
@@ -353,7 +353,7 @@ def test_sorted_percentile_equals_numpy(n: int, q: float) -> None:
 
 def _rfft_levels(x: np.ndarray) -> np.ndarray:
     """The frame levels by the book: float64 rfft of Hann-windowed 10 ms frames, one-sided band power from 200 Hz."""
-    from captioner.gate import _WINDOW, _WINDOW_NORM
+    from captioner.inputs.gate import _WINDOW, _WINDOW_NORM
 
     x = x.astype(np.float64) / 32768.0
     x = np.concatenate([x, np.zeros(max(0, 160 - len(x)))])
@@ -396,7 +396,7 @@ LEVEL_SIGNALS = {
 @pytest.mark.parametrize("name", LEVEL_SIGNALS)
 def test_frame_levels_equal_an_rfft_of_the_windowed_frames(name: str) -> None:
     # The gate computes the band by Parseval from two small matrix products (#5): the levels must be the FFT's.
-    from captioner.gate import _measure
+    from captioner.inputs.gate import _measure
 
     pcm = pcm16(LEVEL_SIGNALS[name])
     levels, _ = _measure(pcm.tobytes())
@@ -409,7 +409,7 @@ def test_a_quiet_tone_survives_the_cancellation_under_a_dc_offset() -> None:
     # -80 dBFS tone is 74 dB below the power the band is subtracted from. float32 would lose it (#5); float64 keeps
     # it to 0.5 dB. (A 50 Hz rumble cannot be used: the Hann window spreads it over the band, above the tone, so
     # no implementation reports the tone there; the rfft test above checks that case.)
-    from captioner.gate import _measure
+    from captioner.inputs.gate import _measure
 
     def power(x: np.ndarray) -> np.ndarray:
         return 10 ** (np.array(_measure(pcm16(x).tobytes())[0]) / 10)
@@ -435,8 +435,8 @@ RMS_SIGNALS = {
 @pytest.mark.parametrize("name", RMS_SIGNALS)
 def test_chunk_rms_equals_audio_rms(name: str) -> None:
     # The gate measures the chunk's RMS in the same pass as its levels (#5); callers no longer compute it.
-    from captioner.gate import _measure
-    from captioner.pcm import rms
+    from captioner.inputs.gate import _measure
+    from captioner.inputs.pcm import rms
 
     pcm = pcm16(RMS_SIGNALS[name])
     _, level = _measure(pcm.tobytes())
@@ -446,7 +446,7 @@ def test_chunk_rms_equals_audio_rms(name: str) -> None:
 
 
 def test_feed_reports_the_chunk_rms() -> None:
-    from captioner.pcm import rms
+    from captioner.inputs.pcm import rms
 
     pcm = pcm16(voice(0.1, -25, np.random.default_rng(11))).tobytes()
     gate = SpeechGate(GateConfig(enabled=False))
@@ -464,7 +464,7 @@ def test_odd_byte_counts_are_refused() -> None:
 
 def test_noise_floor_is_the_percentile_of_the_last_5_seconds() -> None:
     # The floor is kept in a sorted window (#5): after every chunk it equals np.percentile over the last 5 s.
-    from captioner.gate import _measure
+    from captioner.inputs.gate import _measure
 
     rng = np.random.default_rng(9)
     gate = SpeechGate(DEFAULT)

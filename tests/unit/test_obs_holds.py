@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from captioner.config import GateConfig
-from captioner.gate import obs_holds
+from captioner.inputs.gate import obs_holds
 from captioner.obs_state import ObsState
 
 LIVE = ObsState(connected=True, streaming=True, scene="Game")

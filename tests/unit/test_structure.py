@@ -15,9 +15,9 @@ IO = {
     "__main__",  # the CLI
     "app",  # wires and supervises every part below
     "cli_tools",  # `captioner devices` / `check`: PortAudio, pactl, OBS and the translator once each
-    "audio",  # PortAudio / libpulse capture, and the capture thread -> event loop hand-over
-    "audio_devices",  # PortAudio's input list, pactl's monitor name, and the capture backend for a device
-    "pulse",  # libpulse through ctypes, pactl
+    "inputs.audio",  # PortAudio / libpulse capture, and the capture thread -> event loop hand-over
+    "inputs.audio_devices",  # PortAudio's input list, pactl's monitor name, and the capture backend for a device
+    "inputs.pulse",  # libpulse through ctypes, pactl
     "voice",  # PortAudio playback
     "obs",  # obs-websocket, on a worker thread: caption texts, stream captions, screenshots
     "obs_client",  # obsws-python's clients, and each request we make of OBS
@@ -32,7 +32,7 @@ IO = {
     "web.overlay_page",  # the overlay page: its style parameters, and its HTML from web.assets
     "server",  # signals, and the daemon under them
     "systemd",  # the notify socket
-    "feed",  # hands captured audio to the translator sessions
+    "inputs.feed",  # hands captured audio to the translator sessions
     "obs_parts",  # starts and stops the OBS link and its outputs
     "control",  # the operator's actions, answered over HTTP
     "spending",  # the bill against the budgets, kept in the ledger file
@@ -67,14 +67,15 @@ PURE = {
     "translation.policy",  # when a session is hung or due for rotation, what it bills, what the service changed
     "translation.timeline",  # when the audio a connection sent was spoken
     "web",  # the package: imports nothing
+    "inputs",  # the package: imports nothing
     "outputs",  # the package: imports nothing
     "outputs.base",  # the output interface, the router, spoken_at
     "reload",  # what a new config changes: the reload plan
     "cost",
     "playout",
-    "pcm",
-    "pcm_convert",  # captured float blocks -> 16 kHz mono PCM16 chunks (numpy, soxr: no device)
-    "gate",
+    "inputs.pcm",
+    "inputs.pcm_convert",  # captured float blocks -> 16 kHz mono PCM16 chunks (numpy, soxr: no device)
+    "inputs.gate",
     "obs_state",
     "vocabulary",
     "config",  # the package: the public names of the four below
@@ -199,7 +200,7 @@ def test_pure_modules_import_no_io(name: str) -> None:
 
 
 def test_the_import_reader_sees_relative_and_absolute_imports() -> None:
-    assert "obs_state" in GRAPH["gate"] and "config" in GRAPH["gate"]
-    assert "pulse" in GRAPH["audio"]  # `from . import pulse`
-    assert GRAPH["translation.session"] >= {"translation.protocol", "pcm", "translation.interpreter", "config"}
+    assert "obs_state" in GRAPH["inputs.gate"] and "config" in GRAPH["inputs.gate"]
+    assert "inputs.pulse" in GRAPH["inputs.audio"]  # `from . import pulse`
+    assert GRAPH["translation.session"] >= {"translation.protocol", "inputs.pcm", "translation.interpreter", "config"}
     assert "translation.protocol" in GRAPH["config.sections"] and "translation.protocol" in GRAPH["translation.session"]

@@ -11,8 +11,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .config import GateConfig
-from .obs_state import ObsState
+from ..config import GateConfig
+from ..obs_state import ObsState
 
 BYTES_PER_S = 32_000  # 16 kHz mono PCM16
 _SUBFRAME_SAMPLES = 160  # 10 ms: short enough to tell a click (a few ms) from a syllable (50 ms and more)

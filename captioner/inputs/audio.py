@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..reconnect import Backoff, supervise
+from ..status import LinkState, Status
 from . import pulse
 from .audio_devices import (
     AUTO,
@@ -25,8 +27,6 @@ from .audio_devices import (
     resolve_device,
 )
 from .pcm_convert import TARGET_RATE, Pcm16Converter
-from .reconnect import Backoff, supervise
-from .status import LinkState, Status
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from .config import Config
+from ..config import Config
+from ..obs_state import ObsState
+from ..status import Status
+from ..translation.session import TranslatorSession
 from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate, obs_holds
-from .obs_state import ObsState
-from .status import Status
-from .translation.session import TranslatorSession
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""What comes in: capture backends, PCM conversion and levels, the speech gate, and the feed to the sessions."""
