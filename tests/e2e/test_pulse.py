@@ -1,4 +1,4 @@
-"""Native capture (captioner.inputs.pulse) against a real PulseAudio server: what the server hands over is 16 kHz mono."""
+"""Native capture (captioner.inputs.pulse) against a real PulseAudio server: the server hands over 16 kHz mono."""
 
 from __future__ import annotations
 
