@@ -26,7 +26,12 @@ def print_devices() -> int:
         marks = ("*" if d.is_default else " ") + ("L" if d.is_loopback else " ")
         print(f"{marks} {d.index:>5}  {d.name[:40]:40} {d.hostapi[:18]:18} {d.channels:>3} {d.default_rate:>7.0f}")
     if not devices:
-        print("(no input devices)")
+        problem = pulse.server_problem() if pulse.available() else "libpulse is not installed"
+        server = f"the sound server did not answer ({problem})" if problem else "the sound server has no sources"
+        print(
+            f"(no input devices: PortAudio found none, and {server}; start PulseAudio/PipeWire, check PULSE_SERVER, "
+            "or plug in a microphone)"
+        )
     print("\n* = default input, L = loopback (hears what the computer plays)")
     monitor = pulse.monitor_source()
     if monitor:
@@ -78,7 +83,7 @@ async def check_connections(cfg: Config) -> int:
             print(f"obs: ok ({info})")
         except Exception as e:  # noqa: BLE001 - every failure is reported the same way
             failed = True
-            print(redact(f"obs: failed: {describe_error(e)}"))
+            print(redact(f"obs: failed: {describe_error(e, cfg.obs.host, cfg.obs.port)}"))
     status = Status("check")
     budget = ConnectBudget()
     for target in cfg.translator.targets:

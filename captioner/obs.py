@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from .config import ObsConfig
 from .obs_client import (
+    AUTH_FAILED,
     describe_error,
     disconnect,
     new_client,
@@ -143,13 +144,11 @@ class ObsSink:
                 lasted = time.monotonic() - connected_at if connected_at else None
                 delay = self.backoff.next_delay(lasted)
                 first = self.link.state not in (LinkState.RECONNECTING, LinkState.AUTH_FAILED)
-                reason = describe_error(e)
-                auth = reason.startswith("authentication failed")
+                reason = describe_error(e, self.cfg.host, self.cfg.port)
+                auth = reason.startswith(AUTH_FAILED)
                 self.link.set(LinkState.AUTH_FAILED if auth else LinkState.RECONNECTING, reason)
                 self._watch.update(connected=False, streaming=False, recording=False)
-                (log.warning if first else log.debug)(
-                    "OBS unavailable (%s); retrying in %.1f s", describe_error(e), delay
-                )
+                (log.warning if first else log.debug)("OBS unavailable (%s); retrying in %.1f s", reason, delay)
                 await self._discard()
                 await asyncio.sleep(delay)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -155,10 +156,21 @@ def disconnect(client: Any) -> None:
         client.disconnect()
 
 
-def describe_error(e: BaseException) -> str:
-    """errors.describe, but a wrong password says so."""
+# What to do when nothing answers at obs.host:obs.port: the usual first-run cause is a server not yet enabled.
+OBS_ABSENT_HINT = "is OBS running, with Tools → WebSocket Server Settings → Enable WebSocket server?"
+# The prefix obs.py recognises to set the link auth_failed instead of reconnecting.
+AUTH_FAILED = "authentication failed"
+
+
+def describe_error(e: BaseException, host: str | None = None, port: int | None = None) -> str:
+    """errors.describe, but saying what to do: a wrong password names obs.password, an absent OBS the address tried."""
     text = str(e)
     if type(e).__name__ == "OBSSDKError" and ("auth" in text or "identify" in text):
         # obs-websocket closes on a wrong password; obsws-python reports it as "failed to identify".
-        return "authentication failed (check obs.password)"
+        return (
+            f"{AUTH_FAILED}: OBS refused the password; set obs.password to the one in OBS's "
+            "Tools → WebSocket Server Settings (Show Connect Info)"
+        )
+    if host is not None and isinstance(e, (ConnectionRefusedError, socket.gaierror)):
+        return f"nothing answers at {host}:{port} ({describe(e)}): {OBS_ABSENT_HINT}"
     return describe(e)

@@ -18,11 +18,14 @@ from ..status import LinkState, Status
 from . import pulse
 from .audio_devices import (
     AUTO,
+    DEVICES_HINT,
     LOOPBACK,
     PORTAUDIO,
     PULSE,
+    NoAudioInput,
     choose_backend,
     list_inputs,
+    no_input_message,
     pulse_description,
     resolve_device,
 )
@@ -57,6 +60,8 @@ class AudioCapture:
         self.queue_chunks = queue_chunks
         self._stopping = False
         self._consumer_failed = False
+        # Why the sound server was passed over for PortAudio (auto), for the error when PortAudio has nothing either.
+        self._pulse_problem: str | None = None
 
     async def run(self) -> None:
         """Open, capture, and on any device error wait and reopen, until cancelled."""
@@ -75,6 +80,7 @@ class AudioCapture:
         if isinstance(self.device, str) and self.device.lower() != LOOPBACK:
             names = await asyncio.to_thread(pulse.names, "sources")
         backend, source = choose_backend(self.backend, self.device, pulse.available(), names)
+        self._pulse_problem = None
         if backend == PULSE:
             try:
                 await self._capture_pulse(link, source)
@@ -84,6 +90,7 @@ class AudioCapture:
                     raise
                 # auto: no sound server to talk to (plain ALSA, or it is restarting): try PortAudio instead.
                 log.info("%s; capturing through PortAudio instead", e)
+                self._pulse_problem = str(e)
         await self._capture_portaudio(link)
 
     async def _capture_pulse(self, link: Any, source: str | None) -> None:
@@ -157,8 +164,16 @@ class AudioCapture:
         import sounddevice as sd
 
         loop = asyncio.get_running_loop()
-        index, description = resolve_device(self.device, await asyncio.to_thread(list_inputs))
-        info = sd.query_devices(index, "input")
+        devices = await asyncio.to_thread(list_inputs)
+        if not devices:
+            raise NoAudioInput(no_input_message(self._pulse_problem))
+        index, description = resolve_device(self.device, devices)
+        try:
+            info = sd.query_devices(index, "input")
+        except sd.PortAudioError as e:  # "Error querying device -1": inputs exist, but none is the default
+            if index is not None:
+                raise
+            raise NoAudioInput(f"no default audio input ({e}): set audio.device; {DEVICES_HINT}") from e
         rate = int(info["default_samplerate"])
         channels = max(1, min(2, int(info["max_input_channels"])))
         converter = Pcm16Converter(rate, channels, self.chunk_ms)

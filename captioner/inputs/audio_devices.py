@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from . import pulse
 
 LOOPBACK = "loopback"
+# What every "no such device" error ends with: the command that lists what there is.
+DEVICES_HINT = "run `captioner devices` to see the inputs there are"
 # Names PortAudio gives devices that hear what the computer plays.
 _LOOPBACK_HINTS = ("monitor", "loopback", "stereo mix", "what u hear", "blackhole", "soundflower")
 
@@ -62,13 +64,26 @@ def resolve_device(spec: int | str | None, devices: list[DeviceInfo]) -> tuple[i
     if isinstance(spec, int):
         if any(d.index == spec for d in devices):
             return spec, f"device {spec}"
-        raise LookupError(f"no input device with index {spec}")
+        raise LookupError(f"no input device with index {spec}; {DEVICES_HINT}")
     if spec.lower() == LOOPBACK:
         return _resolve_loopback(devices)
     for d in devices:
         if spec.lower() in d.name.lower():
             return d.index, d.name
-    raise LookupError(f"no input device whose name contains {spec!r}")
+    raise LookupError(f"no input device whose name contains {spec!r}; {DEVICES_HINT}")
+
+
+class NoAudioInput(LookupError):
+    """Nothing to capture from at all; the message says what was tried and what to do."""
+
+
+def no_input_message(pulse_problem: str | None) -> str:
+    """Why there is no input: PortAudio lists none, and (when tried) why the sound server did not answer."""
+    server = f"the sound server did not answer ({pulse_problem}) and " if pulse_problem else ""
+    return (
+        f"no audio input device: {server}PortAudio lists no input devices; is PulseAudio/PipeWire running "
+        f"(PULSE_SERVER={os.environ.get('PULSE_SERVER', 'unset')}) or a microphone plugged in? {DEVICES_HINT}"
+    )
 
 
 def _resolve_loopback(devices: list[DeviceInfo]) -> tuple[int | None, str]:
@@ -85,7 +100,7 @@ def _resolve_loopback(devices: list[DeviceInfo]) -> tuple[int | None, str]:
             return d.index, d.name
     raise LookupError(
         "no loopback device found (Linux: PulseAudio/PipeWire and the ALSA pulse plugin; Windows: enable "
-        "'Stereo Mix'; macOS: install BlackHole)"
+        f"'Stereo Mix'; macOS: install BlackHole); {DEVICES_HINT}"
     )
 
 
@@ -115,7 +130,7 @@ def choose_backend(
             if match:
                 return PULSE, match
     if backend == PULSE:
-        raise LookupError(f"no PulseAudio source for audio.device {spec!r} (audio.backend: pulse)")
+        raise LookupError(f"no PulseAudio source for audio.device {spec!r} (audio.backend: pulse); {DEVICES_HINT}")
     return PORTAUDIO, None
 
 

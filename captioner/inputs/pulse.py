@@ -197,6 +197,18 @@ class PulseRecorder:
         self._s = None
 
 
+def server_problem() -> str | None:
+    """Why no record stream opens on the default source ("PulseAudio: Connection refused ..."); None when one does."""
+    recorder = PulseRecorder(None, 16000, 3200, name="captioner-check")
+    try:
+        recorder.open()
+    except PulseError as e:
+        return str(e)
+    finally:
+        recorder.close()
+    return None
+
+
 def _strerror(code: int) -> str:
     lib = _lib()
     text = lib.strerror(code) if lib is not None else None

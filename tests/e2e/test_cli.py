@@ -47,16 +47,19 @@ def test_check_connect_reports_each_link(obs: ObsEnv, tmp_path: Path) -> None:
         )
         assert bad.returncode == 1
         assert (
-            "obs: failed: authentication failed (check obs.password)" in bad.stdout
+            "obs: failed: authentication failed: OBS refused the password; set obs.password" in bad.stdout
             and "translator ja: failed" in bad.stdout
             and "401" in bad.stdout
         )
         assert "sk-nope" not in bad.stdout + bad.stderr and "wrong-pw" not in bad.stdout + bad.stderr
 
-        cfg["obs"] = {"port": free_port()}
+        port = free_port()
+        cfg["obs"] = {"port": port}
         path.write_text(yaml.safe_dump(cfg))
         down = captioner("check", "--connect", "--config", str(path), env={"KEY": "sk-check", "PATH": "/usr/bin:/bin"})
-        assert down.returncode == 1 and "obs: failed: ConnectionRefusedError" in down.stdout
+        # The address tried, and what to check in OBS.
+        assert down.returncode == 1 and f"obs: failed: nothing answers at 127.0.0.1:{port}" in down.stdout
+        assert "is OBS running, with Tools → WebSocket Server Settings → Enable WebSocket server?" in down.stdout
     finally:
         fake.stop_thread()
 
@@ -73,3 +76,16 @@ def test_devices_lists_inputs_and_the_loopback_monitor(pulse_env: PulseEnv) -> N
     assert f'"loopback" records {pulse_env.monitor}' in r.stdout
     # The source names that audio.device accepts for native capture.
     assert f"an exact name works as audio.device): {pulse_env.monitor}" in r.stdout
+
+
+@pytest.mark.e2e
+def test_devices_without_a_sound_server_says_why_the_list_is_empty(tmp_path: Path) -> None:
+    conf = tmp_path / "client.conf"
+    conf.write_text("autospawn = no\n")
+    env = {"PATH": "/usr/bin:/bin", "PULSE_SERVER": f"unix:{tmp_path}/nothing-here", "PULSE_CLIENTCONFIG": str(conf)}
+    r = captioner("devices", env=env)
+    assert r.returncode == 0, r.stderr
+    assert (
+        "(no input devices: PortAudio found none, and the sound server did not answer "
+        "(PulseAudio: Connection refused (source default)); start PulseAudio/PipeWire, check PULSE_SERVER"
+    ) in r.stdout
