@@ -15,7 +15,7 @@ import yaml
 from . import __version__
 from .config import Config, config_warnings, load, resolve_path
 from .errors import ConfigError
-from .redaction import RedactFilter, add_secrets
+from .redaction import RedactFilter, add_secrets, redact
 
 log = logging.getLogger("captioner")
 EXIT_OK, EXIT_FATAL, EXIT_CONFIG = 0, 1, 2
@@ -107,7 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return print_devices()
         cfg, path = _load(args.config, demo=args.command == "demo")
     except ConfigError as e:
-        print(f"captioner: config error: {e}", file=sys.stderr)
+        # Every problem found at once (pydantic reports all it finds), each naming its key path.
+        for key, problem in e.problems:
+            print(redact(f"captioner: config error: {key}: {problem}"), file=sys.stderr)
         return EXIT_CONFIG
     secrets = [
         cfg.translator.api_key.get_secret_value(),

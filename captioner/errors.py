@@ -26,6 +26,8 @@ class ConfigError(CaptionerError):
         super().__init__(f"{key}: {problem}")
         self.key = key
         self.problem = problem
+        # Every problem found in one pass, the first being this one's (several when pydantic reports several).
+        self.problems: list[tuple[str, str]] = [(key, problem)]
 
 
 class LinkError(CaptionerError):

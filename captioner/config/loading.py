@@ -15,13 +15,13 @@ from pydantic import (
 
 from ..errors import ConfigError
 from ..redaction import add_secrets, add_url_secrets
+from .hints import DEMO_HINT, config_error
 from .model import BUILTIN, Config, _check
 from .outputs import (
     WebhookOutputConfig,
 )
 from .sections import (
     GlossaryFile,
-    _pydantic_problem,
     key_path,
 )
 
@@ -41,7 +41,8 @@ def expand_env(value: Any, env: Mapping[str, str], loc: tuple[str | int, ...] = 
                 return env[name]
             if default is not None:
                 return default
-            raise ConfigError(key_path(loc), f"environment variable {name} is not set")
+            hint = f"; {DEMO_HINT}" if loc == ("translator", "api_key") else ""
+            raise ConfigError(key_path(loc), f"environment variable {name} is not set{hint}")
 
         return _VAR.sub(sub, value)
     if isinstance(value, dict):
@@ -80,8 +81,7 @@ def parse(
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as e:
-        first = e.errors()[0]
-        raise ConfigError(key_path(tuple(first["loc"])), _pydantic_problem(first)) from None
+        raise config_error(e, Config) from None
     # Known from here on, so that no status, error or log line shows them, whatever text they turn up in.
     add_secrets(cfg.translator.api_key.get_secret_value(), cfg.obs.password.get_secret_value())
     add_secrets(cfg.http.token.get_secret_value())

@@ -11,6 +11,7 @@ from pydantic import (
 from .. import cea608
 from ..errors import ConfigError
 from ..translation.protocol import UnsupportedModel
+from .hints import DEMO_HINT, language_hint
 from .outputs import (
     LayoutConfig,
     OutputConfig,
@@ -113,16 +114,19 @@ def _check(cfg: Config) -> None:
     if not tr.url.startswith(("ws://", "wss://")):
         raise ConfigError("translator.url", f"{tr.url!r} is not a ws:// or wss:// URL")
     if not tr.api_key.get_secret_value():
-        raise ConfigError("translator.api_key", "is empty (set DASHSCOPE_API_KEY or put ${VAR} here)")
+        raise ConfigError("translator.api_key", f"is empty (set DASHSCOPE_API_KEY or put ${{VAR}} here); {DEMO_HINT}")
     if tr.source_language is None and not dialect.source_autodetect:
         raise ConfigError("translator.source_language", f"{tr.model} cannot auto-detect; name the language")
     if tr.source_language is not None and tr.source_language not in dialect.languages:
         raise ConfigError(
-            "translator.source_language", f"{tr.source_language!r} is not a supported language for {tr.model}"
+            "translator.source_language",
+            f"{tr.source_language!r} is not a supported language for {tr.model}"
+            + language_hint(tr.source_language, dialect.languages),
         )
     for i, lang in enumerate(tr.targets):
         if lang not in dialect.languages:
-            raise ConfigError(f"translator.targets[{i}]", f"{lang!r} is not a supported language")
+            hint = language_hint(lang, dialect.languages)
+            raise ConfigError(f"translator.targets[{i}]", f"{lang!r} is not a supported language{hint}")
         if lang in tr.targets[:i]:
             raise ConfigError(f"translator.targets[{i}]", f"{lang!r} is listed twice")
         if tr.audio_output and lang not in dialect.audio_languages:
@@ -135,7 +139,8 @@ def _check(cfg: Config) -> None:
         if out.language == SOURCE and not tr.transcribe_source:
             raise ConfigError(f"{where}.language", "'source' needs translator.transcribe_source: true")
         if out.language != SOURCE and out.language not in tr.targets:
-            raise ConfigError(f"{where}.language", f"{out.language!r} is not one of translator.targets")
+            hint = language_hint(out.language, [*tr.targets, SOURCE])
+            raise ConfigError(f"{where}.language", f"{out.language!r} is not one of translator.targets{hint}")
         if not isinstance(out, OutputConfig):
             continue
         if any(isinstance(o, OutputConfig) and o.obs_source == out.obs_source for o in cfg.outputs[:i]):
@@ -208,7 +213,25 @@ def config_warnings(cfg: Config) -> list[str]:
         if voice and (problem := dialect.voice_problem(voice)):
             # Only for a family whose list is incomplete: _check refuses the others.
             out.append(f"{key}: {problem}; the vendor's list may be incomplete, so the service will decide")
-    return out
+    return out + _unshown_warnings(cfg)
+
+
+def _unshown_warnings(cfg: Config) -> list[str]:
+    """Languages translated (and billed) that no output shows: nothing listed, or a target no entry names."""
+    shown = {o.language for o in cfg.outputs} | {v.language for v in cfg.voice_outputs}
+    if cfg.stream_captions.enabled:
+        shown.add(cfg.stream_caption_language())
+    if not shown:
+        return [
+            "outputs: none: captions are translated (and billed) but no OBS source, stream or webhook shows them; "
+            "list one per language (see config/example.yaml), unless the overlay page is all you use"
+        ]
+    return [
+        f"translator.targets[{i}]: {lang!r} has no output: it is translated (and billed) but shown nowhere "
+        f"except the overlay page; add an outputs entry with language: {lang}, or drop it from targets"
+        for i, lang in enumerate(cfg.translator.targets)
+        if lang not in shown
+    ]
 
 
 def with_output_language(cfg: Config, obs_source: str, language: str) -> Config:

@@ -14,11 +14,10 @@ from pydantic import (
 
 from ..errors import ConfigError
 from ..vocabulary import compile_find
+from .hints import config_error
 from .sections import (
     SOURCE,
-    _pydantic_problem,
     _Section,
-    key_path,
 )
 
 
@@ -126,8 +125,7 @@ def _output_entry(i: int, item: Any) -> Any:
     try:
         return kind.model_validate(item)
     except ValidationError as e:
-        first = e.errors()[0]
-        raise ConfigError(key_path(("outputs", i, *first["loc"])), _pydantic_problem(first)) from None
+        raise config_error(e, kind, ("outputs", i)) from None
 
 
 class StreamCaptionsConfig(_Section):

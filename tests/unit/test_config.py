@@ -133,7 +133,8 @@ def test_voices_the_docs_list_or_clone_ids_pass() -> None:
     # qwen3.5's full list is the (unread) Omni list: a name outside the seen ones is warned about, not refused.
     cfg = parse(base(translator={**q35, "voice": "Serena"}), ENV)
     assert [w for w in config_warnings(cfg) if w.startswith("translator.voice: 'Serena'")]
-    assert config_warnings(parse(base(translator={**q35, "voice": "Tina"}), ENV)) == []
+    voice_warnings = [w for w in config_warnings(parse(base(translator={**q35, "voice": "Tina"}), ENV)) if "voice" in w]
+    assert voice_warnings == []
 
 
 def test_qwen35_allows_autodetect_and_more_languages() -> None:

@@ -83,6 +83,7 @@ PURE = {
     "config.outputs",  # OBS text sources, YouTube and webhooks, files, vocabulary
     "config.model",  # the whole config and the rules across sections
     "config.loading",  # reads files only here, in the loader: YAML and glossary files
+    "config.hints",  # every pydantic problem at once, and the nearest key or language to a mistyped one
     "presenter",
     "readout",
     "redaction",
