@@ -124,3 +124,24 @@ def test_check_without_a_key_points_to_the_demo(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "translator.api_key: environment variable DASHSCOPE_API_KEY is not set" in r.stderr
     assert "`captioner demo` runs without one" in r.stderr
+
+
+STARTER = Path(__file__).parents[2] / "config" / "starter.yaml"
+
+
+def test_the_starter_config_loads_without_an_obs_password_and_warns_of_nothing() -> None:
+    from captioner.config import load
+    from captioner.standin import OVERRIDES
+
+    cfg = load(STARTER, {"DASHSCOPE_API_KEY": "k"})
+    assert cfg.obs.password.get_secret_value() == ""
+    assert cfg.translator.targets == ("ja",)
+    assert [(o.language, getattr(o, "obs_source", None)) for o in cfg.outputs] == [("ja", "Captions JA")]
+    assert config_warnings(cfg) == []
+    assert load(STARTER, {}, overrides=OVERRIDES).outputs  # `captioner demo` needs no key
+
+
+def test_check_accepts_the_starter_config() -> None:
+    r = captioner("check", "--config", str(STARTER), env={"DASHSCOPE_API_KEY": "k", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and f"config ok: {STARTER}" in r.stdout
+    assert "WARNING" not in r.stderr, r.stderr
