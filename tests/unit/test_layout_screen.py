@@ -273,7 +273,9 @@ def test_next_change_is_exactly_the_next_change(config: LayoutSettings, events: 
                 assert copy.deepcopy(screen).render(t + later) == shown
             continue
         assert nxt > t
-        assert copy.deepcopy(screen).render((t + nxt) / 2) == shown
+        middle = (t + nxt) / 2
+        if middle < nxt:  # one float apart, the midpoint rounds up to nxt itself: no time lies between them
+            assert copy.deepcopy(screen).render(middle) == shown
         just_before = math.nextafter(nxt, -math.inf)
         if just_before > t:
             assert copy.deepcopy(screen).render(just_before) == shown
