@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from tests.support.browser import Browser
 from tests.support.fake_translator import FakeTranslator
@@ -40,6 +41,13 @@ def _private_home() -> None:
     for var in ("CAPTIONER_CONFIG", "STATE_DIRECTORY"):  # set by a user's shell or unit, they point at real files
         os.environ.pop(var, None)
     atexit.register(shutil.rmtree, TEST_HOME, ignore_errors=True)
+
+
+# CI replays the same property examples every run (a run that lands must not hinge on a random draw); a developer's
+# run keeps exploring new ones, and prints the blob of any failure so it can be replayed.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_configure(config: pytest.Config) -> None:
