@@ -13,6 +13,7 @@ from aiohttp import web
 from . import __version__, systemd
 from .config import Config, load
 from .control import LiveControl
+from .errors import describe
 from .inputs.audio import AudioCapture
 from .inputs.feed import AudioFeed
 from .inputs.gate import SpeechGate
@@ -234,7 +235,7 @@ class Daemon:
             await self.apply(new)
         except Exception as e:  # the parts applied so far keep running; the rest stay as they were
             log.exception("reload failed while applying the new config")
-            self.status.reload_error = f"{path}: applying failed: {type(e).__name__}: {e}"
+            self.status.reload_error = f"{path}: applying failed: {describe(e)}"
             return
         self.status.reload_error = None
 

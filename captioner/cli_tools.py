@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 from .config import Config
+from .errors import describe
 from .reconnect import ConnectBudget
 from .redaction import redact
 from .status import Status
@@ -103,5 +104,5 @@ async def check_connections(cfg: Config) -> int:
             print(f"translator {target}: ok")
         except Exception as e:  # noqa: BLE001 - every failure is reported the same way
             failed = True
-            print(redact(f"translator {target}: failed: {type(e).__name__}: {e}"))
+            print(redact(f"translator {target}: failed: {describe(e)}"))
     return 1 if failed else 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, describe
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ async def load_again(
         refused(str(e))
     except Exception as e:
         log.exception("reload failed, keeping the running config")
-        refused(f"{path}: {type(e).__name__}: {e}")
+        refused(f"{path}: {describe(e)}")
     return None
 
 
