@@ -17,6 +17,7 @@ from .errors import describe
 from .inputs.audio import AudioCapture
 from .inputs.feed import AudioFeed
 from .inputs.gate import SpeechGate
+from .listeners import Listeners
 from .obs_parts import ObsParts, cancel
 from .obs_state import ObsState
 from .outputs.base import CaptionRouter, SpokenAt
@@ -27,7 +28,7 @@ from .outputs.posting import PostingOutputs
 from .outputs.webhook import WebhookOutput
 from .outputs.youtube import YoutubeOutput
 from .reconnect import ConnectBudget
-from .reload import SessionSpec, load_again, plan_reload, session_spec
+from .reload import SessionSpec, load_again, plan_reload
 from .spending import Spending, say_extra_transcripts
 from .status import Status
 from .translation.interpreter import Caption
@@ -46,7 +47,7 @@ _OUTPUT_ORDER = ("overlay", "status", "obs_text", "stream_captions", "transcript
 
 
 class Daemon:
-    """One running captioner: a capture feeding N translator sessions feeding the outputs."""
+    """One running captioner: each input's capture feeding its translator sessions, all feeding the outputs."""
 
     def __init__(
         self,
@@ -63,21 +64,24 @@ class Daemon:
         self.status.demo = demo
         self.budget = ConnectBudget()
         self._capture_factory = capture_factory
-        self.sessions: dict[str, TranslatorSession] = {}
-        self._specs: dict[str, SessionSpec] = {}
-        self._session_tasks: dict[str, asyncio.Task[None]] = {}
-        self.feed = AudioFeed(cfg, self.status, self.sessions)
-        self.spending = Spending(cfg.cost, self.status, self.feed.hold, demo=demo)
+        # One Listener per input (capture, gate, sessions), by input name ("" = the single audio: input).
+        self.listeners = Listeners(
+            self.status, capture_factory=capture_factory, session_factory=self._new_session, on_caption=self.on_caption
+        )
+        for inp in cfg.input_list():
+            self.listeners.add(cfg, inp)
+        self.spending = Spending(cfg.cost, self.status, self.listeners.hold, demo=demo)
         self.status.cost = None if demo else self.spending.as_dict
         self.voice = VoiceOutputs(cfg.voice_outputs, self.status)
         self.status.voice = self.voice.as_dict
         self.vocabulary = Vocabulary(cfg.vocabulary)
         self.control = LiveControl(
             lambda: self.cfg,
-            hold=self.feed.hold,
+            hold=self.listeners.hold,
             clear=lambda name: self.router.clear(name),
             refresh=lambda source: self.obs.refresh(source),
             apply=self.apply,
+            switch=lambda new: self.apply(new, at_pause=True),
             resume_budget=self.spending.resume,
         )
         self.status.control = self.control.as_dict
@@ -97,12 +101,10 @@ class Daemon:
             on_recording=self.recording.follow,
             on_state=self.on_obs_state,
             hidden=self.control.hidden,
-            sessions=self.sessions.values,
-            gate=self.feed.gate,
+            sessions=self.listeners.sessions,
+            gate=self.gate,  # screenshots go out while the first input speaks
         )
-        self.feed.follow_obs(ObsState())  # until OBS says otherwise, it is not streaming
-        self.capture = self._new_capture(cfg)
-        self._capture_task: asyncio.Task[None] | None = None
+        self.status.inputs = lambda: self.listeners.as_dict(self.spending.by_input)
         self.http_port: int | None = None
         self._spoken = SpokenAt()
         self._applying = asyncio.Lock()
@@ -111,44 +113,42 @@ class Daemon:
             self.status.language(lang)
 
     # ---- parts ------------------------------------------------------------------------------------
+    # The first input's parts, under the names they had before `inputs:` (tests and tools read them).
+    @property
+    def feed(self) -> AudioFeed:
+        return self.listeners.primary.feed
+
     @property
     def gate(self) -> SpeechGate:
-        return self.feed.gate
+        return self.listeners.primary.feed.gate
 
-    def on_chunk(self, chunk: bytes, captured_at: float) -> None:
-        self.feed.on_chunk(chunk, captured_at)
+    @property
+    def capture(self) -> AudioCapture:
+        return self.listeners.primary.capture
 
-    def _new_capture(self, cfg: Config) -> AudioCapture:
-        a = cfg.audio
-        return self._capture_factory(
-            a.device, a.chunk_ms, a.queue_chunks, self.on_chunk, self.status, backend=a.backend
-        )
+    @property
+    def sessions(self) -> dict[str, TranslatorSession]:
+        return self.listeners.primary.sessions
 
-    def _start_session(self, cfg: Config, target: str) -> None:
-        spec = session_spec(cfg, target)
-        session = TranslatorSession(
+    def _new_session(
+        self, cfg: Config, input_name: str, target: str, spec: SessionSpec, on_caption: Callable[[Caption], None]
+    ) -> TranslatorSession:
+        return TranslatorSession(
             cfg.translator,
             target,
             transcribe_source=spec.transcribe_source,
             status=self.status,
-            on_caption=self.on_caption,
+            on_caption=on_caption,
             budget=self.budget,
             chunk_ms=cfg.audio.chunk_ms,
-            on_usage=self.spending.on_usage,
+            on_usage=lambda target, usage: self.spending.on_usage(target, usage, input_name),
             audio_output=spec.audio_output,
             voice=spec.voice,
             # Through self.voice at call time: a reload replaces the players, not the sessions.
             on_audio=lambda target, event: self.voice.on_audio(target, event),
             pin_source=spec.pin_source,
+            input_name=input_name,
         )
-        self.sessions[target], self._specs[target] = session, spec
-        self._session_tasks[target] = asyncio.create_task(session.run(), name=f"translator:{target}")
-
-    async def _stop_session(self, target: str) -> None:
-        session = self.sessions.pop(target)
-        del self._specs[target]
-        await session.finish()
-        await cancel(self._session_tasks.pop(target))
 
     def _open_transcripts(self, cfg: Config) -> None:
         self.transcripts = open_transcripts(cfg, self.status)
@@ -157,7 +157,7 @@ class Daemon:
     def on_obs_state(self, state: ObsState) -> None:
         """OBS changed what it is doing: a new stream starts a new per-stream budget; the gate follows it."""
         self.spending.on_streaming(state.streaming)
-        self.feed.follow_obs(state)
+        self.listeners.follow_obs(state)
 
     # ---- captions -----------------------------------------------------------------------------------
     def on_caption(self, caption: Caption) -> None:
@@ -184,9 +184,7 @@ class Daemon:
             )
             log.info("HTTP on http://%s:%d/status", self.cfg.http.host, self.http_port)
         self._open_transcripts(self.cfg)
-        self._capture_task = asyncio.create_task(self.capture.run(), name="audio")
-        for target in self.cfg.translator.targets:
-            self._start_session(self.cfg, target)
+        self.listeners.start(self.cfg)
         say_extra_transcripts({t: s.billing() for t, s in self.sessions.items()}, self.cfg.translator.model)
         self.voice.start()
         self.obs.start(self.cfg)
@@ -212,12 +210,8 @@ class Daemon:
         await cancel(heartbeat)
         # 1. no new audio; 2. sessions send what they have and wait for their last captions;
         # 3. the outputs get those captions; 4. HTTP last, so /status answers during the stop.
-        self.capture.stop()
-        await cancel(self._capture_task)
-        self.feed.flush()
-        await asyncio.gather(*(s.finish() for s in self.sessions.values()))
-        for task in self._session_tasks.values():
-            await cancel(task)
+        await self.listeners.stop_capture()
+        await self.listeners.finish()
         await self.voice.stop(_VOICE_DRAIN_S)  # the last utterance may still be playing
         await self.obs.stop()
         await self.router.close()
@@ -239,31 +233,23 @@ class Daemon:
             return
         self.status.reload_error = None
 
-    async def apply(self, new: Config) -> None:
-        """Move to `new`, restarting only the parts whose settings changed; one change at a time."""
-        async with self._applying:  # a reload and a language switch must not interleave their restarts
-            await self._apply(new)
+    async def apply(self, new: Config, *, at_pause: bool = False) -> None:
+        """Move to `new`, restarting only the parts whose settings changed; one change at a time.
 
-    async def _apply(self, new: Config) -> None:
-        plan = plan_reload(self.cfg, new, dict(self._specs), self.obs.running)
+        at_pause (a live source-language switch): an input's sessions are replaced at its next pause, new before old.
+        """
+        async with self._applying:  # a reload and a language switch must not interleave their restarts
+            await self._apply(new, at_pause)
+
+    async def _apply(self, new: Config, at_pause: bool) -> None:
+        plan = plan_reload(self.cfg, new, self.listeners.running(), self.obs.running)
         self.cfg = new
-        if plan.audio:
-            self.capture.stop()
-            await cancel(self._capture_task)
-            self.capture = self._new_capture(new)
-            self._capture_task = asyncio.create_task(self.capture.run(), name="audio")
-        if plan.gate:
-            self.feed.configure(new, self.obs.state)
-        self.feed.cfg = new
+        await self.listeners.apply(new, plan, self.obs.state, at_pause)
         if plan.voice:
             await self.voice.stop(0)
             self.voice = VoiceOutputs(new.voice_outputs, self.status)
             self.status.voice = self.voice.as_dict
             self.voice.start()
-        for target in plan.stop_targets:
-            await self._stop_session(target)
-        for target in plan.start_targets:
-            self._start_session(new, target)
         if plan.obs == "restart":
             await self.obs.stop()
             self.obs.start(new)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .config import Config, with_output_language
+from .config import Config, with_output_language, with_source_language
 from .errors import ConfigError
 from .web.server import Control, ControlError
 
@@ -24,6 +24,7 @@ class LiveControl:
         clear: Callable[[str | None], None],
         refresh: Callable[[str], None],
         apply: Callable[[Config], Awaitable[None]],
+        switch: Callable[[Config], Awaitable[None]],
         resume_budget: Callable[[], dict[str, Any]],
     ) -> None:
         self._config = config
@@ -31,6 +32,8 @@ class LiveControl:
         self._clear = clear
         self._refresh = refresh
         self._apply = apply
+        # Applies a config whose only change is an input's source language: its sessions switch at a pause.
+        self._switch = switch
         self._resume_budget = resume_budget
         self.paused = False
         # Outputs whose OBS source shows nothing while captions keep flowing (the OBS text output reads this set).
@@ -42,6 +45,7 @@ class LiveControl:
             "resume": lambda body: self.set_paused(False),
             "clear": self.clear,
             "language": self.switch_language,
+            "source_language": self.switch_source_language,
             "show": lambda body: self.set_visible(self._named(body), True),
             "hide": lambda body: self.set_visible(self._named(body), False),
             "budget/resume": lambda body: self._resume_budget(),
@@ -53,6 +57,11 @@ class LiveControl:
             "outputs": {
                 o.obs_source: {"language": o.language, "visible": o.obs_source not in self.hidden}
                 for o in self._config().obs_outputs
+            },
+            # What each input's speaker speaks now ("" = the single audio: input), as the last switch left it.
+            "source_languages": {
+                i.name: i.source_language or self._config().translator.source_language
+                for i in self._config().input_list()
             },
         }
 
@@ -83,6 +92,22 @@ class LiveControl:
             raise ControlError(str(e)) from None
         log.info("output %r switched to %s by the operator (until the next reload)", name, language)
         await self._apply(new)
+        return self.as_dict()
+
+    async def switch_source_language(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What one input's speaker speaks ({"input": "Host", "language": "ja"}; input optional with one input).
+
+        Only that input's sessions reconnect, at its next pause; the sentence in flight is still captioned.
+        """
+        name, language = body.get("input"), body.get("language")
+        if not isinstance(language, str) or not language or not (name is None or isinstance(name, str)):
+            raise ControlError('give the new source language as {"input": ..., "language": "ja"}')
+        try:
+            new = with_source_language(self._config(), name, language)
+        except ConfigError as e:
+            raise ControlError(str(e)) from None
+        log.info("input %s now speaks %s, by the operator (until the next reload)", repr(name or ""), language)
+        await self._switch(new)
         return self.as_dict()
 
     def set_visible(self, name: str, visible: bool) -> dict[str, Any]:

@@ -69,47 +69,47 @@ class Metrics:
         )
         self.audio_errors = Counter("captioner_audio_device_errors", "Audio device failures", registry=r)
         self.audio_sent_seconds = Counter(
-            "captioner_audio_sent_seconds", "Audio seconds sent to the translator", ["target"], registry=r
+            "captioner_audio_sent_seconds", "Audio seconds sent to the translator", ["input", "target"], registry=r
         )
         self.audio_skipped_chunks = Counter(
             "captioner_audio_skipped_chunks",
             "Chunks not sent because the session was not ready (never replayed late)",
-            ["target"],
+            ["input", "target"],
             registry=r,
         )
         self.capture_to_wire_seconds = Histogram(
             "captioner_capture_to_wire_seconds",
             "From an audio block's capture to its bytes being sent to the translator",
-            ["target"],
+            ["input", "target"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 3),
             registry=r,
         )
         self.translator_connects = Counter(
-            "captioner_translator_connects", "Connection attempts by result", ["target", "result"], registry=r
+            "captioner_translator_connects", "Connection attempts by result", ["input", "target", "result"], registry=r
         )
         self.translator_events = Counter(
-            "captioner_translator_events", "Server events received", ["target"], registry=r
+            "captioner_translator_events", "Server events received", ["input", "target"], registry=r
         )
         self.translator_bad_events = Counter(
             "captioner_translator_bad_events",
             "Server frames survived but not understood, by reason",
-            ["target", "reason"],
+            ["input", "target", "reason"],
             registry=r,
         )
         self.translator_errors = Counter(
             "captioner_translator_errors",
             "`error` events from the service, by code (known codes; the rest as other)",
-            ["target", "code"],
+            ["input", "target", "code"],
             registry=r,
         )
         self.translator_rotations = Counter(
             "captioner_translator_rotations",
             "Sessions replaced: age/context (planned) or watchdog (hung)",
-            ["target", "reason"],
+            ["input", "target", "reason"],
             registry=r,
         )
         self.usage_tokens = Counter(
-            "captioner_usage_tokens", "Tokens reported by the service", ["target", "direction"], registry=r
+            "captioner_usage_tokens", "Tokens reported by the service", ["input", "target", "direction"], registry=r
         )
         self.captions_final = Counter("captioner_captions_final", "Final captions produced", ["language"], registry=r)
         self.captions_partial = Counter(
@@ -137,13 +137,13 @@ class Metrics:
         self.billed_tokens = Counter(
             "captioner_billed_tokens",
             "Tokens the service reported, by billing kind (audio_in, text_in, image_in, text_out, audio_out)",
-            ["target", "kind"],
+            ["input", "target", "kind"],
             registry=r,
         )
         self.cost_estimated = Counter(
             "captioner_cost_estimated",
             "Estimated cost from the billed tokens and cost.prices, in cost.currency",
-            ["target"],
+            ["input", "target"],
             registry=r,
         )
         self.budget_spent = Gauge(
@@ -189,10 +189,13 @@ class Metrics:
         )
         # Visual context (vision.py): OBS screenshots sent to the translator.
         self.vision_images = Counter(
-            "captioner_vision_images_sent", "JPEG screenshots sent to the translator", ["target"], registry=r
+            "captioner_vision_images_sent", "JPEG screenshots sent to the translator", ["input", "target"], registry=r
         )
         self.vision_image_bytes = Counter(
-            "captioner_vision_image_bytes", "Bytes of JPEG screenshots sent (before base64)", ["target"], registry=r
+            "captioner_vision_image_bytes",
+            "Bytes of JPEG screenshots sent (before base64)",
+            ["input", "target"],
+            registry=r,
         )
         self.vision_skipped = Counter(
             "captioner_vision_skipped",

@@ -103,8 +103,10 @@ class Presenter:
         received_at: float | None = None,
         item_id: str = "",
         pair_id: str = "",
+        input_name: str = "",
     ) -> None:
-        """A caption for `language`; finals show at once, live partials at most every `live_interval_s`.
+        """A caption for `language` heard on `input_name`; finals show at once, live partials at most every
+        `live_interval_s`; only outputs that take that input (outputs[].inputs) show it.
 
         `received_at` (perf_counter of the final's frame) travels with the text so OBS's confirmation can be timed;
         `item_id`/`pair_id` let a bilingual output show a translation together with its source sentence.
@@ -112,7 +114,7 @@ class Presenter:
         now = self._clock()
         for view in self._views:
             lane = view.lanes.get(language)
-            if lane is None:
+            if lane is None or not view.output.takes(input_name):
                 continue
             if final:
                 lane.pending_partial = None

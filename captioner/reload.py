@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .config import Config
+from .config import Config, InputConfig, link_name
 from .errors import ConfigError, describe
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ class SessionSpec:
     audio_output: bool
     voice: str | None
     glossary: tuple[tuple[str, str], ...]
+    # The input's source language (inputs[].source_language, else translator.source_language).
+    source_language: str | None = None
 
 
 def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
@@ -53,9 +55,11 @@ def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
     return tr.audio_output, tr.voice
 
 
-def session_spec(cfg: Config, target: str) -> SessionSpec:
+def session_spec(cfg: Config, target: str, inp: InputConfig | None = None) -> SessionSpec:
+    """One target's session of one input (the first input when none is given)."""
     tr = cfg.translator
     audio_output, voice = session_audio(cfg, target)
+    source = cfg.input_translator(inp or cfg.input_list()[0]).source_language
     return SessionSpec(
         # One session is enough to transcribe the source; more would show it twice.
         transcribes(cfg, target),
@@ -64,6 +68,7 @@ def session_spec(cfg: Config, target: str) -> SessionSpec:
         audio_output,
         voice,
         tuple(sorted(tr.glossary.get(target, {}).items())),
+        source,
     )
 
 
@@ -80,41 +85,70 @@ def wants_obs(cfg: Config) -> bool:
     return cfg.obs.enabled and bool(wanted)
 
 
+# A running session: (input name, "" for the single audio: input; target language).
+SessionKey = tuple[str, str]
+
+
 @dataclass(frozen=True)
 class ReloadPlan:
-    """The steps from one config to the next, in the order they are taken."""
+    """The steps from one config to the next, in the order they are taken; each input's parts are its own."""
 
-    audio: bool = False
-    gate: bool = False
+    stop_inputs: tuple[str, ...] = ()  # inputs gone: capture and sessions finished
+    start_inputs: tuple[str, ...] = ()  # inputs new: capture and sessions started
+    capture: tuple[str, ...] = ()  # inputs whose device, backend or chunking changed: the capture reopens
+    gate: tuple[str, ...] = ()  # inputs whose gate settings changed
     voice: bool = False
-    stop_targets: tuple[str, ...] = ()  # finished and removed (gone, or started again with new settings)
-    start_targets: tuple[str, ...] = ()
+    stop_sessions: tuple[SessionKey, ...] = ()  # finished and removed (gone, or started again with new settings)
+    start_sessions: tuple[SessionKey, ...] = ()
     obs: Literal["restart", "outputs"] | None = None
     cost: bool = False
     vocabulary: bool = False
     transcripts: bool = False
     http: bool = False  # changes on restart only: a warning
 
+    @property
+    def stop_targets(self) -> tuple[str, ...]:
+        return tuple(t for _, t in self.stop_sessions)
+
+    @property
+    def start_targets(self) -> tuple[str, ...]:
+        return tuple(t for _, t in self.start_sessions)
+
     def changed(self) -> list[str]:
         """The parts that change, as the log line names them."""
-        names = [n for n, on in (("audio", self.audio), ("gate", self.gate), ("voice", self.voice)) if on]
-        names += [f"translator:{t}" for t in (*self.stop_targets, *self.start_targets)]
+        names = [link_name("input", i) for i in (*self.stop_inputs, *self.start_inputs)]
+        names += [link_name("audio", i) for i in self.capture] + [link_name("gate", i) for i in self.gate]
+        names += ["voice"] if self.voice else []
+        names += [link_name("translator", i, t) for i, t in (*self.stop_sessions, *self.start_sessions)]
         names += [self.obs] if self.obs == "outputs" else ["obs"] if self.obs else []
         names += [n for n, on in (("cost", self.cost), ("vocabulary", self.vocabulary)) if on]
         return names + (["transcripts"] if self.transcripts else [])
 
 
-def plan_reload(old: Config, new: Config, running: Mapping[str, SessionSpec], obs_running: bool) -> ReloadPlan:
-    """The plan; `running`: the sessions now running and what each was started with."""
-    # Settings of one target (its glossary, whether it transcribes ...) only restart that target's session.
-    per_target = {"targets": (), "transcribe_source": False, "glossary": {}, "pin_source_language": "all"}
-    same_service = new.translator.model_copy(update=per_target) == old.translator.model_copy(update=per_target)
+def plan_reload(old: Config, new: Config, running: Mapping[SessionKey, SessionSpec], obs_running: bool) -> ReloadPlan:
+    """The plan; `running`: the sessions now running, by (input, target), and what each was started with."""
+    # Settings of one target (its glossary, whether it transcribes ...) or one input (its source language) only
+    # restart that target's or that input's sessions.
+    per_session = {
+        "targets": (),
+        "transcribe_source": False,
+        "glossary": {},
+        "pin_source_language": "all",
+        "source_language": None,
+    }
+    same_service = new.translator.model_copy(update=per_session) == old.translator.model_copy(update=per_session)
+    old_inputs = {i.name: i for i in old.input_list()}
+    new_inputs = {i.name: i for i in new.input_list()}
+    kept = [name for name in new_inputs if name in old_inputs]
     stop = tuple(
-        t
-        for t, spec in running.items()
-        if not (same_service and t in new.translator.targets and spec == session_spec(new, t))
+        (name, t)
+        for (name, t), spec in running.items()
+        if name in new_inputs
+        and not (same_service and t in new.translator.targets and spec == session_spec(new, t, new_inputs[name]))
     )
-    start = tuple(t for t in new.translator.targets if t not in running or t in stop)
+    start = tuple(
+        (name, t) for name in kept for t in new.translator.targets if (name, t) not in running or (name, t) in stop
+    )
     follows = (new.transcripts.enabled and new.transcripts.follow_recording) != (
         old.transcripts.enabled and old.transcripts.follow_recording
     )
@@ -131,11 +165,13 @@ def plan_reload(old: Config, new: Config, running: Mapping[str, SessionSpec], ob
     elif (new.obs_outputs != old.obs_outputs or new.layout != old.layout) and obs_running:
         obs = "outputs"
     return ReloadPlan(
-        audio=new.audio != old.audio,
-        gate=new.gate != old.gate,
+        stop_inputs=tuple(name for name in old_inputs if name not in new_inputs),
+        start_inputs=tuple(name for name in new_inputs if name not in old_inputs),
+        capture=tuple(n for n in kept if new.input_audio(new_inputs[n]) != old.input_audio(old_inputs[n])),
+        gate=tuple(n for n in kept if new.input_gate(new_inputs[n]) != old.input_gate(old_inputs[n])),
         voice=new.voice_outputs != old.voice_outputs,
-        stop_targets=stop,
-        start_targets=start,
+        stop_sessions=stop,
+        start_sessions=start,
         obs=obs,
         cost=new.cost != old.cost,
         vocabulary=new.vocabulary != old.vocabulary,

@@ -32,6 +32,8 @@ class Spending:
             self.budget.restore_day(*saved)
         self._saved = self.budget.day_spent
         self._held: str | None = None
+        # Estimated spend since start by input name ("" = the single audio: input); the budgets hold the sum.
+        self.by_input: dict[str, float] = {}
         self._was_streaming = False
         self.check()
 
@@ -40,15 +42,16 @@ class Spending:
         self.budget.per_stream, self.budget.per_day = cfg.budget_per_stream, cfg.budget_per_day
         self.check()
 
-    def on_usage(self, target: str, usage: UsageDelta) -> None:
-        """A session reported billed tokens: count them, price them, and check the budgets."""
+    def on_usage(self, target: str, usage: UsageDelta, input_name: str = "") -> None:
+        """A session reported billed tokens: count them, price them, and check the budgets (every input's)."""
         m = self.status.metrics
         for kind, n in usage.tokens.as_dict().items():
             if n > 0:
-                m.billed_tokens.labels(target, kind).inc(n)
+                m.billed_tokens.labels(input_name, target, kind).inc(n)
         spent = estimate(usage.tokens, self.cfg.prices.model_dump())
+        self.by_input[input_name] = self.by_input.get(input_name, 0.0) + max(spent, 0.0)
         if spent > 0:
-            m.cost_estimated.labels(target).inc(spent)
+            m.cost_estimated.labels(input_name, target).inc(spent)
             self.budget.spend(spent)
         self.check()
 
@@ -97,7 +100,8 @@ class Spending:
             log.warning("cannot save today's spend to %s: %s", self._path, e)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"currency": self.cfg.currency, **self.budget.as_dict()}
+        by_input = {name: round(spent, 6) for name, spent in self.by_input.items() if name}
+        return {"currency": self.cfg.currency, **self.budget.as_dict(), "by_input": by_input}
 
 
 def say_extra_transcripts(billing: dict[str, dict[str, Any]], model: str) -> None:

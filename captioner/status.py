@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,9 @@ from typing import Any
 from .metrics import Metrics
 from .readout import gauge_value, histogram_summary
 from .redaction import redact
+
+# How many finals /status lists in recent_captions.
+_RECENT_FINALS = 20
 
 
 class LinkState(enum.StrEnum):
@@ -121,6 +125,10 @@ class Status:
         self.languages_available: tuple[str, ...] = ()
         # What the capture has open: backend (pulse / portaudio), device, rate, channels; None until it opens.
         self.audio_source: dict[str, Any] | None = None
+        # Each named input (inputs:): its device, language, link, gate, level, sessions and cost (set by the daemon).
+        self.inputs: Callable[[], dict[str, Any]] | None = None
+        # The last finals, oldest first, with the input they were heard on and their speaker label.
+        self.recent: deque[dict[str, Any]] = deque(maxlen=_RECENT_FINALS)
 
     def link(self, name: str) -> Link:
         if name not in self.links:
@@ -134,7 +142,10 @@ class Status:
     def language(self, name: str) -> OutputLanguage:
         return self.languages.setdefault(name, OutputLanguage())
 
-    def record_final(self, language: str, text: str) -> None:
+    def record_final(self, language: str, text: str, input_name: str = "", speaker: str = "") -> None:
+        self.recent.append(
+            {"language": language, "text": text, "input": input_name, "speaker": speaker, "at": round(time.time(), 3)}
+        )
         out = self.language(language)
         out.last_final, out.last_final_at = text, time.time()
         out.final_count += 1
@@ -154,6 +165,8 @@ class Status:
             # The last chunk's RMS level (the dashboard's meter) and latency as far as it is measured.
             "audio_level": round(gauge_value(self.metrics.audio_level), 4),
             "audio_source": self.audio_source,
+            "inputs": self.inputs() if self.inputs is not None else {},
+            "recent_captions": list(self.recent),
             "latency": {
                 "final_to_screen": histogram_summary(self.metrics.final_to_screen_seconds),
                 "capture_to_wire": histogram_summary(self.metrics.capture_to_wire_seconds),

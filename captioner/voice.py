@@ -184,7 +184,7 @@ class VoicePlayer:
         m.voice_underruns.labels(lang, "starved").inc(now.underruns - p.underruns)
         m.voice_underruns.labels(lang, "device").inc(device_underruns)
         if now.bad_deltas > p.bad_deltas:
-            m.translator_bad_events.labels(lang, "bad_audio_delta").inc(now.bad_deltas - p.bad_deltas)
+            m.translator_bad_events.labels("", lang, "bad_audio_delta").inc(now.bad_deltas - p.bad_deltas)
         self._m_buffer.set(buffered)
         self._published = now
 

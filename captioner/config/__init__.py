@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
+from .inputs import GateOverride, InputConfig, link_name
 from .loading import (
     _VAR,
     DEFAULT_PATH,
@@ -14,7 +15,15 @@ from .loading import (
     read_glossary_files,
     resolve_path,
 )
-from .model import BUILTIN, Config, _check, _check_voice_outputs, config_warnings, with_output_language
+from .model import (
+    BUILTIN,
+    Config,
+    _check,
+    _check_voice_outputs,
+    config_warnings,
+    with_output_language,
+    with_source_language,
+)
 from .outputs import (
     HttpUrl,
     LayoutConfig,
@@ -63,9 +72,11 @@ __all__ = [
     "CostConfig",
     "Device",
     "GateConfig",
+    "GateOverride",
     "GlossaryFile",
     "HttpConfig",
     "HttpUrl",
+    "InputConfig",
     "LayoutConfig",
     "LayoutOverride",
     "ObsConfig",
@@ -95,10 +106,12 @@ __all__ = [
     "config_warnings",
     "expand_env",
     "key_path",
+    "link_name",
     "load",
     "parse",
     "read_glossary_file",
     "read_glossary_files",
     "resolve_path",
     "with_output_language",
+    "with_source_language",
 ]

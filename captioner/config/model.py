@@ -12,6 +12,7 @@ from .. import cea608
 from ..errors import ConfigError
 from ..translation.protocol import UnsupportedModel
 from .hints import DEMO_HINT, language_hint
+from .inputs import InputConfig, check_inputs
 from .outputs import (
     LayoutConfig,
     OutputConfig,
@@ -42,6 +43,9 @@ class Config(_Section):
     """The whole daemon configuration."""
 
     audio: AudioConfig = AudioConfig()
+    # Several capture devices, each named (its captions' label) with its own language, gate and sessions;
+    # empty = `audio:` is the one (unnamed) input.
+    inputs: tuple[InputConfig, ...] = ()
     gate: GateConfig = GateConfig()
     translator: TranslatorConfig = TranslatorConfig()
     obs: ObsConfig = ObsConfig()
@@ -87,6 +91,27 @@ class Config(_Section):
     def languages(self) -> tuple[str, ...]:
         """Every caption language produced: the targets, then "source" if transcribed."""
         return self.translator.targets + ((SOURCE,) if self.translator.transcribe_source else ())
+
+    def input_list(self) -> tuple[InputConfig, ...]:
+        """The inputs to capture: `inputs:`, or `audio:` as one unnamed input (name "")."""
+        if self.inputs:
+            return self.inputs
+        # Not validated (its name is empty on purpose): the single input of a config written before `inputs:`.
+        return (InputConfig.model_construct(name="", device=self.audio.device),)
+
+    def input_audio(self, inp: InputConfig) -> AudioConfig:
+        """One input's capture settings: its device and backend, the top-level chunking."""
+        return self.audio.model_copy(update={"device": inp.device, "backend": inp.backend or self.audio.backend})
+
+    def input_gate(self, inp: InputConfig) -> GateConfig:
+        """The top-level gate with this input's overrides applied."""
+        return self.gate.model_copy(update={k: v for k, v in inp.gate.model_dump().items() if v is not None})
+
+    def input_translator(self, inp: InputConfig) -> TranslatorConfig:
+        """The translator settings of this input's sessions: the top-level ones in its source language."""
+        if inp.source_language is None:
+            return self.translator
+        return self.translator.model_copy(update={"source_language": inp.source_language})
 
 
 # Used when no file is given: the key comes from the environment, OBS on its default port.
@@ -134,6 +159,7 @@ def _check(cfg: Config) -> None:
                 f"translator.targets[{i}]",
                 f"{lang!r} has no voice output; set translator.audio_output: false",
             )
+    check_inputs(cfg.inputs, cfg.audio, dialect, tr.model, cfg.outputs)
     for i, out in enumerate(cfg.outputs):
         where = f"outputs[{i}]"
         if out.language == SOURCE and not tr.transcribe_source:
@@ -274,3 +300,23 @@ def with_output_language(cfg: Config, obs_source: str, language: str) -> Config:
     )
     _check(new)
     return new
+
+
+def with_source_language(cfg: Config, name: str | None, language: str) -> Config:
+    """The config with one input's source language switched (the live control); ConfigErrors name the request key.
+
+    `name` may be left out when there is one input.
+    """
+    inputs = cfg.input_list()
+    inp = inputs[0] if name is None and len(inputs) == 1 else next((i for i in inputs if name and i.name == name), None)
+    if inp is None:
+        names = ", ".join(i.name for i in cfg.inputs) or "none (audio: is the one unnamed input)"
+        raise ConfigError("input", f'name the input as {{"input": ...}}, one of: {names}')
+    tr = cfg.translator
+    if language not in tr.dialect.languages:
+        hint = language_hint(language, tr.dialect.languages)
+        raise ConfigError("language", f"{language!r} is not a supported language for {tr.model}{hint}")
+    if not cfg.inputs:
+        return cfg.model_copy(update={"translator": tr.model_copy(update={"source_language": language})})
+    changed = tuple(i.model_copy(update={"source_language": language}) if i is inp else i for i in cfg.inputs)
+    return cfg.model_copy(update={"inputs": changed})

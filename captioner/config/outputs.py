@@ -51,7 +51,18 @@ class LayoutOverride(_Section):
     live_interval_s: float | None = Field(None, ge=0.05, le=5)
 
 
-class OutputConfig(_Section):
+class _FromInputs(_Section):
+    """What every `outputs` entry shares: which inputs' captions it takes."""
+
+    # Names from `inputs:`; empty = every input. The one rule for it is takes().
+    inputs: tuple[str, ...] = ()
+
+    def takes(self, input_name: str) -> bool:
+        """Whether a caption of this input (its name; "" for the single `audio:` input) goes to this output."""
+        return not self.inputs or input_name in self.inputs
+
+
+class OutputConfig(_FromInputs):
     """One OBS text source fed with one language's captions."""
 
     obs_source: str = Field(min_length=1)
@@ -72,7 +83,7 @@ def _http_url(v: SecretStr) -> SecretStr:
 HttpUrl = Annotated[SecretStr, AfterValidator(_http_url)]
 
 
-class _PostOutputConfig(_Section):
+class _PostOutputConfig(_FromInputs):
     """What every output that POSTs finals to a URL shares."""
 
     language: str

@@ -51,8 +51,13 @@ class AudioCapture:
         on_chunk: Callable[[bytes, float], None],
         status: Status,
         backend: str = AUTO,
+        link: str = "audio",
     ) -> None:
         self.device = device
+        # Its /status link: "audio", or "audio:<input name>" for one of several inputs.
+        self.link_name = link
+        # What it has open (backend, device, rate, channels), for /status; None until it opens.
+        self.source: dict[str, Any] | None = None
         self.chunk_ms = chunk_ms
         self.on_chunk = on_chunk
         self.status = status
@@ -65,7 +70,7 @@ class AudioCapture:
 
     async def run(self) -> None:
         """Open, capture, and on any device error wait and reopen, until cancelled."""
-        link = self.status.link("audio")
+        link = self.status.link(self.link_name)
         await supervise(
             lambda: self._capture_once(link),
             link,
@@ -150,7 +155,7 @@ class AudioCapture:
         threading.Thread(target=reader, name="pulse-capture", daemon=True).start()
         try:
             await asyncio.wait_for(opened, _STALL_S)
-            self.status.audio_source = {"backend": PULSE, "device": description, "rate": TARGET_RATE, "channels": 1}
+            self._opened({"backend": PULSE, "device": description, "rate": TARGET_RATE, "channels": 1})
             link.set(LinkState.CONNECTED)
             log.info(
                 "capturing from %s at %d Hz, 1 channel(s), natively from the sound server", description, TARGET_RATE
@@ -198,17 +203,17 @@ class AudioCapture:
         )
         try:
             with stream:
-                self.status.audio_source = {
-                    "backend": PORTAUDIO,
-                    "device": description,
-                    "rate": rate,
-                    "channels": channels,
-                }
+                self._opened({"backend": PORTAUDIO, "device": description, "rate": rate, "channels": channels})
                 link.set(LinkState.CONNECTED)
                 log.info("capturing from %s at %d Hz, %d channel(s)", description, rate, channels)
                 await hand_over.ended()
         finally:
             hand_over.close()
+
+    def _opened(self, source: dict[str, Any]) -> None:
+        self.source = source
+        if self.link_name == "audio":  # the single input's device is the top-level audio_source, as it always was
+            self.status.audio_source = source
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop, convert: Callable[[Any], list[bytes]]) -> _HandOver:
         return _HandOver(loop, self.queue_chunks, convert, self._emit, self.status.metrics)

@@ -25,7 +25,7 @@ class StatusOutput(CaptionSink):
             self.status.language(lang).last_partial = caption.text
             self.status.metrics.captions_partial.labels(lang).inc()
             return
-        self.status.record_final(lang, caption.text)
+        self.status.record_final(lang, caption.text, caption.input, caption.speaker)
         log.info("caption [%s] %s", lang, clipped(caption.text))
 
 

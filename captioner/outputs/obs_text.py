@@ -22,7 +22,7 @@ class ObsTextOutput(CaptionSink):
 
     def caption(self, caption: Caption) -> None:
         if not caption.final:
-            self.presenter.caption(caption.language, caption.text, final=False)
+            self.presenter.caption(caption.language, caption.text, final=False, input_name=caption.input)
             return
         self.presenter.caption(
             caption.language,
@@ -31,6 +31,7 @@ class ObsTextOutput(CaptionSink):
             received_at=caption.received_at or None,
             item_id=caption.item_id,
             pair_id=caption.pair_id,
+            input_name=caption.input,
         )
 
     def clear(self, output: str | None = None) -> None:

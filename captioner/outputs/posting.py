@@ -207,6 +207,8 @@ class PostingOutput(CaptionSink):
     def caption(self, caption: Caption) -> None:
         if not caption.final or caption.language != self.entry.language or not caption.text.strip():
             return
+        if not self.entry.takes(caption.input):
+            return
         now = time.time()
         self.queue.add(Final(caption, caption.spoken_at or now, now))
         self._idle.clear()

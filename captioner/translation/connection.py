@@ -107,16 +107,18 @@ def raise_if_fatal(code: str, message: str) -> None:
 class Meters:
     """One target's counters that its connections update, and the event types it received last (for logs)."""
 
-    def __init__(self, metrics: Metrics, target: str) -> None:
+    def __init__(self, metrics: Metrics, target: str, input_name: str = "") -> None:
         self.target = target
-        self.sent_s = metrics.audio_sent_seconds.labels(target)
-        self.skipped = metrics.audio_skipped_chunks.labels(target)
-        self.events = metrics.translator_events.labels(target)
-        self.latency = metrics.capture_to_wire_seconds.labels(target)
+        # The labels of every per-session series: the input ("" for the single audio: input), then the target.
+        self.key = key = (input_name, target)
+        self.sent_s = metrics.audio_sent_seconds.labels(*key)
+        self.skipped = metrics.audio_skipped_chunks.labels(*key)
+        self.events = metrics.translator_events.labels(*key)
+        self.latency = metrics.capture_to_wire_seconds.labels(*key)
         self.trace = metrics.trace
-        self.trace_key = f"capture_to_wire:{target}"
-        self.images = metrics.vision_images.labels(target)
-        self.image_bytes = metrics.vision_image_bytes.labels(target)
+        self.trace_key = ":".join(("capture_to_wire", *((input_name,) if input_name else ()), target))
+        self.images = metrics.vision_images.labels(*key)
+        self.image_bytes = metrics.vision_image_bytes.labels(*key)
         self._bad_events = metrics.translator_bad_events
         self.recent_types: deque[str] = deque(maxlen=80)
 
@@ -124,15 +126,15 @@ class Meters:
         """A text frame as a JSON object; anything else is counted and skipped."""
         self.events.inc()
         if msg.type != aiohttp.WSMsgType.TEXT:
-            self._bad_events.labels(self.target, "binary").inc()
+            self._bad_events.labels(*self.key, "binary").inc()
             return None
         try:
             event = json.loads(msg.data)
         except (ValueError, RecursionError):
-            self._bad_events.labels(self.target, "invalid_json").inc()
+            self._bad_events.labels(*self.key, "invalid_json").inc()
             return None
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            self._bad_events.labels(self.target, "malformed").inc()
+            self._bad_events.labels(*self.key, "malformed").inc()
             return None
         self.recent_types.append(event["type"][:64])
         return event

@@ -51,6 +51,8 @@ class Caption:
     spoken_at: float = 0.0
     # Who spoke, when known (a speaker the model tells apart, or a named input); "" = unlabelled.
     speaker: str = ""
+    # The input it was heard on (inputs[].name; "" = the single audio: input): outputs[].inputs filter on it.
+    input: str = ""
 
 
 @dataclass(frozen=True)

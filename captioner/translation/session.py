@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from ..config import SOURCE, TranslatorConfig
+from ..config import SOURCE, TranslatorConfig, link_name
 from ..errors import AuthError, LinkError, describe
 from ..inputs.pcm import SPEECH_RMS, rms
 from ..metrics import error_code_label
@@ -39,9 +39,8 @@ _SUPERVISE_TICK_S = 1.0
 class TranslatorSession:
     """Streams the shared capture to one target language and reports captions, reconnecting forever.
 
-    A connection is rotated before the service's limits (120 min, the context window) and replaced when
-    speech goes unanswered for `watchdog_s`; the switch waits for a pause, and the old connection is
-    finished, not cut, so no utterance is lost.
+    A connection is rotated before the service's limits (120 min, the context window) and replaced when speech goes
+    unanswered for `watchdog_s`; the switch waits for a pause, and the old connection is finished, not cut.
     """
 
     def __init__(
@@ -60,6 +59,7 @@ class TranslatorSession:
         voice: str | None = None,
         on_audio: Callable[[str, dict[str, Any]], None] | None = None,
         pin_source: bool = True,
+        input_name: str = "",  # inputs[].name: in the link's name and the metrics' `input` label
     ) -> None:
         self.cfg = cfg
         # Whether this session is told the source language where that bills a transcript (qwen3.5).
@@ -73,7 +73,7 @@ class TranslatorSession:
         self.target = target
         self.transcribe_source = transcribe_source
         self.status = status
-        self.link = status.link(f"translator:{target}")
+        self.link = status.link(link_name("translator", input_name, target))
         self.on_caption = on_caption
         self.budget = budget
         self.chunk_s = chunk_ms / 1000
@@ -89,7 +89,7 @@ class TranslatorSession:
         self._stop = asyncio.Event()
         self._finished = asyncio.Event()
         self._quiet_chunks = 0
-        self._meters = Meters(status.metrics, target)
+        self._meters = Meters(status.metrics, target, input_name)
         self._image_times: deque[float] = deque(maxlen=8)
         # What the service changed or dropped of what we asked, reported once per difference (log and /status).
         self._echo_warned: set[str] = set()
@@ -187,7 +187,7 @@ class TranslatorSession:
                     lasted = time.monotonic() - started
                     delay = 0.0 if lasted >= self.backoff.healthy_after_s else self.backoff.next_delay(lasted)
                     self.link.set(LinkState.RECONNECTING)
-                    self.status.metrics.translator_connects.labels(self.target, "idle_closed").inc()
+                    self.status.metrics.translator_connects.labels(*self._meters.key, "idle_closed").inc()
                     log.info("translator %s: the service closed the idle session (%s); reconnecting", self.target, e)
                 except (LinkError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as e:
                     delay = self.backoff.next_delay(time.monotonic() - started)
@@ -210,7 +210,7 @@ class TranslatorSession:
         self._active = conn
         conn.start()
         self.link.set(LinkState.CONNECTED)
-        self.status.metrics.translator_connects.labels(self.target, "ok").inc()
+        self.status.metrics.translator_connects.labels(*self._meters.key, "ok").inc()
         log.info("translator %s: session ready (%s)", self.target, self.cfg.model)
 
     async def _supervise(self, conn: Connection) -> float:
@@ -235,7 +235,7 @@ class TranslatorSession:
                     return lasted
                 now = time.monotonic()
                 if (stalled := self._stalled(conn, now)) is not None:
-                    self.status.metrics.translator_rotations.labels(self.target, "watchdog").inc()
+                    self.status.metrics.translator_rotations.labels(*self._meters.key, "watchdog").inc()
                     self._fruitless_watchdogs += 1
                     self._active = None
                     await conn.close()
@@ -293,7 +293,7 @@ class TranslatorSession:
             await asyncio.sleep(self.chunk_s)
         self._active = new
         new.start()
-        self.status.metrics.translator_rotations.labels(self.target, reason).inc()
+        self.status.metrics.translator_rotations.labels(*self._meters.key, reason).inc()
         # Idle rotations repeat every few minutes through a long break: not news.
         (log.debug if reason == "idle" else log.info)("translator %s: rotated session (%s)", self.target, reason)
         retire = asyncio.create_task(old.finish(self.cfg.finish_timeout_s + 5))
@@ -304,7 +304,7 @@ class TranslatorSession:
     def _fail(self, state: LinkState, message: str, delay: float, result: str) -> None:
         first = self.link.state not in (LinkState.RECONNECTING, LinkState.FAILED, LinkState.AUTH_FAILED)
         self.link.set(state, message)
-        self.status.metrics.translator_connects.labels(self.target, result).inc()
+        self.status.metrics.translator_connects.labels(*self._meters.key, result).inc()
         # The first failure is news; repeats of it are noise.
         (log.warning if first or state == LinkState.AUTH_FAILED else log.debug)(
             "translator %s: %s; retrying in %.1f s", self.target, message, delay
@@ -369,17 +369,17 @@ class TranslatorSession:
             self._fruitless_watchdogs = 0  # the service answers: replacing sessions was right, or not needed
         m = self.status.metrics
         if result.problem:
-            m.translator_bad_events.labels(self.target, result.problem).inc()
+            m.translator_bad_events.labels(*self._meters.key, result.problem).inc()
             log.debug("translator %s: %s event %.80s", self.target, result.problem, event.get("type"))
         if result.usage is not None:
             conn.audio_s_at_usage = conn.audio_s
             self.link.info["usage_reporting"] = conn.interpreter.usage.mode
-            m.usage_tokens.labels(self.target, "input").inc(result.usage.input_tokens)
-            m.usage_tokens.labels(self.target, "output").inc(result.usage.output_tokens)
+            m.usage_tokens.labels(*self._meters.key, "input").inc(result.usage.input_tokens)
+            m.usage_tokens.labels(*self._meters.key, "output").inc(result.usage.output_tokens)
             if self.on_usage is not None:
                 self.on_usage(self.target, result.usage)
         if result.error is not None:
-            m.translator_errors.labels(self.target, error_code_label(result.error.code)).inc()
+            m.translator_errors.labels(*self._meters.key, error_code_label(result.error.code)).inc()
             if policy.is_idle_close(result.error.code, result.error.message):
                 raise IdleClosed(result.error.message or result.error.code)
             self.link.last_error = f"{result.error.code}: {result.error.message}"

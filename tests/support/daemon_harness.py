@@ -12,6 +12,7 @@ import numpy as np
 from captioner.app import Daemon
 from captioner.status import Status
 from captioner.translation.interpreter import Caption
+from tests.support.metric_sum import metric_sum
 
 
 def chunks(pattern: list[tuple[str, float]]) -> list[bytes]:
@@ -74,7 +75,7 @@ class GatedDaemon(Daemon):
         return self.texts(language)
 
     def metric(self, name: str, **labels: str) -> float:
-        return self.status.metrics.registry.get_sample_value(name, labels) or 0.0
+        return metric_sum(self.status.metrics.registry, name, labels)
 
 
 async def until(pred: Callable[[], bool], within: float = 10, what: str = "condition") -> None:

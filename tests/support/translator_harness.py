@@ -13,6 +13,7 @@ from captioner.status import LinkState, Status
 from captioner.translation.interpreter import Caption
 from captioner.translation.session import TranslatorSession
 from tests.support.fake_translator import FakeTranslator
+from tests.support.metric_sum import metric_sum
 
 KEY = "sk-unit-secret"
 
@@ -97,4 +98,4 @@ class Harness:
         return self.finals(language)
 
     def metric(self, name: str, **labels: str) -> float:
-        return self.status.metrics.registry.get_sample_value(name, labels) or 0.0
+        return metric_sum(self.status.metrics.registry, name, labels)

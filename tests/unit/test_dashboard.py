@@ -74,7 +74,7 @@ def test_status_exposes_level_and_latency() -> None:
     assert before["latency"]["final_to_screen"] == {"count": 0, "avg_s": None, "p50_s": None, "p95_s": None}
     st.metrics.audio_level.set(0.123456)
     st.metrics.final_to_screen_seconds.observe(0.004)
-    st.metrics.capture_to_wire_seconds.labels("ja").observe(0.02)
+    st.metrics.capture_to_wire_seconds.labels("", "ja").observe(0.02)
     after = json.loads(json.dumps(st.as_dict()))  # what /status sends
     assert after["audio_level"] == 0.1235 and gauge_value(st.metrics.audio_level) == pytest.approx(0.123456)
     assert after["latency"]["final_to_screen"]["count"] == 1

@@ -28,7 +28,7 @@ def config(**changes: Any) -> Config:
 
 def plan(new: Config, old: Config | None = None, obs_running: bool = True) -> ReloadPlan:
     old = old or config()
-    running = {t: session_spec(old, t) for t in old.translator.targets}
+    running = {(i.name, t): session_spec(old, t, i) for i in old.input_list() for t in old.translator.targets}
     return plan_reload(old, new, running, obs_running)
 
 
@@ -74,7 +74,7 @@ def test_pinning_the_source_language_on_one_session_restarts_only_the_others() -
     q35 = {"translator__model": "qwen3.5-livetranslate-flash-realtime", "translator__source_language": "en"}
     old = config(**q35)
     new = config(**q35, translator__pin_source_language="one")
-    assert plan(new, old).stop_targets == ("ko",) and plan(new, old).start_targets == ("ko",)
+    assert plan(new, old).stop_sessions == (("", "ko"),) and plan(new, old).start_sessions == (("", "ko"),)
 
 
 def test_obs_starts_when_it_becomes_wanted_and_stops_when_not() -> None:
@@ -86,3 +86,56 @@ def test_obs_starts_when_it_becomes_wanted_and_stops_when_not() -> None:
 def test_http_changes_only_warn() -> None:
     p = plan(config(http={"port": 9999}))
     assert p.http and p.changed() == []
+
+
+TWO: dict[str, Any] = {
+    "translator": {"api_key": "k", "targets": ["ja", "ko"]},
+    "outputs": [{"obs_source": "JA", "language": "ja"}],
+    "inputs": [
+        {"name": "Host", "source_language": "en"},
+        {"name": "Guests", "device": "Discord", "source_language": "ja"},
+    ],
+}
+
+
+def inputs(*changes: dict[str, Any], **top: Any) -> Config:
+    """TWO with each input's keys changed (a None entry drops that input)."""
+    listed = [{**i, **c} for i, c in zip(TWO["inputs"], changes or ({}, {}), strict=False) if c is not None]
+    listed += [dict(i) for i in TWO["inputs"][len(changes or ({}, {})) :]]
+    return parse({**TWO, "inputs": listed, **top})
+
+
+@pytest.mark.parametrize(
+    ("new", "expected"),
+    [
+        (inputs(), []),
+        # One input's device: only its capture reopens; its sessions and the other input run on.
+        (inputs({}, {"device": "loopback"}), ["audio:Guests"]),
+        (inputs({"backend": "portaudio"}, {}), ["audio:Host"]),
+        # The chunking is every input's.
+        (inputs(audio={"chunk_ms": 200}), ["audio:Host", "audio:Guests"]),
+        # One input's gate; the top-level gate is every input's that does not override it.
+        (inputs({"gate": {"trail_ms": 3000}}, {}), ["gate:Host"]),
+        (inputs(gate={"threshold_db": 20}), ["gate:Host", "gate:Guests"]),
+        # One input's language: only its sessions restart.
+        (inputs({}, {"source_language": "ko"}), [f"translator:Guests:{t}" for t in ("ja", "ko", "ja", "ko")]),
+        # An input gone stops whole; a new one starts whole; the other is untouched.
+        (inputs({}, None), ["input:Guests"]),
+        (parse({**TWO, "inputs": [*TWO["inputs"], {"name": "Caller"}]}), ["input:Caller"]),
+        # A new target starts on every input.
+        (
+            inputs(translator={"api_key": "k", "targets": ["ja", "ko", "de"]}),
+            ["translator:Host:de", "translator:Guests:de"],
+        ),
+        # From inputs: back to audio:: the named inputs go, the unnamed one comes.
+        (config(), ["input:Host", "input:Guests", "input"]),
+    ],
+)
+def test_what_a_reload_changes_per_input(new: Config, expected: list[str]) -> None:
+    assert plan(new, inputs()).changed() == expected
+
+
+def test_renaming_an_input_replaces_it() -> None:
+    renamed = parse({**TWO, "inputs": [TWO["inputs"][0], {**TWO["inputs"][1], "name": "Call"}]})
+    p = plan(renamed, inputs())
+    assert (p.stop_inputs, p.start_inputs, p.stop_sessions, p.start_sessions) == (("Guests",), ("Call",), (), ())

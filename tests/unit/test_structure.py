@@ -33,6 +33,8 @@ IO = {
     "server",  # signals, and the daemon under them
     "systemd",  # the notify socket
     "inputs.feed",  # hands captured audio to the translator sessions
+    "listener",  # one input's capture, feed and sessions, started, switched and stopped
+    "listeners",  # every input's listener, held and reconfigured together
     "obs_parts",  # starts and stops the OBS link and its outputs
     "control",  # the operator's actions, answered over HTTP
     "spending",  # the bill against the budgets, kept in the ledger file
@@ -78,12 +80,13 @@ PURE = {
     "inputs.gate",
     "obs_state",
     "vocabulary",
-    "config",  # the package: the public names of the four below
+    "config",  # the package: the public names of the modules below
     "config.sections",  # input, translator, OBS, HTTP, cost, pictures, voice
     "config.outputs",  # OBS text sources, YouTube and webhooks, files, vocabulary
     "config.model",  # the whole config and the rules across sections
     "config.loading",  # reads files only here, in the loader: YAML and glossary files
     "config.hints",  # every pydantic problem at once, and the nearest key or language to a mistyped one
+    "config.inputs",  # the capture inputs and their rules; the names of each input's parts
     "presenter",
     "readout",
     "redaction",
