@@ -38,6 +38,8 @@ _READ_LATE_S = 0.002
 
 # A capture stream that delivers no block for this long is treated as a lost device and reopened.
 _STALL_S = 3.0
+# How often a source named in the config is checked to still exist.
+_SOURCE_CHECK_S = 2.0
 
 
 class AudioCapture:
@@ -147,6 +149,7 @@ class AudioCapture:
             finally:
                 recorder.close()
 
+        watch: asyncio.Task[None] | None = None
         # Before the stream opens: chunks queued behind a pactl call would reach the wire late.
         description = await asyncio.to_thread(pulse_description, source)
         pulse.use_client_config_without_shm()  # here, in the loop's thread: it sets an environment variable
@@ -160,10 +163,27 @@ class AudioCapture:
             log.info(
                 "capturing from %s at %d Hz, 1 channel(s), natively from the sound server", description, TARGET_RATE
             )
+            if source is not None and source != pulse.DEFAULT_MONITOR:
+                watch = asyncio.create_task(self._watch_source(source, hand_over), name=f"{self.link_name}:watch")
             await hand_over.ended()
         finally:
             stop.set()
             hand_over.close()
+            if watch is not None:
+                watch.cancel()
+
+    async def _watch_source(self, source: str, hand_over: _HandOver) -> None:
+        """A named source that goes away (a USB microphone pulled, a virtual cable removed) is a lost device.
+
+        The sound server moves the stream to its default source instead of ending it: this input would go on
+        capturing another one (perhaps another input's microphone) while its link says connected.
+        """
+        while True:
+            await asyncio.sleep(_SOURCE_CHECK_S)
+            present = await asyncio.to_thread(pulse.names, "sources")
+            if present and source not in present:  # an empty list: pactl did not answer, which proves nothing
+                hand_over.fail(f"source {source} is gone: device lost?")
+                return
 
     async def _capture_portaudio(self, link: Any) -> None:
         import sounddevice as sd

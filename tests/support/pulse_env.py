@@ -197,17 +197,21 @@ class PulseEnv:
         """(default sink, default source) as reported by the server."""
         return self.pactl("get-default-sink").strip(), self.pactl("get-default-source").strip()
 
-    def play_async(self, wav_path: str | os.PathLike[str]) -> subprocess.Popen[bytes]:
-        """Start `paplay --device=e2e_sink wav` and return the Popen (reaped by stop() if still running)."""
+    def play_async(self, wav_path: str | os.PathLike[str], sink: str | None = None) -> subprocess.Popen[bytes]:
+        """Start `paplay --device=e2e_sink wav` (or another sink) and return the Popen (reaped by stop())."""
         p = spawn(
-            ["paplay", f"--device={self.sink}", str(wav_path)], self.log.parent / "paplay.log", env=self.child_env()
+            ["paplay", f"--device={sink or self.sink}", str(wav_path)],
+            self.log.parent / "paplay.log",
+            env=self.child_env(),
         )
         self._players = [q for q in self._players if q.poll() is None] + [p]
         return p
 
-    def play(self, wav_path: str | os.PathLike[str], blocking: bool = True) -> subprocess.Popen[bytes] | None:
-        """Play a wav into the null sink; blocking waits for the end (raises if paplay fails)."""
-        p = self.play_async(wav_path)
+    def play(
+        self, wav_path: str | os.PathLike[str], blocking: bool = True, sink: str | None = None
+    ) -> subprocess.Popen[bytes] | None:
+        """Play a wav into the null sink (or another); blocking waits for the end (raises if paplay fails)."""
+        p = self.play_async(wav_path, sink)
         if not blocking:
             return p
         try:
