@@ -255,6 +255,30 @@ def test_output_rows_switch_language_hide_and_clear(page: Browser, server: Threa
 
 
 @pytest.mark.e2e
+def test_inputs_are_shown_and_one_inputs_language_switches(page: Browser, server: ThreadedDashboard) -> None:
+    inputs = {
+        "Host": {"device": None, "link": {"state": "connected"}, "audio_level": 0.1, "cost": 0.0123},
+        "Guests": {"device": "Discord monitor", "link": {"state": "reconnecting"}, "audio_level": 0.0, "cost": 0},
+    }
+    server.call(lambda: setattr(server.st, "inputs", lambda: inputs))
+    open_dashboard(page, server)
+    enter_token(page, TOKEN)
+    wait_text(page, "#inputs tr[data-input='Guests'] td:nth-child(2)", "Discord monitor")
+    assert text(page, "#inputs tr[data-input='Guests'] td:nth-child(3)") == "reconnecting"
+    assert text(page, "#inputs tr[data-input='Host'] td:nth-child(2)") == "default input"
+    assert text(page, "#inputs tr[data-input='Host'] td:nth-child(4)") == "-20 dBFS"
+    row = "#source-languages tr[data-source-input='Guests']"
+    page.evaluate(f"""(() => {{ const s = document.querySelector("{row} select");
+      s.focus(); s.value = 'ko'; s.dispatchEvent(new Event('change')); }})()""")
+    page.wait_for("document.getElementById('control-msg').textContent === 'Done: source_language.'", timeout_s=10)
+    assert [(c.path, json.loads(c.body)) for c in server.calls] == [
+        ("/control/source_language", {"input": "Guests", "language": "ko"})
+    ]
+    page.wait_for(f"document.querySelector(\"{row} select\").value === 'ko'", timeout_s=10)
+    assert server.speaks == {"Host": "en", "Guests": "ko"}
+
+
+@pytest.mark.e2e
 def test_an_unreachable_daemon_is_shown(page: Browser) -> None:
     srv = ThreadedDashboard()
     try:

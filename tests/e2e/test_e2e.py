@@ -160,7 +160,7 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
         assert code == 200
         assert re.search(r'^captioner_captions_final_total\{language="zh"\} 3\.0$', metrics, re.M)
         assert re.search(r'^captioner_link_up\{link="obs"\} 1\.0$', metrics, re.M)
-        sent = re.search(r'^captioner_audio_sent_seconds_total\{target="ja"\} ([0-9.e+]+)$', metrics, re.M)
+        sent = re.search(r'^captioner_audio_sent_seconds_total\{input="",target="ja"\} ([0-9.e+]+)$', metrics, re.M)
         assert sent and float(sent.group(1)) > 5
         for name in [n for n in set(re.findall(r"^([a-z_]+)", metrics, re.M))]:
             assert name.startswith("captioner_"), name

@@ -73,15 +73,15 @@ def test_day_budget_pauses_and_resumes_on_request(
         assert status["cost"]["currency"] == "EUR" and status["cost"]["day_spent"] >= 1.0
         assert "budget" in status["audio_gate"]["held_by"]
         metrics = daemon.get("/metrics")[1]
-        assert metric(metrics, r'captioner_cost_estimated_total\{target="ja"\}') >= 1.0
+        assert metric(metrics, r'captioner_cost_estimated_total\{input="",target="ja"\}') >= 1.0
         assert metric(metrics, "captioner_budget_paused") == 1.0
-        assert metric(metrics, r'captioner_billed_tokens_total\{kind="audio_in",target="ja"\}') > 0
-        sent = metric(metrics, r'captioner_audio_sent_seconds_total\{target="ja"\}')
+        assert metric(metrics, r'captioner_billed_tokens_total\{input="",kind="audio_in",target="ja"\}') > 0
+        sent = metric(metrics, r'captioner_audio_sent_seconds_total\{input="",target="ja"\}')
 
         pulse_env.play(phrase)  # paused: nothing is sent, nothing is billed, no caption
         assert daemon.status()["outputs"]["ja"]["final_count"] == 1
         later = daemon.get("/metrics")[1]
-        assert metric(later, r'captioner_audio_sent_seconds_total\{target="ja"\}') - sent < 3.0  # trailing pad
+        assert metric(later, r'captioner_audio_sent_seconds_total\{input="",target="ja"\}') - sent < 3.0  # trailing pad
 
         assert post(daemon, "/control/budget/resume", "wrong")[0] == 401
         code, body = post(daemon, "/control/budget/resume", TOKEN)

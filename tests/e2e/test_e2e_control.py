@@ -144,6 +144,7 @@ def test_control_endpoints_change_what_obs_shows(
         assert control() == {
             "paused": False,
             "outputs": {A: {"language": "ko", "visible": True}, B: {"language": "zh", "visible": True}},
+            "source_languages": {"": "en"},  # the single audio: input is unnamed
         }
         assert daemon.stop(signal.SIGTERM) == 0
     finally:

@@ -236,7 +236,10 @@ def test_translator_drops_mid_utterance_and_later_hangs(
             fake.stall = True  # the service stops answering
             pulse_env.play_async(short)
             daemon.wait(
-                lambda: metric(daemon, "captioner_translator_rotations_total", 'reason="watchdog",target="ja"') == 1,
+                lambda: (
+                    metric(daemon, "captioner_translator_rotations_total", 'input="",reason="watchdog",target="ja"')
+                    == 1
+                ),
                 20,
                 "watchdog",
             )

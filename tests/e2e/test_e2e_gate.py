@@ -84,7 +84,7 @@ def test_gate_sends_less_audio_for_the_same_captions(
             d.wait_connected("audio", "obs", "translator:ja")
         sent = "captioner_audio_sent_seconds_total"
         before = {
-            g: (metric(d, sent, '{target="ja"}'), metric(d, "captioner_audio_captured_seconds_total"))
+            g: (metric(d, sent, '{input="",target="ja"}'), metric(d, "captioner_audio_captured_seconds_total"))
             for g, d in daemons.items()
         }
         with TextRecorder(obs, list(sources.values())) as rec:
@@ -92,7 +92,7 @@ def test_gate_sends_less_audio_for_the_same_captions(
             pulse_env.play(speech)
             time.sleep(TAIL_S)
             after = {
-                g: (metric(d, sent, '{target="ja"}'), metric(d, "captioner_audio_captured_seconds_total"))
+                g: (metric(d, sent, '{input="",target="ja"}'), metric(d, "captioner_audio_captured_seconds_total"))
                 for g, d in daemons.items()
             }
             for d in daemons.values():

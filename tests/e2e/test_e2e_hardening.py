@@ -123,7 +123,7 @@ def test_error_codes_from_the_server_cannot_grow_the_metrics(
             if line.startswith("captioner_translator_errors_total")
         ]
         daemon.wait(lambda: len(series()) == 2 and 'code="invalidparameter"' in "".join(series()), 10, "the errors")
-        assert 'captioner_translator_errors_total{code="other",target="ja"} 40.0' in series()
+        assert 'captioner_translator_errors_total{code="other",input="",target="ja"} 40.0' in series()
         assert daemon.stop() == 0
     finally:
         daemon.kill()

@@ -28,7 +28,7 @@ def fake(threaded_fake: Callable[..., FakeTranslator]) -> FakeTranslator:
 
 def sent_seconds(daemon: DaemonProc) -> float:
     found = re.search(
-        r'^captioner_audio_sent_seconds_total\{target="ja"\} ([0-9.e+-]+)$', daemon.get("/metrics")[1], re.M
+        r'^captioner_audio_sent_seconds_total\{input="",target="ja"\} ([0-9.e+-]+)$', daemon.get("/metrics")[1], re.M
     )
     return float(found.group(1)) if found else 0.0
 

@@ -302,14 +302,14 @@ def test_pictures_follow_speech_and_changes(
         )
 
         changed = daemons[True]
-        billed = metric(changed, "captioner_billed_tokens_total", '{kind="image_in",target="ja"}')
+        billed = metric(changed, "captioner_billed_tokens_total", '{input="",kind="image_in",target="ja"}')
         assert billed == sum(i.tokens for i in images[True]) == 3 * image_tokens("q3.5", 640, 360)
         assert (
             0
-            < metric(daemons[False], "captioner_billed_tokens_total", '{kind="image_in",target="ja"}')
+            < metric(daemons[False], "captioner_billed_tokens_total", '{input="",kind="image_in",target="ja"}')
             <= sum(i.tokens for i in every)
         )
-        assert metric(changed, "captioner_vision_images_sent_total", '{target="ja"}') == 3
+        assert metric(changed, "captioner_vision_images_sent_total", '{input="",target="ja"}') == 3
         assert metric(changed, "captioner_vision_skipped_total", '{reason="unchanged"}') > 0
         assert metric(changed, "captioner_vision_skipped_total", '{reason="no_speech"}') > 0
         vision = changed.status()["vision"]

@@ -45,7 +45,12 @@ class ThreadedDashboard:
         }
         self.cleared: list[str | None] = []
         self.calls: list[ControlCall] = []
-        self.st.control = lambda: {"paused": self.paused, "outputs": json.loads(json.dumps(self.outputs))}
+        self.speaks: dict[str, str] = {"Host": "en", "Guests": "ja"}
+        self.st.control = lambda: {
+            "paused": self.paused,
+            "outputs": json.loads(json.dumps(self.outputs)),
+            "source_languages": dict(self.speaks),
+        }
         self.st.languages_available = ("en", "ja", "ko", "zh")
         for lang in ("ja", "en"):
             self.st.language(lang)
@@ -58,6 +63,7 @@ class ThreadedDashboard:
             "language": self._language,
             "show": self._show,
             "hide": self._hide,
+            "source_language": self._source_language,
         }
         app = http.make_app(self.st, self.hub, controls, token)
         app.on_response_prepare.append(self._record)
@@ -92,6 +98,10 @@ class ThreadedDashboard:
 
     def _language(self, body: dict[str, Any]) -> dict[str, Any]:
         self.outputs[body["output"]]["language"] = body["language"]
+        return {}
+
+    def _source_language(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.speaks[body["input"]] = body["language"]
         return {}
 
     def _show(self, body: dict[str, Any]) -> dict[str, Any]:

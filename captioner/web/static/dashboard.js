@@ -49,6 +49,24 @@
     g.className = "state state-" + state;
   }
 
+  // Each named input (inputs:): its device, link, level, gate and cost; hidden for the single audio: input.
+  function renderInputs(inputs, currency) {
+    const rows = Object.entries(inputs || {}).map(([name, i]) => {
+      const tr = el("tr");
+      tr.dataset.input = name;
+      const state = i.link ? i.link.state : "unknown";
+      const db = dbfs(i.audio_level || 0);
+      const level = state !== "connected" ? "–" : isFinite(db) ? db.toFixed(0) + " dBFS" : "silence";
+      const gate = i.audio_gate ? i.audio_gate.state : "unknown";
+      tr.append(el("td", "", name), el("td", "", i.device === null ? "default input" : String(i.device)),
+                el("td", "state state-" + state, state), el("td", "", level), el("td", "state state-" + gate, gate),
+                el("td", "", money(i.cost) + " " + (currency || "")));
+      return tr;
+    });
+    $("inputs").replaceChildren(...rows);
+    $("inputs-table").hidden = !rows.length;
+  }
+
   function renderCost(cost, demo) {
     const out = $("cost");
     if (!cost) {
@@ -173,15 +191,36 @@
     const key = JSON.stringify([c, st.languages_available]);
     if (key === controlKey) return;
     controlKey = key;
+    const available = st.languages_available || [];
     const running = c ? (c.paused ? "paused" : "running") : "unknown";
     $("run-state").textContent = running;
     $("run-state").className = "state state-" + running;
     $("pause").disabled = running === "paused";
     $("resume").disabled = running === "running";
+    const speaks = c && c.source_languages ? Object.entries(c.source_languages) : [];
+    $("source-languages").replaceChildren(...speaks.map(([name, lang]) => inputRow(name, lang, available)));
     const outputs = c && c.outputs ? Object.entries(c.outputs) : [];
-    const available = st.languages_available || [];
     $("outputs").replaceChildren(...outputs.map(([name, o]) => outputRow(name, o, available)));
     $("no-outputs").hidden = outputs.length > 0;
+  }
+  // What each input's speaker speaks: a switch reconnects only that input's sessions, at its next pause.
+  function inputRow(name, lang, available) {
+    const tr = el("tr");
+    tr.dataset.sourceInput = name;
+    const pick = el("select");
+    pick.setAttribute("aria-label", "language spoken on " + (name || "the input"));
+    for (const code of new Set([lang || "auto", ...available])) {
+      const opt = el("option", "", code);
+      opt.value = code;
+      opt.selected = code === (lang || "auto");
+      pick.append(opt);
+    }
+    pick.addEventListener("change", () => act("source_language", name ? {input: name, language: pick.value}
+                                                                           : {language: pick.value}));
+    const cell = el("td");
+    cell.append(pick);
+    tr.append(el("td", "", name || "audio"), cell);
+    return tr;
   }
   function outputRow(name, o, available) {
     const tr = el("tr");
@@ -220,6 +259,7 @@
     renderLinks(st.links);
     renderLevel(st.audio_level, st.audio_gate, (st.links || {}).audio);
     renderCost(st.cost, st.demo);
+    renderInputs(st.inputs, st.cost && st.cost.currency);
     renderLatency(st.latency);
     renderPosts(st.post_outputs);
     pollCaptions(st.outputs);
