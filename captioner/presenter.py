@@ -29,6 +29,8 @@ def settings_of(layout: LayoutConfig) -> LayoutSettings:
 
 # A bilingual output waits this long for a final's other half before showing it alone.
 PAIR_WAIT_S = 1.5
+# A live partial of one input keeps the lane this long after it last grew; then another input's may take it.
+PARTIAL_HOLD_S = 3.0
 _MAX_WAITING = 16
 
 
@@ -39,6 +41,10 @@ class _Lane:
     screen: CaptionScreen
     pending_partial: str | None = None
     partial_shown_at: float = field(default=-1e9)
+    # The input whose sentence the live partial shows, and when it last grew: another input's partial waits for
+    # that sentence's final, so two people speaking at once are never interleaved mid-sentence.
+    partial_input: str | None = None
+    partial_at: float = field(default=-1e9)
 
 
 @dataclass
@@ -118,6 +124,8 @@ class Presenter:
                 continue
             if final:
                 lane.pending_partial = None
+                if lane.partial_input == input_name:
+                    lane.partial_input = None
                 if len(view.lanes) == 1:
                     lane.screen.final(text, now)
                 elif (mate := view.waiting.pop(pair_id, None)) is not None:
@@ -129,11 +137,15 @@ class Presenter:
                         self._release(view, next(iter(view.waiting)), now)
             elif not view.layout.live:
                 continue
-            elif now - lane.partial_shown_at >= view.layout.live_interval_s:
-                lane.screen.partial(text, now)
-                lane.partial_shown_at = now
+            elif lane.partial_input not in (None, input_name) and now - lane.partial_at < PARTIAL_HOLD_S:
+                continue  # another input's sentence is showing live: this one shows in full with its final
             else:
-                lane.pending_partial = text
+                lane.partial_input, lane.partial_at = input_name, now
+                if now - lane.partial_shown_at >= view.layout.live_interval_s:
+                    lane.screen.partial(text, now)
+                    lane.partial_shown_at = now
+                else:
+                    lane.pending_partial = text
             self._refresh(view, now, received_at if final else None)
         self._wake.set()
 

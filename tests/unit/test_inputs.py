@@ -147,3 +147,31 @@ def test_an_obs_source_narrowed_to_one_input_shows_only_its_sentences() -> None:
     p.caption("ja", "guest one", final=True, input_name="Guests")
     p.caption("ja", "host two", final=True, input_name="Host")
     assert shown == {"All": "host one\nguest one\nhost two", "HostOnly": "host one\nhost two"}
+
+
+def test_two_inputs_speaking_at_once_are_not_interleaved_mid_sentence() -> None:
+    c = cfg(
+        inputs=[HOST, GUESTS],
+        outputs=[{"obs_source": "Live", "language": "ja"}],
+        layout={"live": True, "live_interval_s": 0.05, "max_lines": 4, "clear_after_s": 0},
+    )
+    now = [100.0]
+    shown: list[str] = []
+    p = Presenter(c, lambda source, text, at: shown.append(text), clock=lambda: now[0])
+    p.caption("ja", "host is", final=False, input_name="Host")
+    now[0] += 1
+    p.caption("ja", "guest says", final=False, input_name="Guests")  # the Host's sentence is still growing
+    now[0] += 1
+    p.caption("ja", "host is talking", final=False, input_name="Host")
+    assert shown[-1] == "host is talking" and not any("guest" in s for s in shown)
+    p.caption("ja", "host is talking.", final=True, input_name="Host")
+    now[0] += 1
+    p.caption("ja", "guest says hi", final=False, input_name="Guests")  # the lane is free again
+    assert shown[-1] == "host is talking.\nguest says hi"
+    p.caption("ja", "guest says hi.", final=True, input_name="Guests")
+    assert shown[-1] == "host is talking.\nguest says hi."
+    # A partial whose final never comes holds the lane for PARTIAL_HOLD_S only.
+    p.caption("ja", "host again", final=False, input_name="Host")
+    now[0] += 4
+    p.caption("ja", "guest again", final=False, input_name="Guests")
+    assert shown[-1].endswith("guest again")
