@@ -145,7 +145,7 @@ class Daemon:
             audio_output=spec.audio_output,
             voice=spec.voice,
             # Through self.voice at call time: a reload replaces the players, not the sessions.
-            on_audio=lambda target, event: self.voice.on_audio(target, event),
+            on_audio=(lambda target, event: self.voice.on_audio(target, event)) if spec.audio_output else None,
             pin_source=spec.pin_source,
             input_name=input_name,
         )

@@ -46,7 +46,8 @@ class SessionSpec:
 def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
     """(ask for text+audio, voice) for one target's session: audio is billed high (§8), so only when played.
 
-    translator.audio_output keeps asking every target for audio, as it always did.
+    translator.audio_output keeps asking every target for audio, as it always did (the first input's sessions only,
+    with inputs:; see session_spec).
     """
     tr = cfg.translator
     played = next((v for v in cfg.voice_outputs if v.language == target), None)
@@ -58,8 +59,10 @@ def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
 def session_spec(cfg: Config, target: str, inp: InputConfig | None = None) -> SessionSpec:
     """One target's session of one input (the first input when none is given)."""
     tr = cfg.translator
-    audio_output, voice = session_audio(cfg, target)
-    source = cfg.input_translator(inp or cfg.input_list()[0]).source_language
+    first = cfg.input_list()[0]
+    # voice_outputs play the first input's voice: two voices in one player would talk over each other.
+    audio_output, voice = session_audio(cfg, target) if inp is None or inp.name == first.name else (False, tr.voice)
+    source = cfg.input_translator(inp or first).source_language
     return SessionSpec(
         # One session is enough to transcribe the source; more would show it twice.
         transcribes(cfg, target),

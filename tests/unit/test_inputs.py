@@ -175,3 +175,9 @@ def test_two_inputs_speaking_at_once_are_not_interleaved_mid_sentence() -> None:
     now[0] += 4
     p.caption("ja", "guest again", final=False, input_name="Guests")
     assert shown[-1].endswith("guest again")
+
+
+def test_translated_voice_is_the_first_inputs_only() -> None:
+    c = cfg(inputs=[HOST, GUESTS], voice_outputs=[{"language": "ja"}])
+    host, guests = c.input_list()
+    assert session_spec(c, "ja", host).audio_output and not session_spec(c, "ja", guests).audio_output
