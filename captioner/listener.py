@@ -122,7 +122,9 @@ class Listener:
         for _, task in old:
             await cancel(task)
 
-    async def restart_capture(self, cfg: Config) -> None:
+    async def restart_capture(self, cfg: Config, inp: InputConfig) -> None:
+        """Reopen the capture with this input's new device or settings; the gate and sessions go on."""
+        self.input = inp
         self.capture.stop()
         await cancel(self._capture_task)
         self.capture = self._new_capture(cfg)

@@ -84,7 +84,7 @@ class Listeners:
             await self.by_name.pop(name).stop()
         inputs = {i.name: i for i in new.input_list()}
         for name in plan.capture:
-            await self.by_name[name].restart_capture(new)
+            await self.by_name[name].restart_capture(new, inputs[name])
         for name, listener in self.by_name.items():
             listener.configure(new, inputs[name], obs, gate=name in plan.gate)
         for name, listener in self.by_name.items():

@@ -37,6 +37,7 @@ class ScriptedCapture:
         self, device: Any, chunk_ms: int, queue_chunks: int, on_chunk: Callable[..., None], _: Status, **__: Any
     ):
         self.on_chunk = on_chunk
+        self.device = device
 
     async def run(self) -> None:
         await asyncio.Event().wait()
