@@ -99,6 +99,7 @@ class Listeners:
                 listener.start_session(new, target)
         for name in plan.start_inputs:
             self.add(new, inputs[name]).start(new)
+        self.status.audio_gate = self.primary.feed.gate.as_dict  # the first input may be another one now
 
     async def stop_capture(self) -> None:
         for listener in self.by_name.values():

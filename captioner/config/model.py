@@ -188,13 +188,15 @@ def _check(cfg: Config) -> None:
         if language not in cfg.languages():
             hint = " (set translator.transcribe_source: true)" if language == SOURCE else ""
             raise ConfigError("stream_captions.language", f"{language!r} is not a caption language{hint}")
-        spoken = tr.source_language if language == SOURCE else language
-        if spoken is None or not cea608.supports(spoken):
-            raise ConfigError(
-                "stream_captions.language",
-                f"{spoken or 'auto-detected source'!r} cannot be shown as CEA-608 captions, which carry only "
-                "Latin-script languages (e.g. en, es, fr, de, it, pt)",
-            )
+        # The source transcript is in every input's own language.
+        spoken_all = [cfg.input_translator(i).source_language for i in cfg.input_list()] if language == SOURCE else []
+        for spoken in spoken_all or [language]:
+            if spoken is None or not cea608.supports(spoken):
+                raise ConfigError(
+                    "stream_captions.language",
+                    f"{spoken or 'auto-detected source'!r} cannot be shown as CEA-608 captions, which carry only "
+                    "Latin-script languages (e.g. en, es, fr, de, it, pt)",
+                )
     g = cfg.gate
     for key in ("obs_outputs", "obs_unmuted", "obs_scenes"):
         if getattr(g, key) and not cfg.obs.enabled:
@@ -317,6 +319,9 @@ def with_source_language(cfg: Config, name: str | None, language: str) -> Config
         hint = language_hint(language, tr.dialect.languages)
         raise ConfigError("language", f"{language!r} is not a supported language for {tr.model}{hint}")
     if not cfg.inputs:
-        return cfg.model_copy(update={"translator": tr.model_copy(update={"source_language": language})})
-    changed = tuple(i.model_copy(update={"source_language": language}) if i is inp else i for i in cfg.inputs)
-    return cfg.model_copy(update={"inputs": changed})
+        new = cfg.model_copy(update={"translator": tr.model_copy(update={"source_language": language})})
+    else:
+        changed = tuple(i.model_copy(update={"source_language": language}) if i is inp else i for i in cfg.inputs)
+        new = cfg.model_copy(update={"inputs": changed})
+    _check(new)  # e.g. stream captions of the source cannot carry every language
+    return new

@@ -181,3 +181,16 @@ def test_translated_voice_is_the_first_inputs_only() -> None:
     c = cfg(inputs=[HOST, GUESTS], voice_outputs=[{"language": "ja"}])
     host, guests = c.input_list()
     assert session_spec(c, "ja", host).audio_output and not session_spec(c, "ja", guests).audio_output
+
+
+def test_stream_captions_of_the_source_need_every_inputs_language_in_latin_script() -> None:
+    sc = {"enabled": True, "language": "source"}
+    tr = {**KEY, "targets": ["ja"], "transcribe_source": True}
+    assert cfg(inputs=[HOST, {**GUESTS, "source_language": "fr"}], stream_captions=sc, translator=tr)
+    with pytest.raises(ConfigError) as e:
+        cfg(inputs=[HOST, GUESTS], stream_captions=sc, translator=tr)
+    assert e.value.key == "stream_captions.language" and "'ja' cannot be shown" in str(e.value)
+    # Nor can a live switch give them one.
+    with pytest.raises(ConfigError) as e:
+        with_source_language(cfg(inputs=[HOST], stream_captions=sc, translator=tr), "Host", "ja")
+    assert e.value.key == "stream_captions.language"
