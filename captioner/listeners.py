@@ -82,6 +82,12 @@ class Listeners:
         """An input gone stops, a new one starts, and each other input restarts only the parts of it that changed."""
         for name in plan.stop_inputs:
             await self.by_name.pop(name).stop()
+            # An input gone leaves no links behind in /status (its name may come back as another device).
+            gone = [
+                n for n in self.status.links if name and n.split(":")[0:2] in (["audio", name], ["translator", name])
+            ]
+            for link in gone:
+                del self.status.links[link]
         inputs = {i.name: i for i in new.input_list()}
         for name in plan.capture:
             await self.by_name[name].restart_capture(new, inputs[name])

@@ -101,4 +101,5 @@ async def test_a_reload_touches_only_the_input_it_concerns(fake: FakeTranslator)
         # An input removed: it stops alone.
         await d.apply(config(fake))
         assert list(d.listeners.by_name) == ["Host"] and host.sessions["ja"] is host_session
+        assert not [link for link in d.status.links if "Guests" in link or "Caller" in link]
         assert host.capture is host_capture
