@@ -140,6 +140,7 @@ class Daemon:
             # Through self.voice at call time: a reload replaces the players, not the sessions.
             on_audio=lambda target, event: self.voice.on_audio(target, event),
             pin_source=spec.pin_source,
+            manual_turns=spec.manual_turns,
         )
         self.sessions[target], self._specs[target] = session, spec
         self._session_tasks[target] = asyncio.create_task(session.run(), name=f"translator:{target}")
@@ -191,12 +192,8 @@ class Daemon:
         self.voice.start()
         self.obs.start(self.cfg)
         systemd.notify("READY=1\nSTATUS=running")
-        log.info(
-            "captioner %s running: %s -> %s",
-            __version__,
-            self.cfg.translator.source_language or "auto",
-            ", ".join(self.cfg.translator.targets),
-        )
+        tr = self.cfg.translator
+        log.info("captioner %s running: %s -> %s", __version__, tr.source_language or "auto", ", ".join(tr.targets))
         heartbeat = asyncio.create_task(systemd.heartbeat(self.status, self._tick, _STATUS_EVERY_S), name="heartbeat")
         reload = reload or asyncio.Event()
         while not stop.is_set():

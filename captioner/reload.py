@@ -11,6 +11,7 @@ from typing import Literal
 
 from .config import Config
 from .errors import ConfigError, describe
+from .inputs import turns
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class SessionSpec:
     audio_output: bool
     voice: str | None
     glossary: tuple[tuple[str, str], ...]
+    # gate.turns resolved for the model: the session asks for manual turns (a change restarts it).
+    manual_turns: bool = False
 
 
 def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
@@ -64,6 +67,7 @@ def session_spec(cfg: Config, target: str) -> SessionSpec:
         audio_output,
         voice,
         tuple(sorted(tr.glossary.get(target, {}).items())),
+        turns.plan(cfg.gate, tr.dialect).client,
     )
 
 

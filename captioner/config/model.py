@@ -173,6 +173,9 @@ def _check(cfg: Config) -> None:
     for key in ("obs_outputs", "obs_unmuted", "obs_scenes"):
         if getattr(g, key) and not cfg.obs.enabled:
             raise ConfigError(f"gate.{key}", "needs obs.enabled: true (the state comes from OBS)")
+    if g.turns == "client" and not (g.enabled and dialect.manual_turns):
+        why = "gate.enabled: true" if dialect.manual_turns else f"a model with manual turns (not {tr.model})"
+        raise ConfigError("gate.turns", f"'client' needs {why}; 'auto' picks what the model can do")
     if cfg.vision.enabled and not cfg.obs.enabled:
         raise ConfigError("vision.enabled", "needs obs.enabled: true (the screenshots come from OBS)")
     tr.check_glossary()

@@ -56,11 +56,20 @@ class GateConfig(_Section):
     # On: silence is kept back (the bill shrinks with it); off: every captured second is streamed and billed.
     enabled: bool = True
     # Audio from before speech, sent when it starts: the first syllable, and the service VAD's own 300 ms
-    # prefix padding, are in it. At most 2 s, so the burst fits a session's 3 s send queue.
-    pre_roll_ms: int = Field(500, ge=100, le=2000)
-    # Audio still sent after speech stops: the service ends a segment only after silence_duration_ms (1000 ms
-    # by default) of silence, and the protocol notes advise that plus 1 s; less leaves the last words hanging.
-    trail_ms: int = Field(2000, ge=1000, le=30000)
+    # prefix padding, are in it (counted back from the first loud chunk, which is at or before where the
+    # service hears speech begin). At most 2 s, so the burst fits a session's 3 s send queue.
+    pre_roll_ms: int = Field(300, ge=100, le=2000)
+    # Who says where a sentence ends. "server": the service's VAD, which must hear the silence after it (billed);
+    # "client": this gate, after end_of_sentence_ms without speech, with input_audio_buffer.commit, so no
+    # silence is sent at all (qwen3.5's manual mode, protocol §4.4); "auto": client where the model has it.
+    turns: Literal["auto", "server", "client"] = "auto"
+    # Client turns: a pause this long ends the sentence (measured here, not sent). Near the service's own 1 s,
+    # so a sentence splits where its VAD would split it; shorter gives captions sooner but splits at commas.
+    end_of_sentence_ms: int = Field(800, ge=200, le=6000)
+    # Server turns: audio still sent after speech stops. The service ends a segment only after its VAD heard
+    # silence_duration_ms of silence; null = that (1000 ms on qwen3.5, the same assumed on qwen3, which does not
+    # document it) plus 200 ms. Less leaves the last words hanging until the next sentence.
+    trail_ms: int | None = Field(None, ge=200, le=30000)
     # Loud audio needed within 300 ms to open: a click (5-20 ms) is shorter, a short word (a 60 ms vowel and
     # more) is longer. Higher saves on clicks and knocks but risks a quiet short word.
     min_speech_ms: int = Field(30, ge=10, le=300)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from ..config import Config
 from ..obs_state import ObsState
 from ..status import Status
 from ..translation.session import TranslatorSession
-from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate, obs_holds
+from .gate import BYTES_PER_S, GateState, SpeechGate, obs_holds
+from .turns import Item, TurnEnd, TurnShaper, plan
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +23,10 @@ class AudioFeed:
         self.cfg = cfg
         self.status = status
         self.sessions = sessions
-        self.gate = SpeechGate(cfg.gate)
-        status.audio_gate = self.gate.as_dict
+        self.turns = plan(cfg.gate, cfg.translator.dialect)
+        self.gate = SpeechGate(cfg.gate, self.turns.trail_ms)
+        self.shaper = TurnShaper(self.turns.client)
+        status.audio_gate = self.as_dict
 
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
         """The capture's callback: one chunk of 16 kHz PCM16, on the event loop."""
@@ -31,23 +35,36 @@ class AudioFeed:
         out = self.gate.feed(chunk, None, captured_at)
         level = self.gate.last_level  # the gate's analysis measures it anyway
         seconds = len(chunk) / BYTES_PER_S
+        speech = self.gate.quiet_s == 0
         m.audio_captured_seconds.inc(seconds)
+        if speech:
+            m.audio_speech_seconds.inc(seconds)
         for reason in self.gate.held_by:
             m.audio_held_seconds.labels(reason).inc(seconds)
         self._moved(before)
-        self.send(out)
+        self.send(self.shaper.take(out, speech, self.gate.state == GateState.OPEN))
         m.audio_level.set(level)
 
-    def send(self, chunks: list[GateChunk]) -> None:
+    def send(self, items: list[Item]) -> None:
+        """The same chunks and sentence ends to every session, in the same order."""
         for session in self.sessions.values():
-            if not chunks:
+            if not items:
                 session.feed_gap()  # nothing in flight: a pause, as far as rotation is concerned
-            for c in chunks:
-                session.feed(c.pcm, c.captured_at, c.level)
+            for item in items:
+                if isinstance(item, TurnEnd):
+                    session.end_turn(item.commit)
+                else:
+                    session.feed(item.pcm, item.captured_at, item.level)
 
     def flush(self) -> None:
-        """At stop: speech that had just begun, before the gate opened for it, still goes out."""
-        self.send(self.gate.flush())
+        """At stop: speech that had just begun, before the gate opened for it, still goes out; in client turns the
+        sentence in flight is committed (before each session's session.finish)."""
+        out = self.gate.flush()
+        self.send(self.shaper.take(out, False, True) + self.shaper.end())
+
+    def as_dict(self) -> dict[str, Any]:
+        """The gate's figures for /status, with how sentences end."""
+        return {**self.gate.as_dict(), "turns": self.turns.mode, "trail_ms": self.turns.trail_ms}
 
     def hold(self, reason: str, held: bool) -> None:
         """Stop (held=True) or allow sending audio for one reason (OBS not streaming, muted, budget, pause ...).
@@ -61,6 +78,9 @@ class AudioFeed:
         else:
             log.debug("audio hold %s %s; held by %s", reason, "on" if held else "off", self.gate.held_by)
         self._moved(before)
+        if self.gate.state != GateState.OPEN:
+            # A sentence cut off by the hold ends here; the gate owes no closing silence in client turns.
+            self.send(self.shaper.end())
 
     def follow_obs(self, state: ObsState) -> None:
         """Hold or release the audio as gate.obs_* asks for what OBS is doing now."""
@@ -71,7 +91,13 @@ class AudioFeed:
     def configure(self, cfg: Config, state: ObsState) -> None:
         self.cfg = cfg
         before = self.gate.state
-        self.gate.configure(cfg.gate)
+        turns = plan(cfg.gate, cfg.translator.dialect)
+        if turns.client != self.turns.client:
+            # The sessions restart for the other turn mode (reload.SessionSpec): end the sentence on the old ones.
+            self.send(self.shaper.end())
+            self.shaper = TurnShaper(turns.client)
+        self.turns = turns
+        self.gate.configure(cfg.gate, turns.trail_ms)
         self._moved(before)
         self.follow_obs(state)
 

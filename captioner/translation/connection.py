@@ -34,6 +34,8 @@ SEND_QUEUE_CHUNKS = 30
 # Frames that mean the socket is gone, in setup (the session's handshake) as while streaming.
 CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 
+# A sentence end in the send queue, after the audio it ends (client turns, §4.4).
+COMMIT, CLEAR = "commit", "clear"
 # Each connection gets its own number: visual context starts again on a new one.
 _serials = itertools.count(1)
 
@@ -79,15 +81,18 @@ async def connect(
     usage_mode: str | None,
     on_event: Callable[[Connection, dict[str, Any], float], None],
     on_caption: Callable[[Caption], None],
+    manual: bool = False,
 ) -> tuple[Connection, dict[str, Any]]:
     """Open the socket and set the session up: session.created -> `update` -> session.updated (returned).
 
     `voice` is the one `update` asks for, named in a refusal; the connection is closed if setup fails.
+    `manual`: `update` asks for client turns (the connection commits the sentences).
     """
     http, ws = await open_socket(cfg.url, cfg.model, cfg.api_key.get_secret_value(), cfg.connect_timeout_s)
     conn = Connection(
         http, ws, dialect=cfg.dialect, meters=meters, usage_mode=usage_mode, on_event=on_event, on_caption=on_caption
     )
+    conn.manual = manual
     try:
         await conn.expect(cfg.dialect.session_created, cfg.connect_timeout_s, voice)
         await ws.send_str(protocol.encode(update))
@@ -115,6 +120,7 @@ class Meters:
         self.latency = metrics.capture_to_wire_seconds.labels(target)
         self.trace = metrics.trace
         self.trace_key = f"capture_to_wire:{target}"
+        self.turns = {k: metrics.translator_turns.labels(target, k) for k in (COMMIT, CLEAR, "skipped")}
         self.images = metrics.vision_images.labels(target)
         self.image_bytes = metrics.vision_image_bytes.labels(target)
         self._bad_events = metrics.translator_bad_events
@@ -167,7 +173,13 @@ class Connection:
         # How the service reports usage does not change between connections: a new one starts knowing it.
         if usage_mode is not None:
             self.interpreter.usage.mode = usage_mode
-        self.queue: deque[tuple[bytes, float, bool]] = deque(maxlen=SEND_QUEUE_CHUNKS)
+        # Audio chunks (at most SEND_QUEUE_CHUNKS) and the sentence ends between them (COMMIT, CLEAR).
+        self.queue: deque[tuple[bytes, float, bool] | str] = deque()
+        self._queued_audio = 0
+        # Client turns: the client commits each sentence; audio sent since the last commit or clear, and its speech.
+        self.manual = False
+        self._uncommitted = False
+        self._turn_speech_s = 0.0
         self.has_audio = asyncio.Event()
         self.finishing = False
         self.opened_at = time.monotonic()
@@ -193,9 +205,18 @@ class Connection:
         self.task = asyncio.create_task(self._run(), name=f"translator:{self.target}:conn")
 
     def feed(self, chunk: bytes, captured_at: float, speech: bool) -> None:
-        if len(self.queue) == self.queue.maxlen:
+        if self._queued_audio >= SEND_QUEUE_CHUNKS:
+            # The oldest audio goes; a sentence end never does (it would leave the sentence uncommitted).
             self.meters.skipped.inc()
+            self.queue.remove(next(e for e in self.queue if isinstance(e, tuple)))
+            self._queued_audio -= 1
         self.queue.append((chunk, captured_at, speech))
+        self._queued_audio += 1
+        self.has_audio.set()
+
+    def end_turn(self, commit: bool) -> None:
+        """After the audio queued so far: commit the sentence (translate it) or clear it (no speech in it)."""
+        self.queue.append(COMMIT if commit else CLEAR)
         self.has_audio.set()
 
     def queue_image(self, jpeg: bytes) -> None:
@@ -274,7 +295,12 @@ class Connection:
         meters = self.meters
         while True:
             while self.queue:
-                chunk, captured_at, speech = self.queue.popleft()
+                entry = self.queue.popleft()
+                if isinstance(entry, str):
+                    await self._end_turn(entry == COMMIT)
+                    continue
+                self._queued_audio -= 1
+                chunk, captured_at, speech = entry
                 await self.ws.send_str(protocol.audio_append(chunk))
                 now = time.monotonic()
                 meters.latency.observe(now - captured_at)
@@ -285,7 +311,11 @@ class Connection:
                 self.audio_s += seconds
                 self.interpreter.audio_tokens_sent = self.audio_s * self.dialect.input_tokens_per_s
                 meters.sent_s.inc(seconds)
-                if speech:
+                if self.manual:
+                    # Nothing is answered before the commit: the watchdog counts from there (_end_turn).
+                    self._uncommitted = True
+                    self._turn_speech_s += seconds if speech else 0.0
+                elif speech:
                     self.unanswered_speech_s += seconds
                     if self.unanswered_since is None:
                         self.unanswered_since = now
@@ -297,10 +327,28 @@ class Connection:
                 meters.image_bytes.inc(size)
                 continue  # audio queued meanwhile goes first
             if self.finishing:
+                if self._uncommitted:
+                    # Uncommitted audio is not translated at the finish: a sentence the stop or a rotation cut
+                    # off is committed, or cleared when it held no speech.
+                    await self._end_turn(self._turn_speech_s > 0)
                 await self.ws.send_str(protocol.SESSION_FINISH)
                 return
             self.has_audio.clear()
             await self.has_audio.wait()
+
+    async def _end_turn(self, commit: bool) -> None:
+        """Send a sentence end; none when this connection has no audio of the sentence (it joined later)."""
+        if not self._uncommitted:
+            self.meters.turns["skipped"].inc()
+            return  # the service refuses to commit an empty buffer (§4.4)
+        self._uncommitted = False
+        await self.ws.send_str(protocol.AUDIO_COMMIT if commit else protocol.AUDIO_CLEAR)
+        self.meters.turns[COMMIT if commit else CLEAR].inc()
+        if commit and self._turn_speech_s > 0:
+            self.unanswered_speech_s += self._turn_speech_s
+            if self.unanswered_since is None:
+                self.unanswered_since = time.monotonic()
+        self._turn_speech_s = 0.0
 
     async def _receive(self) -> None:
         while True:

@@ -100,6 +100,9 @@ def echo_differences(asked: dict[str, Any], echo: Any) -> list[tuple[str, str]]:
             checks.append(("input_audio_transcription", want, got))
         else:
             checks += [(f"input_audio_transcription.{k}", v, got.get(k)) for k, v in want.items()]
+    if "turn_detection" in asked:
+        # Manual turns (null): a service still on its VAD would refuse every commit.
+        checks.append(("turn_detection", asked["turn_detection"], echo.get("turn_detection", "missing")))
     # The echo is the service's text: secrets are masked as in every other outside text.
     return [
         (field, redact(f"the service changed {field}: asked {json.dumps(want)}, got {json.dumps(got)}"))

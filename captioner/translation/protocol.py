@@ -45,6 +45,12 @@ class Dialect:
     vad_events: bool = False
     # Pre-created cloned voices (qwen3.5: "qwen-translate-vc-…", §9), accepted as a voice name.
     clone_prefix: str | None = None
+    # qwen3.5's manual turns (§4.4): `turn_detection: null`, then `input_audio_buffer.commit` ends a sentence.
+    # qwen3 refuses commit ("Invalid value").
+    manual_turns: bool = False
+    # How much silence the service's VAD must hear before it ends a sentence (§6): qwen3.5 documents 1000 ms;
+    # qwen3 documents nothing, so the same is assumed.
+    vad_silence_ms: int = 1000
     # The setup handshake (§4.1): the server's greeting, then our complete session.update, then its echo.
     # And the server's last event after our session.finish (§4.5). Both families use the same names.
     session_created: str = "session.created"
@@ -83,6 +89,7 @@ Q35 = Dialect(
     voices_complete=False,
     vad_events=True,
     clone_prefix="qwen-translate-vc-",
+    manual_turns=True,
 )
 DIALECTS = (Q35, Q3)
 
@@ -212,6 +219,9 @@ def image_append(jpeg: bytes) -> str:
 
 
 SESSION_FINISH = '{"type":"session.finish"}'
+# Manual turns (§4.4): end the sentence in the buffer (translate it), or drop the buffer (no speech in it).
+AUDIO_COMMIT = '{"type":"input_audio_buffer.commit"}'
+AUDIO_CLEAR = '{"type":"input_audio_buffer.clear"}'
 
 
 def encode(event: dict[str, object]) -> str:
