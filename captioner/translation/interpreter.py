@@ -155,7 +155,9 @@ class SessionInterpreter:
             created = ev.get("item")
             source_item = _str(ev, "previous_item_id")
             translation_item = _str(created, "id") if isinstance(created, dict) else ""
-            if source_item and translation_item:
+            # Manual turns also announce the user's audio item (§5): no translation of the item before it.
+            user = isinstance(created, dict) and created.get("role") == "user"
+            if source_item and translation_item and not user:
                 self._pair(source_item, translation_item)
         elif kind == "response.done":
             self._response_done(ev, out)

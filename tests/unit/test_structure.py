@@ -24,6 +24,7 @@ IO = {
     "obs_watch",  # OBS's stream, recording, scene and mute state, from its events and replies
     "translation.session",  # the Qwen WebSocket sessions: connect, supervise, rotate, reconnect
     "translation.connection",  # one live Qwen WebSocket: its handshake, setup reads, sender and receiver tasks
+    "translation.images",  # a session's screenshots, queued on its live connection
     "vision",  # the sampler that takes OBS screenshots while someone speaks
     "web.server",  # the aiohttp server
     "web.dashboard",  # its aiohttp handlers
@@ -76,6 +77,7 @@ PURE = {
     "inputs.pcm",
     "inputs.pcm_convert",  # captured float blocks -> 16 kHz mono PCM16 chunks (numpy, soxr: no device)
     "inputs.gate",
+    "inputs.turns",  # where sentences end: what the sessions are sent, commits
     "obs_state",
     "vocabulary",
     "config",  # the package: the public names of the four below

@@ -52,7 +52,11 @@ class ClientEvents(Generation):
                 c.rec.finished = True
             if self.finish_delay_s:
                 await asyncio.sleep(self.finish_delay_s)
-            if not self.stall:
+            if c.manual:
+                # Manual mode: only committed audio is the client's input; what it never committed is dropped
+                # (the docs say finish completes pending work, and uncommitted audio is none) [INF].
+                c.seg, c.uncommitted = None, False
+            elif not self.stall:
                 await self._end_segment(c)
             await self._send(c, {"type": "session.finished"})
         elif etype == "input_audio_buffer.commit" and q35 and c.manual:
@@ -60,11 +64,26 @@ class ClientEvents(Generation):
                 await self._error(c, "invalid_value", "Error committing input audio buffer: empty.", "")
                 return
             c.uncommitted = False
-            await self._send(c, {"type": "input_audio_buffer.committed", "item_id": new_id("item")})
+            seg = c.seg if c.seg is not None and c.seg.confirmed else None
+            item_id = seg.src_item if seg is not None else new_id("item")
+            await self._send(
+                c, {"type": "input_audio_buffer.committed", "previous_item_id": c.last_item, "item_id": item_id}
+            )
+            with self._lock:
+                c.rec.commits += 1
+            if seg is not None:
+                # The user's audio item (§5, manual mode), after the item before it.
+                user_item = {"id": item_id, "type": "message", "role": "user", "content": [{"type": "input_audio"}]}
+                await self._send(
+                    c, {"type": "conversation.item.created", "previous_item_id": c.last_item, "item": user_item}
+                )
+                c.last_item = seg.out_item
             await self._end_segment(c)
         elif etype == "input_audio_buffer.clear" and q35 and c.manual:
             c.buf.clear()
             c.uncommitted = False
+            with self._lock:
+                c.rec.clears += 1
             if c.seg is not None and not c.seg.opened:
                 c.seg = None
             await self._send(c, {"type": "input_audio_buffer.cleared"})

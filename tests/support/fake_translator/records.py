@@ -49,6 +49,8 @@ class ConnectionRecord:
     open: bool = True
     images: list[ImageRecord] = field(default_factory=list)  # accepted, in order
     images_rejected: list[str] = field(default_factory=list)  # the error message of each refused image
+    commits: int = 0  # input_audio_buffer.commit accepted (manual mode)
+    clears: int = 0  # input_audio_buffer.clear accepted (manual mode)
 
 
 @dataclass
@@ -95,6 +97,7 @@ class Conn:
     seg: Segment | None = None
     any_audio: bool = False
     uncommitted: bool = False
+    last_item: str | None = None  # manual mode: the last item, which the next user item follows
     sent: int = 0
     close_after: tuple[int, int, str] | None = None
     closing: bool = False
