@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -31,6 +31,8 @@ _MAX_FRAME_BYTES = 4 * 1024 * 1024
 _SPOKEN_ITEMS = 512
 # Audio kept while the socket is briefly slow (3 s); older audio is dropped, not sent late.
 SEND_QUEUE_CHUNKS = 30
+# Client turns: the longest sentence a new connection is given again (replay): a minute of 100 ms chunks.
+REPLAY_CHUNKS = 600
 # Frames that mean the socket is gone, in setup (the session's handshake) as while streaming.
 CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 
@@ -212,6 +214,13 @@ class Connection:
             self._queued_audio -= 1
         self.queue.append((chunk, captured_at, speech))
         self._queued_audio += 1
+        self.has_audio.set()
+
+    def replay(self, chunks: Iterable[tuple[bytes, float, bool]]) -> None:
+        """Before any new audio: a sentence begun on another connection (client turns), beyond the queue's limit."""
+        for entry in chunks:
+            self.queue.append(entry)
+            self._queued_audio += 1
         self.has_audio.set()
 
     def end_turn(self, commit: bool) -> None:

@@ -20,7 +20,7 @@ from ..metrics import error_code_label
 from ..reconnect import Backoff, ConnectBudget
 from ..status import LinkState, Status
 from . import policy
-from .connection import Connection, Meters, connect, raise_if_fatal
+from .connection import REPLAY_CHUNKS, Connection, Meters, connect, raise_if_fatal
 from .failures import IdleClosed, ModelNotFound, RateLimited, SessionRejected, Stalled, VoiceRejected
 from .images import ImageSending
 from .interpreter import Caption, UsageDelta, normalise_code
@@ -67,6 +67,8 @@ class TranslatorSession(ImageSending):
         # Client turns (gate.turns): the service's VAD is off, the audio feed says where each sentence ends.
         self.manual_turns = manual_turns
         self._turn_open = False  # a sentence's audio went out and its end has not yet
+        # ... and that audio: a connection that replaces a dead one mid-sentence gets it again, whole.
+        self._turn_audio: deque[tuple[bytes, float, bool]] = deque(maxlen=REPLAY_CHUNKS)
         # Whether this session is told the source language where that bills a transcript (qwen3.5).
         self.pin_source = pin_source
         self.on_usage = on_usage
@@ -115,6 +117,8 @@ class TranslatorSession(ImageSending):
         speech = (rms(chunk) if level is None else level) >= SPEECH_RMS
         self._quiet_chunks = 0 if speech else self._quiet_chunks + 1
         self._turn_open = self.manual_turns
+        if self.manual_turns:
+            self._turn_audio.append((chunk, captured_at, speech))
         conn = self._active
         if conn is None or conn.finishing or self._stop.is_set():
             # Audio from before session.updated is never queued: sent later it gives stale captions.
@@ -125,6 +129,7 @@ class TranslatorSession(ImageSending):
     def end_turn(self, commit: bool) -> None:
         """Client turns: the sentence fed so far ended; commit it (translate) or, without speech, clear it."""
         self._turn_open = False
+        self._turn_audio.clear()
         conn = self._active
         if conn is not None and not conn.finishing and not self._stop.is_set():
             conn.end_turn(commit)
@@ -193,6 +198,7 @@ class TranslatorSession(ImageSending):
 
     def _activate(self, conn: Connection) -> None:
         self._active = conn
+        conn.replay(self._turn_audio)  # the sentence the last connection died in, if any
         conn.start()
         self.link.set(LinkState.CONNECTED)
         self.status.metrics.translator_connects.labels(self.target, "ok").inc()

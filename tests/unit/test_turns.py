@@ -1,4 +1,4 @@
-"""Pure: where sentences end (inputs/turns.py): the turn plan per model, and what the shaper sends of a gate's output."""
+"""Pure: where sentences end (inputs/turns.py): the turn plan per model, what the shaper sends of the gate's output."""
 
 from __future__ import annotations
 
@@ -46,8 +46,14 @@ _Step = tuple[list[int | str], bool, bool]
             id="a sentence: pre-roll and speech, the quiet after it is dropped, commit when the gate closes",
         ),
         pytest.param(
-            [([0, 1], True, True), ([2], True, True), ([3], False, True), ([4], False, True), ([5], True, True)]
-            + [([6], False, False)],
+            [
+                ([0, 1], True, True),
+                ([2], True, True),
+                ([3], False, True),
+                ([4], False, True),
+                ([5], True, True),
+                ([6], False, False),
+            ],
             [0, 1, 2, 3, 4, 5, "C"],
             id="a pause inside the sentence is sent once speech follows it",
         ),
