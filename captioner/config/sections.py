@@ -70,6 +70,9 @@ class GateConfig(_Section):
     # silence_duration_ms of silence; null = that (1000 ms on qwen3.5, the same assumed on qwen3, which does not
     # document it) plus 200 ms. Less leaves the last words hanging until the next sentence.
     trail_ms: int | None = Field(None, ge=200, le=30000)
+    # Server turns: the gate judges the sentence ended (end_of_sentence_ms, as client turns do) and sends the
+    # trail as zeros at once, instead of the room's audio as it comes: digital silence every VAD hears as silence.
+    end_with_zeros: bool = False
     # Loud audio needed within 300 ms to open: a click (5-20 ms) is shorter, a short word (a 60 ms vowel and
     # more) is longer. Higher saves on clicks and knocks but risks a quiet short word.
     min_speech_ms: int = Field(30, ge=10, le=300)

@@ -25,7 +25,7 @@ class AudioFeed:
         self.sessions = sessions
         self.turns = plan(cfg.gate, cfg.translator.dialect)
         self.gate = SpeechGate(cfg.gate, self.turns.trail_ms)
-        self.shaper = TurnShaper(self.turns.client)
+        self.shaper = TurnShaper(self.turns.client, self.turns.zeros_ms)
         status.audio_gate = self.as_dict
 
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
@@ -64,7 +64,8 @@ class AudioFeed:
 
     def as_dict(self) -> dict[str, Any]:
         """The gate's figures for /status, with how sentences end."""
-        return {**self.gate.as_dict(), "turns": self.turns.mode, "trail_ms": self.turns.trail_ms}
+        t = self.turns
+        return {**self.gate.as_dict(), "turns": t.mode, "trail_ms": t.zeros_ms or t.trail_ms}
 
     def hold(self, reason: str, held: bool) -> None:
         """Stop (held=True) or allow sending audio for one reason (OBS not streaming, muted, budget, pause ...).
@@ -92,10 +93,10 @@ class AudioFeed:
         self.cfg = cfg
         before = self.gate.state
         turns = plan(cfg.gate, cfg.translator.dialect)
-        if turns.client != self.turns.client:
-            # The sessions restart for the other turn mode (reload.SessionSpec): end the sentence on the old ones.
+        if turns != self.turns:
+            # Client turns restart the sessions (reload.SessionSpec): the sentence ends on the ones that have it.
             self.send(self.shaper.end())
-            self.shaper = TurnShaper(turns.client)
+            self.shaper = TurnShaper(turns.client, turns.zeros_ms)
         self.turns = turns
         self.gate.configure(cfg.gate, turns.trail_ms)
         self._moved(before)

@@ -31,10 +31,12 @@ class TurnPlan:
 
     client: bool  # the gate ends sentences with a commit; nothing between sentences is sent
     trail_ms: int  # how long the gate stays open without speech
+    # Server turns ended by the gate: this much silence, as zeros, at once when it judges the sentence ended.
+    zeros_ms: int = 0
 
     @property
     def mode(self) -> str:
-        return "client" if self.client else "server"
+        return "client" if self.client else "server+zeros" if self.zeros_ms else "server"
 
 
 def plan(gate: GateConfig, dialect: Dialect) -> TurnPlan:
@@ -43,6 +45,8 @@ def plan(gate: GateConfig, dialect: Dialect) -> TurnPlan:
     if client:
         return TurnPlan(True, gate.end_of_sentence_ms)
     trail = gate.trail_ms if gate.trail_ms is not None else dialect.vad_silence_ms + TRAIL_MARGIN_MS
+    if gate.enabled and gate.end_with_zeros:
+        return TurnPlan(False, gate.end_of_sentence_ms, trail)
     return TurnPlan(False, trail)
 
 
@@ -60,14 +64,17 @@ class TurnShaper:
 
     Server turns pass everything through. Client turns send the gate's opening burst (pre-roll and onset) and
     every speech chunk; a quiet chunk is held until speech follows it (a pause inside the sentence, sent) or the
-    gate closes (the sentence ended: the held quiet is dropped and the sentence committed).
+    gate closes (the sentence ended: the held quiet is dropped and the sentence committed). Server turns ended
+    with zeros do the same, and end the sentence with `zeros_ms` of digital silence for the service's VAD.
     """
 
-    def __init__(self, client: bool) -> None:
+    def __init__(self, client: bool, zeros_ms: int = 0) -> None:
         self.client = client
+        self.zeros_ms = zeros_ms
         self._in_turn = False
         self._held: list[GateChunk] = []
         self._speech_s = 0.0
+        self._last = GateChunk(bytes(3200), 0.0, 0.0)  # the last chunk taken in a sentence
 
     @property
     def in_turn(self) -> bool:
@@ -77,10 +84,12 @@ class TurnShaper:
     def take(self, out: list[GateChunk], speech: bool, is_open: bool) -> list[Item]:
         """What to send for one captured chunk: `out` is what the gate let through, `speech` whether the chunk
         was speech, `is_open` whether the gate is still open after it."""
-        if not self.client:
+        if not self.client and not self.zeros_ms:
             return list(out)
         # Zeros that close a sentence a hold cut off are for a service VAD; here the sentence is committed.
         real = [c for c in out if not c.padding]
+        if real:
+            self._last = real[-1]
         items: list[Item] = []
         if real and not self._in_turn:
             # The gate just opened: its pre-roll and onset go out as they are.
@@ -105,8 +114,13 @@ class TurnShaper:
         if not self._in_turn:
             return []
         self._in_turn = False
-        self._held = []
-        return [TurnEnd(self._speech_s >= MIN_TURN_SPEECH_S - 1e-9)]
+        last, self._held = self._last, []
+        if self.client:
+            return [TurnEnd(self._speech_s >= MIN_TURN_SPEECH_S - 1e-9)]
+        # Zeros in chunks of the capture's size, stamped like the gate's own closing zeros (the last chunk's time).
+        size = len(last.pcm)
+        n = -(-self.zeros_ms * BYTES_PER_S // 1000 // size)
+        return [GateChunk(bytes(size), last.captured_at, 0.0, padding=True) for _ in range(n)]
 
 
 def _seconds(chunk: GateChunk) -> float:

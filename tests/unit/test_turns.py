@@ -20,6 +20,10 @@ from tests.support.daemon_harness import chunks
         ({"turns": "server", "trail_ms": 700}, Q35, TurnPlan(False, 700)),
         ({"turns": "client", "end_of_sentence_ms": 1000}, Q35, TurnPlan(True, 1000)),
         ({"trail_ms": 700}, Q3, TurnPlan(False, 700)),
+        ({"end_with_zeros": True}, Q3, TurnPlan(False, 800, 1200)),
+        ({"end_with_zeros": True, "trail_ms": 700, "end_of_sentence_ms": 500}, Q3, TurnPlan(False, 500, 700)),
+        ({"end_with_zeros": True}, Q35, TurnPlan(True, 800)),
+        ({"end_with_zeros": True, "enabled": False}, Q3, TurnPlan(False, 1200)),
         # ungated, everything streams: only the service can tell where sentences end
         ({"enabled": False}, Q35, TurnPlan(False, 1200)),
     ],
@@ -90,6 +94,17 @@ def test_server_turns_pass_everything_through() -> None:
     out = [_chunk(0), _chunk(1, True)]
     assert shaper.take(out, False, False) == out
     assert shaper.end() == []
+
+
+def test_server_turns_ended_with_zeros() -> None:
+    shaper = TurnShaper(client=False, zeros_ms=1200)
+    assert shaper.take([_chunk(0), _chunk(1)], True, True) == [_chunk(0), _chunk(1)]
+    assert shaper.take([_chunk(2)], False, True) == []  # held: a pause, or the end
+    assert shaper.take([_chunk(3)], True, True) == [_chunk(2), _chunk(3)]
+    assert shaper.take([_chunk(4)], False, True) == []
+    zeros = shaper.take([_chunk(5)], False, False)
+    assert zeros == [GateChunk(bytes(3200), 5.0, 0.0, True)] * 12
+    assert shaper.take([], False, False) == []
 
 
 def test_end_without_a_sentence_sends_nothing() -> None:
