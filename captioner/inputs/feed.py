@@ -13,6 +13,9 @@ from ..translation.session import TranslatorSession
 from .gate import BYTES_PER_S, GateState, SpeechGate, obs_holds
 from .turns import Item, TurnEnd, TurnShaper, plan
 
+# Sentence ends as the sessions count them (translation.connection): committed, cleared, nothing to commit.
+KINDS = ("commit", "clear", "skipped")
+
 log = logging.getLogger(__name__)
 
 
@@ -63,9 +66,21 @@ class AudioFeed:
         self.send(self.shaper.take(out, False, True) + self.shaper.end())
 
     def as_dict(self) -> dict[str, Any]:
-        """The gate's figures for /status, with how sentences end."""
+        """The gate's figures for /status, with how sentences end and what each session was sent (what it bills)."""
         t = self.turns
-        return {**self.gate.as_dict(), "turns": t.mode, "trail_ms": t.zeros_ms or t.trail_ms}
+        get = self.status.metrics.registry.get_sample_value
+        speech_s = self.gate.counters.speech_s
+        sessions = {}
+        for target in self.sessions:
+            sent_s = get("captioner_audio_sent_seconds_total", {"target": target}) or 0.0
+            turns = {k: int(get("captioner_translator_turns_total", {"target": target, "kind": k}) or 0) for k in KINDS}
+            sessions[target] = {
+                "sent_s": round(sent_s, 1),
+                # The bill against its physical limit: 1.0 would be the speech alone.
+                "sent_per_speech": round(sent_s / speech_s, 2) if speech_s else None,
+                "turns": turns,
+            }
+        return {**self.gate.as_dict(), "turns": t.mode, "trail_ms": t.zeros_ms or t.trail_ms, "sessions": sessions}
 
     def hold(self, reason: str, held: bool) -> None:
         """Stop (held=True) or allow sending audio for one reason (OBS not streaming, muted, budget, pause ...).

@@ -49,6 +49,26 @@
     g.className = "state state-" + state;
   }
 
+  // What the bill is made of: audio captured, what of it was speech (the least that must be billed), and what each
+  // session was sent (what it bills), with how sentences end.
+  function renderBilled(gate) {
+    if (!gate) {
+      $("billed").replaceChildren(el("dt", "", "Audio"), el("dd", "dim", "not reported"));
+      return;
+    }
+    const sec = (s) => (s || 0).toFixed(1) + " s";
+    const rows = [
+      el("dt", "", "Captured"), el("dd", "", sec(gate.captured_s)),
+      el("dt", "", "Speech"), el("dd", "", sec(gate.speech_s)),
+      el("dt", "", "Sentence ends"), el("dd", "", gate.turns === "client" ? "by the gate (commit)"
+        : "by the service (" + gate.turns + ", " + gate.trail_ms + " ms after speech)")];
+    for (const [target, s] of Object.entries(gate.sessions || {})) {
+      const ratio = s.sent_per_speech === null ? "" : " (" + s.sent_per_speech.toFixed(2) + "× the speech)";
+      rows.push(el("dt", "", "Sent to " + target), el("dd", "", sec(s.sent_s) + ratio));
+    }
+    $("billed").replaceChildren(...rows);
+  }
+
   function renderCost(cost, demo) {
     const out = $("cost");
     if (!cost) {
@@ -219,6 +239,7 @@
     $("reload-error").textContent = st.reload_error ? "Config reload refused: " + st.reload_error : "";
     renderLinks(st.links);
     renderLevel(st.audio_level, st.audio_gate, (st.links || {}).audio);
+    renderBilled(st.audio_gate);
     renderCost(st.cost, st.demo);
     renderLatency(st.latency);
     renderPosts(st.post_outputs);
