@@ -68,7 +68,7 @@ class GateConfig(_Section):
     end_of_sentence_ms: int = Field(800, ge=200, le=6000)
     # Server turns: audio still sent after speech stops. The service ends a segment only after its VAD heard
     # silence_duration_ms of silence; null = that (1000 ms on qwen3.5, the same assumed on qwen3, which does not
-    # document it) plus 200 ms. Less leaves the last words hanging until the next sentence.
+    # document it) plus 100 ms. Less leaves the last words hanging until the next sentence.
     trail_ms: int | None = Field(None, ge=200, le=30000)
     # Server turns: the gate judges the sentence ended (end_of_sentence_ms, as client turns do) and sends the
     # trail as zeros at once, instead of the room's audio as it comes: digital silence every VAD hears as silence.

@@ -29,7 +29,7 @@ _ONSET_WINDOW_S = 0.3
 # A chunk with this much audio above the closing level counts as speech that keeps an open gate open.
 _VOICED_MIN_S = 0.03
 # The trail when the caller names none: qwen3.5's documented VAD silence (1000 ms) and a margin (inputs/turns.py).
-_DEFAULT_TRAIL_MS = 1200
+_DEFAULT_TRAIL_MS = 1100
 _SILENT_DBFS = -100.0
 _SILENT_POWER = 10 ** (_SILENT_DBFS / 10)
 # A Hann window keeps strong rumble from leaking into the speech band; the norm makes a frame's band power

@@ -17,9 +17,10 @@ from ..config import GateConfig
 from ..translation.protocol import Dialect
 from .gate import BYTES_PER_S, GateChunk
 
-# Server turns: sent beyond the service's silence, because its VAD counts silence in its own frames, from where
-# it heard speech end (at or before where the gate did).
-TRAIL_MARGIN_MS = 200
+# Server turns: sent beyond the service's silence, because its VAD counts silence in frames of its own. Its speech
+# ends at or before where the gate's does (the gate's closing level is 3 dB above the room's noise, far below what
+# a VAD calls speech), so the gate's trail starts late already and one chunk more is enough.
+TRAIL_MARGIN_MS = 100
 # An opening with less speech than this was a click or a knock: dropped (`clear`), not committed, because a
 # commit starts a billed response (and its translation of nothing).
 MIN_TURN_SPEECH_S = 0.2

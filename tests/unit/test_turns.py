@@ -15,17 +15,17 @@ from tests.support.daemon_harness import chunks
     ("gate", "dialect", "expected"),
     [
         ({}, Q35, TurnPlan(True, 800)),
-        ({}, Q3, TurnPlan(False, 1200)),
-        ({"turns": "server"}, Q35, TurnPlan(False, 1200)),
+        ({}, Q3, TurnPlan(False, 1100)),
+        ({"turns": "server"}, Q35, TurnPlan(False, 1100)),
         ({"turns": "server", "trail_ms": 700}, Q35, TurnPlan(False, 700)),
         ({"turns": "client", "end_of_sentence_ms": 1000}, Q35, TurnPlan(True, 1000)),
         ({"trail_ms": 700}, Q3, TurnPlan(False, 700)),
-        ({"end_with_zeros": True}, Q3, TurnPlan(False, 800, 1200)),
+        ({"end_with_zeros": True}, Q3, TurnPlan(False, 800, 1100)),
         ({"end_with_zeros": True, "trail_ms": 700, "end_of_sentence_ms": 500}, Q3, TurnPlan(False, 500, 700)),
         ({"end_with_zeros": True}, Q35, TurnPlan(True, 800)),
-        ({"end_with_zeros": True, "enabled": False}, Q3, TurnPlan(False, 1200)),
+        ({"end_with_zeros": True, "enabled": False}, Q3, TurnPlan(False, 1100)),
         # ungated, everything streams: only the service can tell where sentences end
-        ({"enabled": False}, Q35, TurnPlan(False, 1200)),
+        ({"enabled": False}, Q35, TurnPlan(False, 1100)),
     ],
 )
 def test_plan(gate: dict[str, object], dialect: object, expected: TurnPlan) -> None:
