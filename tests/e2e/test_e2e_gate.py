@@ -24,7 +24,7 @@ from tests.support.daemonproc import DaemonProc, TextRecorder
 from tests.support.fake_translator import FakeTranslator
 from tests.support.obs_env import ObsEnv
 from tests.support.pulse_env import PulseEnv
-from tests.support.speech import silence_padded_sequence, wav_duration
+from tests.support.speech import silence_padded_sequence
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 KEY = "sk-gate-e2e-secret"
