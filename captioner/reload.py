@@ -67,7 +67,7 @@ def session_spec(cfg: Config, target: str) -> SessionSpec:
         audio_output,
         voice,
         tuple(sorted(tr.glossary.get(target, {}).items())),
-        turns.plan(cfg.gate, tr.dialect).client,
+        turns.plan_for(cfg).client,
     )
 
 

@@ -216,6 +216,14 @@ def config_warnings(cfg: Config) -> list[str]:
         if voice and (problem := dialect.voice_problem(voice)):
             # Only for a family whose list is incomplete: _check refuses the others.
             out.append(f"{key}: {problem}; the vendor's list may be incomplete, so the service will decide")
+    live = [
+        f"outputs[{i}]" for i, o in enumerate(cfg.outputs) if isinstance(o, OutputConfig) and cfg.layout_for(o).live
+    ]
+    if cfg.gate.turns == "client" and live:
+        out.append(
+            f"gate.turns: 'client' shows nothing of a sentence until it ends, so {live[0]}'s live captions "
+            "come with the final; 'auto' keeps the service's turns while captions are live"
+        )
     return out + _unshown_warnings(cfg)
 
 

@@ -11,7 +11,7 @@ from ..obs_state import ObsState
 from ..status import Status
 from ..translation.session import TranslatorSession
 from .gate import BYTES_PER_S, GateState, SpeechGate, obs_holds
-from .turns import Item, TurnEnd, TurnShaper, plan
+from .turns import Item, TurnEnd, TurnShaper, plan_for
 
 # Sentence ends as the sessions count them (translation.connection): committed, cleared, nothing to commit.
 KINDS = ("commit", "clear", "skipped")
@@ -26,7 +26,7 @@ class AudioFeed:
         self.cfg = cfg
         self.status = status
         self.sessions = sessions
-        self.turns = plan(cfg.gate, cfg.translator.dialect)
+        self.turns = plan_for(cfg)
         self.gate = SpeechGate(cfg.gate, self.turns.trail_ms)
         self.shaper = TurnShaper(self.turns.client, self.turns.zeros_ms)
         status.audio_gate = self.as_dict
@@ -107,7 +107,7 @@ class AudioFeed:
     def configure(self, cfg: Config, state: ObsState) -> None:
         self.cfg = cfg
         before = self.gate.state
-        turns = plan(cfg.gate, cfg.translator.dialect)
+        turns = plan_for(cfg)
         if turns != self.turns:
             # Client turns restart the sessions (reload.SessionSpec): the sentence ends on the ones that have it.
             self.send(self.shaper.end())

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..config import GateConfig
+from ..config import Config, GateConfig, OutputConfig
 from ..translation.protocol import Dialect
 from .gate import BYTES_PER_S, GateChunk
 
@@ -40,15 +40,27 @@ class TurnPlan:
         return "client" if self.client else "server+zeros" if self.zeros_ms else "server"
 
 
-def plan(gate: GateConfig, dialect: Dialect) -> TurnPlan:
-    """gate.turns for this model: `auto` is client turns where the model has them (and the gate is on)."""
-    client = gate.enabled and dialect.manual_turns and gate.turns in ("auto", "client")
+def plan(gate: GateConfig, dialect: Dialect, live: bool = False) -> TurnPlan:
+    """gate.turns for this model: `auto` is client turns where the model has them and the gate is on, unless
+    captions are shown `live`: the service answers a sentence only once it is committed, so with client turns
+    nothing of it shows while it is spoken."""
+    client = gate.enabled and dialect.manual_turns and (gate.turns == "client" or (gate.turns == "auto" and not live))
     if client:
         return TurnPlan(True, gate.end_of_sentence_ms)
     trail = gate.trail_ms if gate.trail_ms is not None else dialect.vad_silence_ms + TRAIL_MARGIN_MS
     if gate.enabled and gate.end_with_zeros:
         return TurnPlan(False, gate.end_of_sentence_ms, trail)
     return TurnPlan(False, trail)
+
+
+def live_captions(cfg: Config) -> bool:
+    """Whether an OBS text source shows each sentence as it is spoken (layout.live)."""
+    return any(cfg.layout_for(o).live for o in cfg.outputs if isinstance(o, OutputConfig))
+
+
+def plan_for(cfg: Config) -> TurnPlan:
+    """The turn plan of a whole config."""
+    return plan(cfg.gate, cfg.translator.dialect, live_captions(cfg))
 
 
 class TurnEnd(NamedTuple):

@@ -5,13 +5,16 @@ session.finish)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
 import pytest
 
 from captioner.config import parse
+from captioner.standin import DemoSession
 from tests.support.daemon_harness import GatedDaemon, ScriptedCapture, until
 from tests.support.fake_translator import FakeTranslator
 
@@ -177,3 +180,17 @@ async def test_rotation_waits_for_the_end_of_the_sentence(fake: FakeTranslator) 
         session.rotate_after_s = 5400
         assert await d.wait_finals(1) == ["[ja] utterance 1"]
     assert fake.connections[0].commits == 1 and errors(fake) == 0
+
+
+def test_the_demo_stand_in_ends_an_utterance_at_a_commit() -> None:
+    """`captioner demo` with a qwen3.5 config: the stand-in answers client turns as the service does."""
+    session = DemoSession({}, model=Q35)
+    list(session.handle({"type": "session.update", "session": {"translation": {"language": "ja"}}}))
+    loud = base64.b64encode((np.full(1600, 8000, "<i2")).tobytes()).decode()
+    for _ in range(3):
+        list(session.handle({"type": "input_audio_buffer.append", "audio": loud}))
+    kinds = [e["type"] for e in session.handle({"type": "input_audio_buffer.commit"})]
+    assert kinds[0] == "input_audio_buffer.committed" and kinds[-1] == "response.done"
+    list(session.handle({"type": "input_audio_buffer.append", "audio": loud}))
+    assert [e["type"] for e in session.handle({"type": "input_audio_buffer.clear"})] == ["input_audio_buffer.cleared"]
+    assert [e["type"] for e in session.handle({"type": "session.finish"})] == ["session.finished"]

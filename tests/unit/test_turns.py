@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from captioner.config import GateConfig
+from captioner.config import GateConfig, config_warnings, parse
 from captioner.inputs.gate import GateChunk, SpeechGate
-from captioner.inputs.turns import TurnEnd, TurnPlan, TurnShaper, plan
+from captioner.inputs.turns import TurnEnd, TurnPlan, TurnShaper, plan, plan_for
 from captioner.translation.protocol import Q3, Q35
 from tests.support.daemon_harness import chunks
 
@@ -30,6 +30,24 @@ from tests.support.daemon_harness import chunks
 )
 def test_plan(gate: dict[str, object], dialect: object, expected: TurnPlan) -> None:
     assert plan(GateConfig.model_validate(gate), dialect) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("outputs", "turns", "client", "warned"),
+    [
+        ([{"obs_source": "A", "language": "ja"}], "auto", True, False),
+        # the service answers a committed sentence only: live captions keep the service's turns
+        ([{"obs_source": "A", "language": "ja", "layout": {"live": True}}], "auto", False, False),
+        ([{"obs_source": "A", "language": "ja", "layout": {"live": True}}], "client", True, True),
+    ],
+)
+def test_live_captions_keep_server_turns_unless_asked(
+    outputs: list[dict[str, object]], turns: str, client: bool, warned: bool
+) -> None:
+    raw = {"model": "qwen3.5-livetranslate-flash-realtime", "api_key": "k", "targets": ["ja"]}
+    cfg = parse({"translator": raw, "outputs": outputs, "gate": {"turns": turns}}, env={})
+    assert plan_for(cfg).client is client
+    assert any(w.startswith("gate.turns:") for w in config_warnings(cfg)) is warned
 
 
 def _chunk(i: int, padding: bool = False) -> GateChunk:
