@@ -353,10 +353,9 @@ class Connection:
         self._uncommitted = False
         await self.ws.send_str(protocol.AUDIO_COMMIT if commit else protocol.AUDIO_CLEAR)
         self.meters.turns[COMMIT if commit else CLEAR].inc()
-        if commit and self._turn_speech_s > 0:
-            self.unanswered_speech_s += self._turn_speech_s
-            if self.unanswered_since is None:
-                self.unanswered_since = time.monotonic()
+        if commit and self.speech_heard_at is None:
+            # The service was handed a sentence and owes its answer, as after its own `speech_started`.
+            self.speech_heard_at = time.monotonic()
         self._turn_speech_s = 0.0
 
     async def _receive(self) -> None:

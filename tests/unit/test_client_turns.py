@@ -194,3 +194,13 @@ def test_the_demo_stand_in_ends_an_utterance_at_a_commit() -> None:
     list(session.handle({"type": "input_audio_buffer.append", "audio": loud}))
     assert [e["type"] for e in session.handle({"type": "input_audio_buffer.clear"})] == ["input_audio_buffer.cleared"]
     assert [e["type"] for e in session.handle({"type": "session.finish"})] == ["session.finished"]
+
+
+async def test_a_committed_sentence_never_answered_is_a_hang(fake: FakeTranslator) -> None:
+    async with running(fake) as d:
+        session = d.sessions["ja"]
+        session.watchdog_s = 1.0
+        fake.stall = True  # takes the audio and the commit, answers nothing
+        await d.player.play([("silence", 1.0), ("tone", 1.0), ("silence", 1.0)])
+        await until(lambda: d.metric("captioner_translator_rotations_total", target="ja", reason="watchdog") >= 1)
+        assert fake.connections[0].commits == 1
