@@ -29,6 +29,7 @@ class AudioFeed:
         self.turns = plan_for(cfg)
         self.gate = SpeechGate(cfg.gate, self.turns.trail_ms)
         self.shaper = TurnShaper(self.turns.client, self.turns.zeros_ms)
+        self._handed = {False: 0.0, True: 0.0}  # seconds of captured audio / of zeros handed to the sessions
         status.audio_gate = self.as_dict
 
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
@@ -50,6 +51,10 @@ class AudioFeed:
 
     def send(self, items: list[Item]) -> None:
         """The same chunks and sentence ends to every session, in the same order."""
+        for item in items:
+            if not isinstance(item, TurnEnd):
+                # What the sessions were handed, after the shaper: the gate's own counters include quiet it held.
+                self._handed[item.padding] += len(item.pcm) / BYTES_PER_S
         for session in self.sessions.values():
             if not items:
                 session.feed_gap()  # nothing in flight: a pause, as far as rotation is concerned
@@ -80,7 +85,9 @@ class AudioFeed:
                 "sent_per_speech": round(sent_s / speech_s, 2) if speech_s else None,
                 "turns": turns,
             }
-        return {**self.gate.as_dict(), "turns": t.mode, "trail_ms": t.zeros_ms or t.trail_ms, "sessions": sessions}
+        handed = {"sent_s": round(self._handed[False], 1), "padded_s": round(self._handed[True], 1)}
+        gate = {**self.gate.as_dict(), **handed}
+        return {**gate, "turns": t.mode, "trail_ms": t.zeros_ms or t.trail_ms, "sessions": sessions}
 
     def hold(self, reason: str, held: bool) -> None:
         """Stop (held=True) or allow sending audio for one reason (OBS not streaming, muted, budget, pause ...).

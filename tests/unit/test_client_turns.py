@@ -132,6 +132,8 @@ async def test_hold_mid_sentence_commits_it_at_once_without_zeros(fake: FakeTran
         await d.player.play([("tone", 1.0), ("silence", 3.0)])
         assert fake.connections[0].audio_bytes == round((0.3 + 0.5) * 32000)
         assert d.gate.as_dict()["padded_s"] > 0  # what a server-VAD model would have been sent
+        shown = d.status.as_dict()["audio_gate"]  # what the sessions were handed
+        assert shown["padded_s"] == 0 and shown["sent_s"] == 0.8 == shown["sessions"]["ja"]["sent_s"]
 
 
 async def test_a_sentence_whose_connection_died_is_sent_again_on_the_next(fake: FakeTranslator) -> None:
