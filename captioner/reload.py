@@ -136,7 +136,8 @@ def plan_reload(old: Config, new: Config, running: Mapping[str, SessionSpec], ob
         obs = "outputs"
     return ReloadPlan(
         audio=new.audio != old.audio,
-        gate=new.gate != old.gate,
+        # The turn plan follows the model and live outputs too: the feed must end sentences as the sessions expect.
+        gate=new.gate != old.gate or turns.plan_for(new) != turns.plan_for(old),
         voice=new.voice_outputs != old.voice_outputs,
         stop_targets=stop,
         start_targets=start,
