@@ -129,17 +129,14 @@ class Daemon:
         session = TranslatorSession(
             cfg.translator,
             target,
-            transcribe_source=spec.transcribe_source,
             status=self.status,
             on_caption=self.on_caption,
             budget=self.budget,
             chunk_ms=cfg.audio.chunk_ms,
             on_usage=self.spending.on_usage,
-            audio_output=spec.audio_output,
-            voice=spec.voice,
             # Through self.voice at call time: a reload replaces the players, not the sessions.
             on_audio=lambda target, event: self.voice.on_audio(target, event),
-            pin_source=spec.pin_source,
+            **spec.options(),
         )
         self.sessions[target], self._specs[target] = session, spec
         self._session_tasks[target] = asyncio.create_task(session.run(), name=f"translator:{target}")

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .config import Config
 from .errors import ConfigError, describe
@@ -39,6 +39,17 @@ class SessionSpec:
     audio_output: bool
     voice: str | None
     glossary: tuple[tuple[str, str], ...]
+    clone: str | None = None  # voice_clone_options.frequency, or None
+
+    def options(self) -> dict[str, Any]:
+        """The TranslatorSession keyword arguments this spec stands for."""
+        return {
+            "transcribe_source": self.transcribe_source,
+            "pin_source": self.pin_source,
+            "audio_output": self.audio_output,
+            "voice": self.voice,
+            "clone": self.clone,
+        }
 
 
 def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
@@ -53,6 +64,13 @@ def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
     return tr.audio_output, tr.voice
 
 
+def session_clone(cfg: Config, target: str) -> str | None:
+    """voice_clone_options.frequency for one target's session: its voice output's, else translator.voice_clone."""
+    played = next((v for v in cfg.voice_outputs if v.language == target), None)
+    clone = played.voice_clone if played is not None and played.voice_clone is not None else cfg.translator.voice_clone
+    return None if clone == "off" else clone
+
+
 def session_spec(cfg: Config, target: str) -> SessionSpec:
     tr = cfg.translator
     audio_output, voice = session_audio(cfg, target)
@@ -64,6 +82,7 @@ def session_spec(cfg: Config, target: str) -> SessionSpec:
         audio_output,
         voice,
         tuple(sorted(tr.glossary.get(target, {}).items())),
+        session_clone(cfg, target),
     )
 
 

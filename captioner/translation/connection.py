@@ -9,6 +9,8 @@ import itertools
 import json
 import logging
 import time
+import urllib.parse
+import urllib.request
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
@@ -38,17 +40,38 @@ CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.
 _serials = itertools.count(1)
 
 
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for a ws(s):// URL: WSS_PROXY / WS_PROXY, else HTTPS_PROXY / HTTP_PROXY.
+
+    aiohttp's own trust_env looks only under the URL's scheme (wss_proxy), which corporate setups rarely set.
+    NO_PROXY is honoured.
+    """
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host and urllib.request.proxy_bypass(host):
+        return None
+    proxies = urllib.request.getproxies()
+    secure = url.startswith("wss://")
+    order = ("wss", "https") if secure else ("ws", "http")
+    return next((proxies[k] for k in order if proxies.get(k)), None)
+
+
 async def open_socket(
-    url: str, model: str, api_key: str, timeout_s: float
+    url: str, model: str, api_key: str, timeout_s: float, extra_headers: dict[str, str] | None = None
 ) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
-    """The WebSocket handshake for `model`; a refusal raises what it means for retrying."""
-    headers = {"Authorization": f"Bearer {api_key}"}
-    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s))
+    """The WebSocket handshake for `model`; a refusal raises what it means for retrying.
+
+    Through the proxy the environment names, if any (a corporate proxy); TLS trusts the system's CAs, which
+    SSL_CERT_FILE can replace.
+    """
+    headers = {**(extra_headers or {}), "Authorization": f"Bearer {api_key}"}
+    # trust_env: proxy credentials from ~/.netrc as well.
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s), trust_env=True)
     try:
         ws = await asyncio.wait_for(
             http.ws_connect(
                 f"{url}?model={model}",
                 headers=headers,
+                proxy=env_proxy(url),
                 max_msg_size=_MAX_FRAME_BYTES,
                 # The server may never answer our close frame (§4.5): do not wait 10 s for it.
                 timeout=aiohttp.ClientWSTimeout(ws_close=1.5),
@@ -84,10 +107,12 @@ async def connect(
 
     `voice` is the one `update` asks for, named in a refusal; the connection is closed if setup fails.
     """
-    http, ws = await open_socket(cfg.url, cfg.model, cfg.api_key.get_secret_value(), cfg.connect_timeout_s)
+    key = cfg.api_key.get_secret_value()
+    http, ws = await open_socket(cfg.endpoint, cfg.model, key, cfg.connect_timeout_s, cfg.endpoint_headers)
     conn = Connection(
         http, ws, dialect=cfg.dialect, meters=meters, usage_mode=usage_mode, on_event=on_event, on_caption=on_caption
     )
+    conn.interpreter.skip_fill = cfg.skip_shows_source
     try:
         await conn.expect(cfg.dialect.session_created, cfg.connect_timeout_s, voice)
         await ws.send_str(protocol.encode(update))
@@ -267,7 +292,7 @@ class Connection:
                 await sender
             # What was on screen but never finalized is the best text there is: keep it.
             for caption in self.interpreter.pending():
-                final = Caption(caption.language, caption.item_id, caption.text, True)
+                final = dataclasses.replace(caption, final=True)
                 self.on_caption(dataclasses.replace(final, spoken_at=self.spoken_at(final)))
 
     async def _send(self) -> None:
