@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .config import Config
+from .config.service import session_voice
 from .errors import ConfigError, describe
 
 log = logging.getLogger(__name__)
@@ -53,22 +54,9 @@ class SessionSpec:
 
 
 def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
-    """(ask for text+audio, voice) for one target's session: audio is billed high (§8), so only when played.
-
-    translator.audio_output keeps asking every target for audio, as it always did.
-    """
-    tr = cfg.translator
-    played = next((v for v in cfg.voice_outputs if v.language == target), None)
-    if played is not None:
-        return True, played.voice or tr.voice
-    return tr.audio_output, tr.voice
-
-
-def session_clone(cfg: Config, target: str) -> str | None:
-    """voice_clone_options.frequency for one target's session: its voice output's, else translator.voice_clone."""
-    played = next((v for v in cfg.voice_outputs if v.language == target), None)
-    clone = played.voice_clone if played is not None and played.voice_clone is not None else cfg.translator.voice_clone
-    return None if clone == "off" else clone
+    """(ask for text+audio, voice) for one target's session (config.service.session_voice)."""
+    sv = session_voice(cfg, target)
+    return sv.audio, sv.voice
 
 
 def session_spec(cfg: Config, target: str) -> SessionSpec:
@@ -82,7 +70,7 @@ def session_spec(cfg: Config, target: str) -> SessionSpec:
         audio_output,
         voice,
         tuple(sorted(tr.glossary.get(target, {}).items())),
-        session_clone(cfg, target),
+        session_voice(cfg, target).clone,
     )
 
 

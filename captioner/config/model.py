@@ -10,7 +10,7 @@ from pydantic import (
 
 from .. import cea608
 from ..errors import ConfigError
-from ..translation.protocol import UnsupportedModel
+from ..translation.protocol import CLONE_VOICE, UnsupportedModel
 from .hints import DEMO_HINT, language_hint
 from .outputs import (
     LayoutConfig,
@@ -36,6 +36,7 @@ from .sections import (
     VoiceOutputConfig,
     _Section,
 )
+from .service import check_service, service_warnings
 
 
 class Config(_Section):
@@ -178,6 +179,7 @@ def _check(cfg: Config) -> None:
     tr.check_glossary()
     cfg.vocabulary.check(cfg.languages())
     _check_voice_outputs(cfg)
+    check_service(cfg)
 
 
 def _check_voice_outputs(cfg: Config) -> None:
@@ -210,10 +212,12 @@ def config_warnings(cfg: Config) -> list[str]:
         (f"voice_outputs[{i}].voice", v.voice) for i, v in enumerate(cfg.voice_outputs)
     ]
     for key, voice in voices:
+        if voice == CLONE_VOICE and dialect.voice_clone:
+            continue  # the cloned voice: check_service made sure a clone goes with it
         if voice and (problem := dialect.voice_problem(voice)):
             # Only for a family whose list is incomplete: _check refuses the others.
             out.append(f"{key}: {problem}; the vendor's list may be incomplete, so the service will decide")
-    return out + _unshown_warnings(cfg)
+    return out + service_warnings(cfg) + _unshown_warnings(cfg)
 
 
 def _unshown_warnings(cfg: Config) -> list[str]:
