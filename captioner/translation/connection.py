@@ -113,6 +113,7 @@ async def connect(
         http, ws, dialect=cfg.dialect, meters=meters, usage_mode=usage_mode, on_event=on_event, on_caption=on_caption
     )
     conn.interpreter.skip_fill = cfg.skip_shows_source
+    conn.interpreter.estimate_usage = cfg.dialect.usage_optional
     try:
         await conn.expect(cfg.dialect.session_created, cfg.connect_timeout_s, voice)
         await ws.send_str(protocol.encode(update))

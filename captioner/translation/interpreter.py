@@ -135,6 +135,10 @@ class SessionInterpreter:
         self.usage = UsageMeter()
         # The audio tokens sent on this session so far (set by the session): helps tell how usage is reported.
         self.audio_tokens_sent: float | None = None
+        # A dialect whose usage may be missing (qwen3.8): bill the audio sent until the service reports usage.
+        self.estimate_usage = False
+        self._usage_seen = False
+        self._audio_estimated = 0
         # Translation item <-> source item of the same segment (both directions), and finals still waiting for
         # their other half when the service does not say which goes with which (qwen3 sends no pairing event).
         self._pairs: OrderedDict[str, str] = OrderedDict()
@@ -341,7 +345,13 @@ class SessionInterpreter:
                 self._final(language, {"item_id": item}, "", out)
         usage = response.get("usage")
         if isinstance(usage, dict):
+            self._usage_seen = True
             out.usage = UsageDelta(*self.usage.report(usage, self.audio_tokens_sent))
+        elif self.estimate_usage and not self._usage_seen and self.audio_tokens_sent is not None:
+            audio = int(self.audio_tokens_sent) - self._audio_estimated
+            if audio > 0:
+                self._audio_estimated += audio
+                out.usage = UsageDelta(audio, 0, Tokens(audio_in=audio))
 
     def _remember(self, key: tuple[str, str], snap: _Snapshot) -> None:
         self._items[key] = snap

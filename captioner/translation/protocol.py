@@ -62,6 +62,9 @@ class Dialect:
     voice_clone: bool = False
     # Speaker diarization: `speaker_id` on input_audio_buffer.speech_started (qwen3.8).
     speaker_ids: bool = False
+    # qwen3.8's response.done was recorded without `usage` (3.8 digest §4): until a session reports usage, its
+    # audio input is estimated from the seconds sent (7 tokens/s), so budgets still hold.
+    usage_optional: bool = False
 
     def voice_problem(self, voice: str) -> str | None:
         """Why `voice` is not one of this family's voices, or None when it is (or may be)."""
@@ -116,6 +119,7 @@ Q38 = Dialect(
     asr_always_on=True,
     voice_clone=True,
     speaker_ids=True,
+    usage_optional=True,
 )
 DIALECTS = (Q38, Q35, Q3)
 # Targets for which the vendor says same_language_skip_options takes effect (Q3.5 client events page).

@@ -188,3 +188,15 @@ def test_a_skipped_sentence_shows_its_source_text_when_asked(events: list[dict[s
 def test_a_translated_sentence_is_not_filled() -> None:
     finals = [(c.language, c.text) for c in run(DOCUMENTED, skip_fill=True) if c.final]
     assert finals == [("source", "Hello world."), ("ja", "こんにちは、世界。")]
+
+
+def test_missing_usage_bills_the_audio_sent_until_usage_is_reported() -> None:
+    interpreter = SessionInterpreter("ja")
+    interpreter.estimate_usage = True
+    interpreter.audio_tokens_sent = 70.0  # 10 s at 7 tokens/s
+    first = interpreter.feed(done()).usage
+    assert first is not None and (first.input_tokens, first.tokens.audio_in) == (70, 70)
+    interpreter.audio_tokens_sent = 105.0
+    second = interpreter.feed(done()).usage
+    assert second is not None and second.input_tokens == 35
+    assert interpreter.feed(done()).usage is None  # nothing new was sent
