@@ -32,7 +32,9 @@ def session_voice(cfg: Config, target: str) -> SessionVoice:
     tr = cfg.translator
     index = next((i for i, v in enumerate(cfg.voice_outputs) if v.language == target), None)
     if index is None:
-        return SessionVoice(tr.audio_output, tr.voice, tr.voice_clone, "translator.voice", "translator.voice_clone")
+        # A text-only session clones nothing: no clone is sent (and changing it restarts nothing).
+        clone = tr.voice_clone if tr.audio_output else None
+        return SessionVoice(tr.audio_output, tr.voice, clone, "translator.voice", "translator.voice_clone")
     played = cfg.voice_outputs[index]
     clone = played.voice_clone if played.voice_clone is not None else tr.voice_clone
     return SessionVoice(
