@@ -200,7 +200,7 @@ class TranslatorConfig(_Section):
             raise ConfigError(
                 "translator.glossary",
                 f"{self.model} does not document a glossary (translation.corpus.phrases); "
-                "use qwen3.5-livetranslate-flash-realtime or remove translator.glossary",
+                "use qwen3.5- or qwen3.8-livetranslate-flash-realtime, or remove translator.glossary",
             )
         for lang in self.glossary:
             if lang not in self.targets:
