@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..errors import ConfigError
 from ..translation.protocol import CLONE_VOICE, SKIP_TARGETS
+from .sections import TranslatorConfig, VoiceOutputConfig
 
-if TYPE_CHECKING:
-    from .model import Config
+
+class Config(Protocol):
+    """The two sections these rules read (config.model.Config has them; importing it here would be a cycle)."""
+
+    @property
+    def translator(self) -> TranslatorConfig: ...
+
+    @property
+    def voice_outputs(self) -> tuple[VoiceOutputConfig, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -36,11 +44,11 @@ def session_voice(cfg: Config, target: str) -> SessionVoice:
         clone = tr.voice_clone if tr.audio_output else None
         return SessionVoice(tr.audio_output, tr.voice, clone, "translator.voice", "translator.voice_clone")
     played = cfg.voice_outputs[index]
-    clone = played.voice_clone if played.voice_clone is not None else tr.voice_clone
+    own = played.voice_clone
     return SessionVoice(
         True,
         played.voice or tr.voice,
-        None if clone == "off" else clone,
+        tr.voice_clone if own is None else None if own == "off" else own,
         f"voice_outputs[{index}].voice" if played.voice else "translator.voice",
         f"voice_outputs[{index}].voice_clone" if played.voice_clone is not None else "translator.voice_clone",
     )

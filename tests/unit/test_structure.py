@@ -65,6 +65,7 @@ PURE = {
     "translation.protocol",  # dialects and every client frame
     "translation.failures",  # the link errors a session retries on, each its own way
     "translation.policy",  # when a session is hung or due for rotation, what it bills, what the service changed
+    "translation.setup",  # one target's session.update and what it bills, from the config
     "translation.timeline",  # when the audio a connection sent was spoken
     "web",  # the package: imports nothing
     "inputs",  # the package: imports nothing
@@ -83,6 +84,7 @@ PURE = {
     "config.outputs",  # OBS text sources, YouTube and webhooks, files, vocabulary
     "config.model",  # the whole config and the rules across sections
     "config.loading",  # reads files only here, in the loader: YAML and glossary files
+    "config.service",  # rules across keys on what the service is asked: voice clone, same-language skip
     "config.hints",  # every pydantic problem at once, and the nearest key or language to a mistyped one
     "presenter",
     "readout",
