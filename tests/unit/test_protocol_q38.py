@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import numpy as np
 import pytest
 
+from captioner.standin import DemoSession
 from captioner.translation import policy
-from captioner.translation.protocol import Q3, Q35, Q38, dialect_for, session_update
+from captioner.translation.protocol import Q3, Q35, Q38, audio_append, dialect_for, session_update
 
 
 @pytest.mark.parametrize(
@@ -119,3 +122,16 @@ def test_billing_on_qwen38_says_the_transcript_is_always_on() -> None:
 )
 def test_echo_check_reads_the_nested_layout(echo: dict[str, Any], fields: list[str]) -> None:
     assert [f for f, _ in policy.echo_differences(update(), echo)] == fields
+
+
+def test_demo_stand_in_takes_the_nested_update_and_always_transcribes() -> None:
+    session = DemoSession({}, model="qwen3.8-livetranslate-flash-realtime")
+    body = session_update(
+        Q38, target="ja", source_language=None, transcribe_source=False, voice=None, audio_output=True
+    )
+    assert [e["type"] for e in session.handle(body)] == ["session.updated"]
+    loud = (np.sin(np.arange(1600) * 0.3) * 0.3 * 32767).astype("<i2").tobytes()
+    chunks = [loud] * 3 + [bytes(3200)] * 8
+    kinds = [e["type"] for pcm in chunks for e in session.handle(json.loads(audio_append(pcm)))]
+    assert "conversation.item.input_audio_transcription.completed" in kinds
+    assert "response.audio_transcript.done" in kinds
