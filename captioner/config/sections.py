@@ -126,7 +126,7 @@ class TranslatorConfig(_Section):
     # The region of the key and workspace (they are region-bound): the host the URL is built from.
     region: Literal["singapore", "beijing"] = "singapore"
     # Sent as the X-DashScope-DataInspection header when set (the vendor's data-inspection setting).
-    data_inspection: str | None = Field(None, min_length=1, max_length=1000)
+    data_inspection: str | None = Field(None, min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]+$")
 
     @property
     def dialect(self) -> Dialect:

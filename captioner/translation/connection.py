@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import itertools
 import json
 import logging
@@ -47,12 +48,20 @@ def env_proxy(url: str) -> str | None:
     NO_PROXY is honoured.
     """
     host = urllib.parse.urlsplit(url).hostname or ""
-    if host and urllib.request.proxy_bypass(host):
+    # A translator on this machine (a local gateway, the demo stand-in) is never reached through a proxy.
+    if not host or host == "localhost" or _loopback(host) or urllib.request.proxy_bypass(host):
         return None
     proxies = urllib.request.getproxies()
     secure = url.startswith("wss://")
     order = ("wss", "https") if secure else ("ws", "http")
     return next((proxies[k] for k in order if proxies.get(k)), None)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def open_socket(

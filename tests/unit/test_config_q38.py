@@ -10,6 +10,7 @@ import pytest
 from captioner.config import config_warnings, parse
 from captioner.errors import ConfigError
 from captioner.reload import session_spec
+from captioner.translation.connection import env_proxy
 from tests.support.config_docs import ENV
 
 Q35, Q38, Q3 = (f"qwen{v}-livetranslate-flash-realtime" for v in ("3.5", "3.8", "3"))
@@ -114,3 +115,33 @@ def test_warnings_for_skip_targets_and_qwen38_source_language() -> None:
 def test_qwen38_takes_the_qwen35_languages_and_a_glossary() -> None:
     cfg = parse(raw({"targets": ["ja", "uk"], "glossary": {"ja": {"OBS": "OBS"}}}), ENV)
     assert cfg.translator.dialect.family == Q38
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "proxy"),
+    [
+        ({"HTTPS_PROXY": "http://corp:3128"}, "wss://x.maas.aliyuncs.com/a", "http://corp:3128"),
+        ({"HTTPS_PROXY": "http://corp:3128", "WSS_PROXY": "http://ws:1"}, "wss://x.aliyuncs.com/a", "http://ws:1"),
+        ({"HTTP_PROXY": "http://plain:8080"}, "ws://gateway.lan/a", "http://plain:8080"),
+        ({"HTTP_PROXY": "http://plain:8080"}, "wss://x.aliyuncs.com/a", None),
+        ({"HTTPS_PROXY": "http://corp:3128", "NO_PROXY": ".aliyuncs.com"}, "wss://x.aliyuncs.com/a", None),
+        ({"HTTPS_PROXY": "http://corp:3128"}, "wss://127.0.0.1:8443/a", None),  # loopback: never proxied
+        ({"HTTP_PROXY": "http://plain:8080"}, "ws://localhost:1/a", None),
+        ({}, "wss://x.aliyuncs.com/a", None),
+    ],
+)
+def test_proxy_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], url: str, proxy: str | None
+) -> None:
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "WSS_PROXY", "WS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert env_proxy(url) == proxy
+
+
+def test_data_inspection_cannot_break_the_header() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(raw({"data_inspection": "enable\r\nX-Evil: 1"}), ENV)
+    assert info.value.key == "translator.data_inspection"
