@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.support.fake_translator.generation import FRAME_MS, Generation
+from tests.support.fake_translator.generation import FRAME_MS, OUT_BYTES_PER_MS, Generation
 from tests.support.fake_translator.records import Conn, Segment
 
 SKIP_TARGETS = ("zh", "en")
@@ -141,7 +141,7 @@ class Q38Generation(Generation):
     async def _finish_response(self, c: Conn, seg: Segment) -> None:
         final = seg.final
         if seg.audio:
-            end = max(seg.frames - seg.open_frame, 1) * FRAME_MS * 48
+            end = max(seg.frames - seg.open_frame, 1) * FRAME_MS * OUT_BYTES_PER_MS
             await self._audio_delta(c, seg, max(end, seg.audio_sent + (seg.audio_sent % 2)))
             await self._send(c, {"type": "response.audio_transcript.done", **self._ids(seg), "transcript": final})
             await self._send(c, {"type": "response.audio.done", **self._ids(seg)})
