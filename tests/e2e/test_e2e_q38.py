@@ -152,3 +152,48 @@ def test_same_language_skip_shows_the_configured_captions(
         daemon.kill()
     skip = fake.connections[0].session_update["translation"]["same_language_skip_options"]  # type: ignore[index]
     assert skip == {"skip_text": True, "skip_audio": True}
+
+
+def test_qwen38_voice_clone_session_is_accepted_and_plays(
+    obs: ObsEnv,
+    pulse_env: PulseEnv,
+    threaded_fake: Callable[..., FakeTranslator],
+    speech: Path,
+    tmp_path: Path,
+) -> None:
+    fake = threaded_fake(api_key=KEY, script=PHRASES)
+    module = pulse_env.load_module("module-null-sink", "sink_name=clone_sink")
+    config = {
+        "audio": {"device": "loopback"},
+        "translator": {
+            "url": fake.url,
+            "model": Q38_MODEL,
+            "api_key": "${DASHSCOPE_API_KEY}",
+            "source_language": None,
+            "targets": ["ja"],
+        },
+        "obs": obs_config(obs),
+        "layout": LAYOUT,
+        "outputs": [{"obs_source": "Clone JA", "language": "ja"}],
+        # The translation speaks in the speaker's own voice, taken again before every sentence.
+        "voice_outputs": [{"language": "ja", "sink": "clone_sink", "voice": "default", "voice_clone": "always"}],
+    }
+    env = pulse_env.child_env(DASHSCOPE_API_KEY=KEY, OBS_WEBSOCKET_PASSWORD=obs.password)
+    daemon = DaemonProc(tmp_path, config, env).start()
+    try:
+        daemon.wait_connected("audio", "obs", "translator:ja")
+        pulse_env.play(speech)
+        want = "\n".join(f"[ja] {p}" for p in PHRASES)
+        daemon.wait(lambda: obs.text_of("Clone JA") == want, 30, "three translations in OBS")
+        daemon.wait(lambda: daemon.status()["voice"]["ja"]["utterances_played"] >= 3, 20, "the voice played")
+        assert "session_warnings" not in daemon.status()["links"]["translator:ja"]  # the echo held the clone
+    finally:
+        daemon.kill()
+        pulse_env.unload_module(module)
+    conn = fake.connections[0]
+    assert conn.server_close_code is None
+    update = conn.session_update
+    assert update is not None
+    assert update["output_modalities"] == ["text", "audio"]
+    assert (update["voice"], update["audio"]["output"]["voice"]) == ("default", "default")
+    assert (update["enable_voice_clone"], update["voice_clone_options"]) == (True, {"frequency": "always"})
