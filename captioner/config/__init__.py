@@ -24,6 +24,7 @@ from .outputs import (
     PostOutputConfig,
     ProfanityConfig,
     ReplacementConfig,
+    SpeakersConfig,
     StreamCaptionsConfig,
     TranscriptsConfig,
     VocabularyConfig,
@@ -32,6 +33,7 @@ from .outputs import (
     _http_url,
     _output_entry,
     _PostOutputConfig,
+    label_problem,
 )
 from .sections import (
     SOURCE,
@@ -75,6 +77,7 @@ __all__ = [
     "PricesConfig",
     "ProfanityConfig",
     "ReplacementConfig",
+    "SpeakersConfig",
     "StreamCaptionsConfig",
     "TranscriptsConfig",
     "TranslatorConfig",
@@ -95,6 +98,7 @@ __all__ = [
     "config_warnings",
     "expand_env",
     "key_path",
+    "label_problem",
     "load",
     "parse",
     "read_glossary_file",

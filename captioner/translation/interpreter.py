@@ -51,6 +51,8 @@ class Caption:
     spoken_at: float = 0.0
     # Who spoke, when known (a speaker the model tells apart, or a named input); "" = unlabelled.
     speaker: str = ""
+    # The model's own id for the speaker (qwen3.8 speaker_id), "" when unknown.
+    speaker_id: str = ""
 
 
 @dataclass(frozen=True)

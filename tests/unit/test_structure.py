@@ -78,6 +78,7 @@ PURE = {
     "inputs.gate",
     "obs_state",
     "vocabulary",
+    "speakers",  # who said what: the model's speaker ids named, and when labels show
     "config",  # the package: the public names of the four below
     "config.sections",  # input, translator, OBS, HTTP, cost, pictures, voice
     "config.outputs",  # OBS text sources, YouTube and webhooks, files, vocabulary
