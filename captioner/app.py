@@ -87,7 +87,7 @@ class Daemon:
         self.hub = OverlayHub()
         self.hub.set_languages(cfg.languages())
         self.router = CaptionRouter(_OUTPUT_ORDER)
-        self.router.set("overlay", OverlayOutput(self.hub, lambda: self.cfg.languages(), self.speakers.prefix))
+        self.router.set("overlay", OverlayOutput(self.hub, lambda: self.cfg.languages(), self.speakers))
         self.router.set("status", StatusOutput(self.status))
         self.transcripts: TranscriptFiles | None = None
         self.posting = PostingOutputs(self.status, self.router.set, (YoutubeOutput, WebhookOutput))

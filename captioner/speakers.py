@@ -65,6 +65,11 @@ class SpeakerNames:
             return caption
         return dataclasses.replace(caption, speaker=speaker_name(index, self._settings().names))
 
+    def number(self, name: str) -> int:
+        """Which speaker `name` is, counting from 1 in the order heard (the overlay's colour); 0 if none of ours."""
+        names = self._settings().names
+        return next((i + 1 for i in self._order.values() if speaker_name(i, names) == name), 0)
+
     def prefix(self, name: str) -> str:
         """The label before a caption by `name` under the current config ("" when unknown or labels are off)."""
         return label(self._settings().label, name)

@@ -25,11 +25,11 @@ HISTORY: Final = 20
 
 @dataclass(frozen=True, slots=True)
 class Speaker:
-    """Who said a caption, as the page shows it: the name, the label before the text, the colour slot (1..)."""
+    """Who said a caption, as the page shows it: the name, the label before the text, its number for the colour."""
 
     name: str
     label: str  # "" when labels are off (speakers.label: ""): the page shows the text alone
-    slot: int  # 0 = no colour of its own
+    number: int  # the speaker's number, counted from 1 in the order heard (CSS .speaker-<n>); 0 = none
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +177,7 @@ class OverlayHub:
 def _caption(ev: CaptionEvent, now: float) -> dict[str, Any]:
     out: dict[str, Any] = {"text": ev.text, "age_s": round(max(0.0, now - ev.at), 3)}
     if ev.speaker is not None:
-        out["speaker"] = {"name": ev.speaker.name, "label": ev.speaker.label, "slot": ev.speaker.slot}
+        out["speaker"] = {"name": ev.speaker.name, "label": ev.speaker.label, "number": ev.speaker.number}
     return out
 
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from captioner import cea608
-from captioner.config import ObsConfig, parse
+from captioner.config import ObsConfig, SpeakersConfig, parse
 from captioner.layout import display_width
 from captioner.obs import ObsSink
 from captioner.outputs.base import CaptionRouter
@@ -17,7 +17,7 @@ from captioner.outputs.log import StatusOutput
 from captioner.outputs.obs_text import ObsTextOutput
 from captioner.outputs.overlay import OverlayOutput
 from captioner.outputs.stream_captions import StreamCaptionOutput
-from captioner.speakers import label
+from captioner.speakers import SpeakerNames, label
 from captioner.status import Status
 from captioner.transcripts import TranscriptWriter, srt_cue, txt_line, voice_tag, vtt_cue
 from captioner.translation.interpreter import Caption
@@ -235,28 +235,37 @@ def test_status_names_the_speaker_of_the_last_final_even_with_labels_off() -> No
     assert status.as_dict()["outputs"]["en"]["last_speaker"] == ""
 
 
-def test_overlay_events_carry_name_label_and_a_colour_slot_per_speaker() -> None:
-    clock = FakeClock()
-    hub = OverlayHub(clock=clock)
+def test_overlay_events_carry_name_label_and_the_speakers_number_for_its_colour() -> None:
+    hub = OverlayHub(clock=FakeClock())
     hub.set_languages(["ja", "en"])
-    out = OverlayOutput(hub, lambda: ("ja", "en"), host_label)
-    out.caption(final("one", "Guest", language="ja"))
-    out.caption(final("two", "Host", language="en"))
-    out.caption(final("three", "Guest", language="en"))
-    out.caption(final("four", language="en"))
-    out.caption(Caption("en", "p", "live", False, speaker="Host"))
+    cfg = SpeakersConfig(names=("Host", "Guest"))
+    names = SpeakerNames(lambda: cfg)
+    router = CaptionRouter()
+    router.set("overlay", OverlayOutput(hub, lambda: ("ja", "en"), names))
+    for c in [
+        Caption("ja", "1", "one", True, speaker_id="1"),  # one voice: no speaker yet
+        Caption("ja", "2", "two", True, speaker_id="2"),
+        Caption("en", "3", "three", True, speaker_id="1"),
+        Caption("en", "4", "four", True),
+        Caption("en", "5", "live", False, speaker_id="2"),
+    ]:
+        router.caption(names.name(c))
+    assert hub.replay("ja")["captions"] == [
+        {"text": "one", "age_s": 0.0},
+        # Guest was labelled first but is the second voice heard: speaker-2 in every language and page.
+        {"text": "two", "age_s": 0.0, "speaker": {"name": "Guest", "label": "Guest: ", "number": 2}},
+    ]
     replay = hub.replay("en")
     assert replay["captions"] == [
-        {"text": "two", "age_s": 0.0, "speaker": {"name": "Host", "label": "Host: ", "slot": 2}},
-        {"text": "three", "age_s": 0.0, "speaker": {"name": "Guest", "label": "Guest: ", "slot": 1}},
+        {"text": "three", "age_s": 0.0, "speaker": {"name": "Host", "label": "Host: ", "number": 1}},
         {"text": "four", "age_s": 0.0},
     ]
-    assert replay["partial"]["speaker"] == {"name": "Host", "label": "Host: ", "slot": 2}
-    assert hub.replay("ja")["captions"][0]["speaker"]["slot"] == 1  # one colour per speaker in every language
+    assert replay["partial"]["speaker"] == {"name": "Guest", "label": "Guest: ", "number": 2}
 
 
-def test_overlay_with_labels_off_still_names_for_css() -> None:
+def test_overlay_with_labels_off_still_names_and_numbers_for_css() -> None:
     hub = OverlayHub(clock=FakeClock())
     hub.set_languages(["en"])
-    OverlayOutput(hub, lambda: ("en",), lambda n: label("", n)).caption(final("hi", "Host"))
-    assert hub.replay("en")["captions"][0]["speaker"] == {"name": "Host", "label": "", "slot": 1}
+    names = SpeakerNames(lambda: SpeakersConfig(label="", always=True))
+    OverlayOutput(hub, lambda: ("en",), names).caption(names.name(Caption("en", "1", "hi", True, speaker_id="7")))
+    assert hub.replay("en")["captions"][0]["speaker"] == {"name": "Speaker 1", "label": "", "number": 1}

@@ -9,6 +9,7 @@ import pytest
 
 from captioner.config import SpeakersConfig, parse
 from captioner.errors import ConfigError
+from captioner.reload import plan_reload, session_spec, wants_obs
 from captioner.speakers import MAX_SPEAKERS, SpeakerNames, label, speaker_name
 from captioner.translation.interpreter import Caption
 from tests.support.cli import captioner
@@ -163,3 +164,21 @@ def test_a_bad_label_exits_2_naming_the_key(tmp_path: Path) -> None:
     r = captioner("check", "--config", str(cfg))
     assert r.returncode == 2
     assert "speakers.label: '{speaker}: ': the only placeholder is {name} (found {speaker})" in r.stderr
+
+
+def test_number_is_the_order_heard_under_the_current_names() -> None:
+    cfg = [SpeakersConfig(names=("Host", "Guest"))]
+    names = SpeakerNames(lambda: cfg[0])
+    for i in ("4", "9", "2"):
+        names.name(cap(i))
+    assert [names.number(n) for n in ("Host", "Guest", "Speaker 3", "Speaker 4", "Alice")] == [1, 2, 3, 0, 0]
+    cfg[0] = SpeakersConfig(names=("Ann",))
+    assert [names.number(n) for n in ("Host", "Ann", "Speaker 2")] == [0, 1, 2]
+
+
+def test_a_speakers_change_restarts_nothing_and_is_named_in_the_reload_log() -> None:
+    old = parse(base(), ENV)
+    new = parse(base(speakers={"names": ["Host"], "label": "[{name}] "}), ENV)
+    plan = plan_reload(old, new, {"ja": session_spec(old, "ja")}, obs_running=wants_obs(old))
+    assert plan.changed() == ["speakers"]
+    assert (plan.stop_targets, plan.start_targets, plan.obs, plan.transcripts) == ((), (), None, False)

@@ -29,7 +29,7 @@
     span.replaceChildren();
     if (sp) {
       el.dataset.speaker = sp.name;
-      if (sp.slot) el.classList.add("speaker-" + sp.slot);
+      if (sp.number) el.classList.add("speaker-" + sp.number);
       if (sp.label) {
         const label = document.createElement("span");
         label.className = "label";
