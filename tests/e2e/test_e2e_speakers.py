@@ -55,7 +55,9 @@ class ThreadedDaemon:
         self.daemon: Daemon = self.run(self._make())
         self.stop_event: asyncio.Event = self.run(self._event())
         self.task = asyncio.run_coroutine_threadsafe(self.daemon.run(self.stop_event), self.loop)
-        self.wait(lambda: all(s.connected for s in self.daemon.sessions.values()), "sessions connected")
+        sessions = self.daemon.sessions
+        self.wait(lambda: len(sessions) == len(self.cfg.translator.targets), "sessions started")
+        self.wait(lambda: all(s.connected for s in sessions.values()), "sessions connected")
 
     async def _make(self) -> Daemon:
         return Daemon(self.cfg, capture_factory=ScriptedCapture)  # type: ignore[arg-type]
