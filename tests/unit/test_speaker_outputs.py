@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,10 @@ from captioner.outputs.files import TranscriptFiles
 from captioner.outputs.log import StatusOutput
 from captioner.outputs.obs_text import ObsTextOutput
 from captioner.outputs.overlay import OverlayOutput
+from captioner.outputs.posting import Final, Post, PostingOutputs
 from captioner.outputs.stream_captions import StreamCaptionOutput
+from captioner.outputs.webhook import WebhookOutput
+from captioner.outputs.youtube import YoutubeOutput
 from captioner.speakers import SpeakerNames, label
 from captioner.status import Status
 from captioner.transcripts import TranscriptWriter, srt_cue, txt_line, voice_tag, vtt_cue
@@ -269,3 +273,28 @@ def test_overlay_with_labels_off_still_names_and_numbers_for_css() -> None:
     names = SpeakerNames(lambda: SpeakersConfig(label="", always=True))
     OverlayOutput(hub, lambda: ("en",), names).caption(names.name(Caption("en", "1", "hi", True, speaker_id="7")))
     assert hub.replay("en")["captions"][0]["speaker"] == {"name": "Speaker 1", "label": "", "number": 1}
+
+
+# -- YouTube captions and webhooks
+
+
+@pytest.mark.parametrize(
+    ("template", "youtube_text"),
+    [("{name}: ", "Guest: ありがとう"), ("", "ありがとう")],
+)
+def test_youtube_captions_carry_the_label_and_the_webhook_the_name(template: str, youtube_text: str) -> None:
+    yt_url, hook_url = "https://upload.youtube.com/closedcaption?cid=x", "https://hooks.example/h"
+    raw = base(
+        outputs=[{"youtube_url": yt_url, "language": "ja"}, {"webhook_url": hook_url, "language": "ja"}],
+        speakers={"label": template},
+    )
+    outputs = PostingOutputs(Status("t"), lambda name, sink: None, (YoutubeOutput, WebhookOutput))
+    outputs.configure(parse(raw, ENV))
+    yt, hook = outputs.outputs.values()
+    spoken = 1798142406.873  # 2026-12-24T20:00:06.873Z
+    said = Final(Caption("ja", "i", "ありがとう", True, speaker="Guest"), spoken, spoken + 1)
+    assert yt.request(Post(1, (said,))).body.decode() == f"2026-12-24T20:00:06.873\n{youtube_text}\n"
+    assert json.loads(hook.request(Post(1, (said,))).body)["speaker"] == "Guest"
+    # A reload with another label reaches the outputs that keep running.
+    outputs.configure(parse({**raw, "speakers": {"label": "[{name}] "}}, ENV))
+    assert yt.request(Post(2, (said,))).body.decode().endswith("\n[Guest] ありがとう\n")
