@@ -15,6 +15,7 @@ from .obs_watch import Recording
 from .outputs.base import CaptionSink
 from .outputs.obs_text import ObsTextOutput
 from .outputs.stream_captions import StreamCaptionOutput
+from .placement import plans
 from .reload import wants_obs
 from .status import LinkState, Status
 from .translation.session import TranslatorSession
@@ -71,7 +72,7 @@ class ObsParts:
         follow = cfg.transcripts.enabled and cfg.transcripts.follow_recording
         obs = self.obs = ObsSink(
             cfg.obs,
-            [o.obs_source for o in cfg.obs_outputs],
+            plans(cfg),
             self.status,
             on_recording=self._on_recording if follow else None,
             on_state=self._on_state,
@@ -95,7 +96,7 @@ class ObsParts:
     def set_outputs(self, cfg: Config) -> None:
         """New outputs or layout, same OBS: the sources are (created and) written, the screens rebuilt."""
         if self.obs is not None:
-            self.obs.set_sources([o.obs_source for o in cfg.obs_outputs])
+            self.obs.set_sources(plans(cfg))
         if self.text is not None:
             self.text.set_outputs(cfg)
 

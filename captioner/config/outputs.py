@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 
 from ..errors import ConfigError
@@ -53,12 +54,46 @@ class LayoutOverride(_Section):
     live_interval_s: float | None = Field(None, ge=0.05, le=5)
 
 
+def _colour(v: str) -> str:
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", v):
+        raise ValueError("must be a colour written #RRGGBB, e.g. #FFFFFF")
+    return v.upper()
+
+
+class StyleConfig(_Section):
+    """How a text source captioner creates looks and where it sits; keys left out are computed from OBS's canvas."""
+
+    # A font family; unset: one with the language's glyphs (fontconfig on Linux, a known family elsewhere).
+    font: str | None = Field(None, min_length=1)
+    # Font size in canvas pixels; unset: canvas height / 18, smaller when layout.max_width would not fit the width.
+    size: int | None = Field(None, ge=6, le=1000)
+    color: Annotated[str, AfterValidator(_colour)] = "#FFFFFF"
+    # A dark outline keeps the text readable on any picture.
+    outline: bool = True
+    # bottom: stacked upwards from the bottom edge (first output lowest); top: downwards from the top edge.
+    position: Literal["bottom", "top"] = "bottom"
+    # Canvas pixels of the text's bottom-centre (top-centre with position: top); both or neither. The output then
+    # leaves the stack.
+    x: int | None = None
+    y: int | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> StyleConfig:
+        if (self.x is None) != (self.y is None):
+            raise ValueError("x and y go together: set both or neither")
+        return self
+
+
 class OutputConfig(_Section):
     """One OBS text source fed with one language's captions."""
 
     obs_source: str = Field(min_length=1)
     language: str
     layout: LayoutOverride = LayoutOverride()
+    # Placement and look of the source when captioner creates it (and of an existing one with restyle: true).
+    style: StyleConfig = StyleConfig()
+    # Apply the style and placement to a source that already exists too; false: never move or restyle it.
+    restyle: bool = False
     # Bilingual: show each translation with its source sentence above it (the first target only: its session
     # is the one that transcribes the source).
     with_source: bool = False
