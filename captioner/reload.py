@@ -101,6 +101,8 @@ class ReloadPlan:
     vocabulary: bool = False
     transcripts: bool = False
     http: bool = False  # changes on restart only: a warning
+    # Names and labels are read at every caption (speakers.SpeakerNames): nothing restarts, the log names it.
+    speakers: bool = False
 
     def changed(self) -> list[str]:
         """The parts that change, as the log line names them."""
@@ -108,7 +110,7 @@ class ReloadPlan:
         names += [f"translator:{t}" for t in (*self.stop_targets, *self.start_targets)]
         names += [self.obs] if self.obs == "outputs" else ["obs"] if self.obs else []
         names += [n for n, on in (("cost", self.cost), ("vocabulary", self.vocabulary)) if on]
-        return names + (["transcripts"] if self.transcripts else [])
+        return names + [n for n, on in (("transcripts", self.transcripts), ("speakers", self.speakers)) if on]
 
 
 def plan_reload(old: Config, new: Config, running: Mapping[str, SessionSpec], obs_running: bool) -> ReloadPlan:
@@ -148,4 +150,5 @@ def plan_reload(old: Config, new: Config, running: Mapping[str, SessionSpec], ob
         vocabulary=new.vocabulary != old.vocabulary,
         transcripts=new.transcripts != old.transcripts,
         http=new.http != old.http,
+        speakers=new.speakers != old.speakers,
     )

@@ -17,6 +17,7 @@ from .outputs import (
     OutputConfig,
     OutputEntry,
     PostOutputConfig,
+    SpeakersConfig,
     StreamCaptionsConfig,
     TranscriptsConfig,
     VocabularyConfig,
@@ -53,6 +54,7 @@ class Config(_Section):
     http: HttpConfig = HttpConfig()
     transcripts: TranscriptsConfig = TranscriptsConfig()
     vocabulary: VocabularyConfig = VocabularyConfig()
+    speakers: SpeakersConfig = SpeakersConfig()
     cost: CostConfig = CostConfig()
     vision: VisionConfig = VisionConfig()
     voice_outputs: tuple[VoiceOutputConfig, ...] = ()
@@ -178,6 +180,7 @@ def _check(cfg: Config) -> None:
         raise ConfigError("vision.enabled", "needs obs.enabled: true (the screenshots come from OBS)")
     tr.check_glossary()
     cfg.vocabulary.check(cfg.languages())
+    cfg.speakers.check()
     _check_voice_outputs(cfg)
     check_service(cfg)
 

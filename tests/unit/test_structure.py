@@ -21,6 +21,7 @@ IO = {
     "voice",  # PortAudio playback
     "obs",  # obs-websocket, on a worker thread: caption texts, stream captions, screenshots
     "obs_client",  # obsws-python's clients, and each request we make of OBS
+    "fonts",  # asks fontconfig (fc-match) which installed family has a language's glyphs
     "obs_watch",  # OBS's stream, recording, scene and mute state, from its events and replies
     "translation.session",  # the Qwen WebSocket sessions: connect, supervise, rotate, reconnect
     "translation.connection",  # one live Qwen WebSocket: its handshake, setup reads, sender and receiver tasks
@@ -79,6 +80,7 @@ PURE = {
     "inputs.gate",
     "obs_state",
     "vocabulary",
+    "speakers",  # who said what: the model's speaker ids named, and when labels show
     "config",  # the package: the public names of the four below
     "config.sections",  # input, translator, OBS, HTTP, cost, pictures, voice
     "config.outputs",  # OBS text sources, YouTube and webhooks, files, vocabulary
@@ -87,6 +89,7 @@ PURE = {
     "config.service",  # rules across keys on what the service is asked: voice clone, same-language skip
     "config.hints",  # every pydantic problem at once, and the nearest key or language to a mistyped one
     "presenter",
+    "placement",  # where created caption sources sit on the canvas, their size and font
     "readout",
     "redaction",
     "errors",
