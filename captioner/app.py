@@ -28,6 +28,7 @@ from .outputs.webhook import WebhookOutput
 from .outputs.youtube import YoutubeOutput
 from .reconnect import ConnectBudget
 from .reload import SessionSpec, load_again, plan_reload, session_spec
+from .speakers import SpeakerNames
 from .spending import Spending, say_extra_transcripts
 from .status import Status
 from .translation.interpreter import Caption
@@ -72,6 +73,7 @@ class Daemon:
         self.voice = VoiceOutputs(cfg.voice_outputs, self.status)
         self.status.voice = self.voice.as_dict
         self.vocabulary = Vocabulary(cfg.vocabulary)
+        self.speakers = SpeakerNames(lambda: self.cfg.speakers)
         self.control = LiveControl(
             lambda: self.cfg,
             hold=self.feed.hold,
@@ -85,12 +87,12 @@ class Daemon:
         self.hub = OverlayHub()
         self.hub.set_languages(cfg.languages())
         self.router = CaptionRouter(_OUTPUT_ORDER)
-        self.router.set("overlay", OverlayOutput(self.hub, lambda: self.cfg.languages()))
+        self.router.set("overlay", OverlayOutput(self.hub, lambda: self.cfg.languages(), self.speakers))
         self.router.set("status", StatusOutput(self.status))
         self.transcripts: TranscriptFiles | None = None
         self.posting = PostingOutputs(self.status, self.router.set, (YoutubeOutput, WebhookOutput))
         self.posting.configure(cfg)
-        self.recording = RecordingFollower(lambda: self.cfg, self.status, self.router.set)
+        self.recording = RecordingFollower(lambda: self.cfg, self.status, self.router.set, self.speakers.prefix)
         self.obs = ObsParts(
             self.status,
             self.router.set,
@@ -99,6 +101,7 @@ class Daemon:
             hidden=self.control.hidden,
             sessions=self.sessions.values,
             gate=self.feed.gate,
+            label=self.speakers.prefix,
         )
         self.feed.follow_obs(ObsState())  # until OBS says otherwise, it is not streaming
         self.capture = self._new_capture(cfg)
@@ -129,18 +132,14 @@ class Daemon:
         session = TranslatorSession(
             cfg.translator,
             target,
-            transcribe_source=spec.transcribe_source,
             status=self.status,
             on_caption=self.on_caption,
             budget=self.budget,
             chunk_ms=cfg.audio.chunk_ms,
             on_usage=self.spending.on_usage,
-            audio_output=spec.audio_output,
-            voice=spec.voice,
             # Through self.voice at call time: a reload replaces the players, not the sessions.
             on_audio=lambda target, event: self.voice.on_audio(target, event),
-            pin_source=spec.pin_source,
-            manual_turns=spec.manual_turns,
+            **spec.options(),
         )
         self.sessions[target], self._specs[target] = session, spec
         self._session_tasks[target] = asyncio.create_task(session.run(), name=f"translator:{target}")
@@ -152,7 +151,7 @@ class Daemon:
         await cancel(self._session_tasks.pop(target))
 
     def _open_transcripts(self, cfg: Config) -> None:
-        self.transcripts = open_transcripts(cfg, self.status)
+        self.transcripts = open_transcripts(cfg, self.status, self.speakers.prefix)
         self.router.set("transcripts", self.transcripts)
 
     def on_obs_state(self, state: ObsState) -> None:
@@ -162,10 +161,10 @@ class Daemon:
 
     # ---- captions -----------------------------------------------------------------------------------
     def on_caption(self, caption: Caption) -> None:
-        """A session's caption: the vocabulary applied, stamped with when its words began, then to every output."""
+        """A session's caption: vocabulary applied, stamped with when its words began, its speaker named, then out."""
         if self.vocabulary.active:
             caption = dataclasses.replace(caption, text=self.vocabulary.apply(caption.language, caption.text))
-        self.router.caption(self._spoken.stamp(caption))
+        self.router.caption(self.speakers.name(self._spoken.stamp(caption)))
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     async def run(

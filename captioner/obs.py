@@ -27,6 +27,7 @@ from .obs_client import (
 )
 from .obs_state import ObsState
 from .obs_watch import ObsWatch, Recording
+from .placement import SourcePlan, as_plans
 from .reconnect import Backoff
 from .status import LinkState, Status
 
@@ -45,7 +46,7 @@ class ObsSink:
     def __init__(
         self,
         cfg: ObsConfig,
-        sources: list[str],
+        sources: Sequence[SourcePlan | str],
         status: Status,
         backoff: Backoff | None = None,
         client_factory: Callable[[ObsConfig], Any] | None = None,
@@ -54,7 +55,7 @@ class ObsSink:
         watch_inputs: Sequence[str] = (),
     ) -> None:
         self.cfg = cfg
-        self.sources = list(sources)
+        self.sources = as_plans(sources)
         self.status = status
         self.link = status.link("obs")
         # OBS is local and cheap to ask: retry often so captions return soon after OBS does.
@@ -152,9 +153,9 @@ class ObsSink:
                 await self._discard()
                 await asyncio.sleep(delay)
 
-    def set_sources(self, sources: list[str]) -> None:
+    def set_sources(self, sources: Sequence[SourcePlan | str]) -> None:
         """A reload changed the outputs: find or create the new sources."""
-        self.sources = list(sources)
+        self.sources = as_plans(sources)
         self._sources_changed = True
         self._wake.set()
 

@@ -7,36 +7,18 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import ObsConfig
 from .errors import describe
+from .fonts import families
+from .placement import Canvas, Placement, SourcePlan, place
 
 log = logging.getLogger(__name__)
 
 # Text input kinds by preference: FreeType on Linux/macOS, GDI+ on Windows.
 TEXT_KINDS = ("text_ft2_source_v2", "text_gdiplus_v3", "text_gdiplus_v2", "text_ft2_source")
-# Defaults for a source we create: readable at 1080p, wrapping instead of running off screen.
-_NEW_SOURCE_SETTINGS: dict[str, dict[str, Any]] = {
-    "text_ft2_source": {
-        "text": "",
-        "font": {"face": "Sans Serif", "size": 48, "style": "Regular", "flags": 0},
-        "word_wrap": True,
-        "custom_width": 1600,
-        "outline": True,
-    },
-    "text_gdiplus": {
-        "text": "",
-        "font": {"face": "Arial", "size": 48, "style": "Regular", "flags": 0},
-        "outline": True,
-        "outline_size": 4,
-        "extents": True,
-        "extents_cx": 1600,
-        "extents_cy": 240,
-        "extents_wrap": True,
-    },
-}
 # obs-websocket EventSubscription bits: Scenes (program scene), Inputs (mute), Outputs (stream, record).
 WATCH_EVENTS = (1 << 2) | (1 << 3) | (1 << 6)
 
@@ -46,30 +28,58 @@ def quiet_obsws_logger() -> None:
     logging.getLogger("obsws_python").setLevel(logging.CRITICAL)
 
 
-def prepare_sources(client: Any, sources: list[str]) -> None:
-    """Find each output's source; create missing ones in the current program scene."""
-    existing = {i["inputName"] for i in client.send("GetInputList", {}, raw=True)["inputs"]}
-    missing = [s for s in sources if s not in existing]
-    if not missing:
+def prepare_sources(client: Any, sources: Sequence[SourcePlan]) -> None:
+    """Find each output's source; create missing ones in the current program scene, placed and styled as captions.
+
+    An existing source keeps its place and look unless its output says restyle: true.
+    """
+    existing = {i["inputName"]: i["inputKind"] for i in client.send("GetInputList", {}, raw=True)["inputs"]}
+    missing = [p for p in sources if p.name not in existing]
+    restyled = [p for p in sources if p.restyle and str(existing.get(p.name, "")).startswith("text_")]
+    if not missing and not restyled:
         return
-    kinds = set(client.send("GetInputKindList", {"unversioned": False}, raw=True)["inputKinds"])
-    kind = next((k for k in TEXT_KINDS if k in kinds), None)
-    if kind is None:
-        raise RuntimeError(f"OBS offers no text input kind (looked for {', '.join(TEXT_KINDS)})")
+    video = client.send("GetVideoSettings", raw=True)
+    canvas = Canvas(int(video["baseWidth"]), int(video["baseHeight"]))
+    # Placed as a whole: a source's slot in the stack depends on the outputs before it, created or not.
+    fonts = families(sorted({p.language for p in sources}))
+    placements = {p.name: p for p in place(canvas, sources, fonts)}
     scene = client.send("GetCurrentProgramScene", raw=True)["currentProgramSceneName"]
-    settings = _NEW_SOURCE_SETTINGS["text_gdiplus" if kind.startswith("text_gdiplus") else "text_ft2_source"]
-    for source in missing:
-        client.send(
-            "CreateInput",
-            {
+    if missing:
+        kinds = set(client.send("GetInputKindList", {"unversioned": False}, raw=True)["inputKinds"])
+        kind = next((k for k in TEXT_KINDS if k in kinds), None)
+        if kind is None:
+            raise RuntimeError(f"OBS offers no text input kind (looked for {', '.join(TEXT_KINDS)})")
+        for plan in missing:
+            p = placements[plan.name]
+            request = {
                 "sceneName": scene,
-                "inputName": source,
+                "inputName": plan.name,
                 "inputKind": kind,
-                "inputSettings": settings,
+                "inputSettings": {"text": "", **p.input_settings(kind)},
                 "sceneItemEnabled": True,
-            },
+            }
+            item = client.send("CreateInput", request, raw=True)["sceneItemId"]
+            _set_transform(client, scene, item, p)
+            log.info("created OBS text source %r (%s, %s %d px) in scene %r", plan.name, kind, p.font, p.size, scene)
+    for plan in restyled:
+        p = placements[plan.name]
+        client.send(
+            "SetInputSettings", {"inputName": plan.name, "inputSettings": p.input_settings(existing[plan.name])}
         )
-        log.info("created OBS text source %r (%s) in scene %r", source, kind, scene)
+        try:
+            item = client.send("GetSceneItemId", {"sceneName": scene, "sourceName": plan.name}, raw=True)["sceneItemId"]
+        except Exception as e:
+            if getattr(e, "code", None) is None:
+                raise  # not OBS's answer: the connection failed
+            log.warning("OBS source %r restyled, but not moved: it is not in the program scene %r", plan.name, scene)
+            continue
+        _set_transform(client, scene, item, p)
+        log.info("restyled OBS text source %r (restyle: true)", plan.name)
+
+
+def _set_transform(client: Any, scene: str, item: int, p: Placement) -> None:
+    request = {"sceneName": scene, "sceneItemId": item, "sceneItemTransform": p.transform()}
+    client.send("SetSceneItemTransform", request)
 
 
 def subscribe(events: Any, handler: Callable[[str, Any], None]) -> None:

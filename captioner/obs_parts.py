@@ -15,6 +15,7 @@ from .obs_watch import Recording
 from .outputs.base import CaptionSink
 from .outputs.obs_text import ObsTextOutput
 from .outputs.stream_captions import StreamCaptionOutput
+from .placement import plans
 from .reload import wants_obs
 from .status import LinkState, Status
 from .translation.session import TranslatorSession
@@ -40,6 +41,7 @@ class ObsParts:
         hidden: set[str],
         sessions: Callable[[], Iterable[TranslatorSession]],
         gate: SpeechGate,
+        label: Callable[[str], str] = lambda name: "",
     ) -> None:
         self.status = status
         self._set_output = set_output
@@ -48,6 +50,8 @@ class ObsParts:
         self._hidden = hidden
         self._sessions = sessions
         self._gate = gate
+        # A speaker's name -> the label shown before that speaker's captions (speakers.label, read live).
+        self._label = label
         self.obs: ObsSink | None = None
         self.text: ObsTextOutput | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -68,19 +72,19 @@ class ObsParts:
         follow = cfg.transcripts.enabled and cfg.transcripts.follow_recording
         obs = self.obs = ObsSink(
             cfg.obs,
-            [o.obs_source for o in cfg.obs_outputs],
+            plans(cfg),
             self.status,
             on_recording=self._on_recording if follow else None,
             on_state=self._on_state,
             watch_inputs=cfg.gate.obs_unmuted,
         )
         self._tasks = [asyncio.create_task(obs.run(), name="obs")]
-        self.text = ObsTextOutput(cfg, obs, self.status, self._hidden)
+        self.text = ObsTextOutput(cfg, obs, self.status, self._hidden, self._label)
         self._set_output("obs_text", self.text)
         self._tasks.append(asyncio.create_task(self.text.run(), name="presenter"))
         if cfg.stream_captions.enabled:
             stream = StreamCaptionOutput(
-                cfg.stream_captions, cfg.stream_caption_language, obs.send_stream_caption, self.status
+                cfg.stream_captions, cfg.stream_caption_language, obs.send_stream_caption, self.status, self._label
             )
             self._set_output("stream_captions", stream)
             self._tasks.append(asyncio.create_task(stream.run(), name="stream-captions"))
@@ -92,7 +96,7 @@ class ObsParts:
     def set_outputs(self, cfg: Config) -> None:
         """New outputs or layout, same OBS: the sources are (created and) written, the screens rebuilt."""
         if self.obs is not None:
-            self.obs.set_sources([o.obs_source for o in cfg.obs_outputs])
+            self.obs.set_sources(plans(cfg))
         if self.text is not None:
             self.text.set_outputs(cfg)
 

@@ -7,9 +7,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .config import Config
+from .config.service import session_voice
 from .errors import ConfigError, describe
 from .inputs import turns
 
@@ -40,20 +41,26 @@ class SessionSpec:
     audio_output: bool
     voice: str | None
     glossary: tuple[tuple[str, str], ...]
+    clone: str | None = None  # voice_clone_options.frequency, or None
     # gate.turns resolved for the model: the session asks for manual turns (a change restarts it).
     manual_turns: bool = False
 
+    def options(self) -> dict[str, Any]:
+        """The TranslatorSession keyword arguments this spec stands for."""
+        return {
+            "transcribe_source": self.transcribe_source,
+            "pin_source": self.pin_source,
+            "audio_output": self.audio_output,
+            "voice": self.voice,
+            "clone": self.clone,
+            "manual_turns": self.manual_turns,
+        }
+
 
 def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
-    """(ask for text+audio, voice) for one target's session: audio is billed high (§8), so only when played.
-
-    translator.audio_output keeps asking every target for audio, as it always did.
-    """
-    tr = cfg.translator
-    played = next((v for v in cfg.voice_outputs if v.language == target), None)
-    if played is not None:
-        return True, played.voice or tr.voice
-    return tr.audio_output, tr.voice
+    """(ask for text+audio, voice) for one target's session (config.service.session_voice)."""
+    sv = session_voice(cfg, target)
+    return sv.audio, sv.voice
 
 
 def session_spec(cfg: Config, target: str) -> SessionSpec:
@@ -67,6 +74,7 @@ def session_spec(cfg: Config, target: str) -> SessionSpec:
         audio_output,
         voice,
         tuple(sorted(tr.glossary.get(target, {}).items())),
+        session_voice(cfg, target).clone,
         turns.plan_for(cfg).client,
     )
 
@@ -98,6 +106,8 @@ class ReloadPlan:
     vocabulary: bool = False
     transcripts: bool = False
     http: bool = False  # changes on restart only: a warning
+    # Names and labels are read at every caption (speakers.SpeakerNames): nothing restarts, the log names it.
+    speakers: bool = False
 
     def changed(self) -> list[str]:
         """The parts that change, as the log line names them."""
@@ -105,7 +115,7 @@ class ReloadPlan:
         names += [f"translator:{t}" for t in (*self.stop_targets, *self.start_targets)]
         names += [self.obs] if self.obs == "outputs" else ["obs"] if self.obs else []
         names += [n for n, on in (("cost", self.cost), ("vocabulary", self.vocabulary)) if on]
-        return names + (["transcripts"] if self.transcripts else [])
+        return names + [n for n, on in (("transcripts", self.transcripts), ("speakers", self.speakers)) if on]
 
 
 def plan_reload(old: Config, new: Config, running: Mapping[str, SessionSpec], obs_running: bool) -> ReloadPlan:
@@ -146,4 +156,5 @@ def plan_reload(old: Config, new: Config, running: Mapping[str, SessionSpec], ob
         vocabulary=new.vocabulary != old.vocabulary,
         transcripts=new.transcripts != old.transcripts,
         http=new.http != old.http,
+        speakers=new.speakers != old.speakers,
     )

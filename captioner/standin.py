@@ -178,9 +178,11 @@ class DemoSession:
             yield {"type": "error", "error": {**error, "message": "Invalid translation parameter."}}
             return
         self.target = language
-        # Only an explicit ASR block makes it transcribe: the stand-in does not model qwen3.5's default.
-        self.transcribe = isinstance(session.get("input_audio_transcription"), dict)
-        modalities = session.get("modalities")
+        # Only an explicit ASR block makes it transcribe: the stand-in does not model qwen3.5's default. qwen3.8's
+        # nested layout (output_modalities) always transcribes.
+        nested = "output_modalities" in session
+        self.transcribe = nested or isinstance(session.get("input_audio_transcription"), dict)
+        modalities = session.get("output_modalities" if nested else "modalities")
         audio = isinstance(modalities, list) and "audio" in modalities
         self.text_kind = "response.audio_transcript" if audio else "response.text"
         yield {"type": "session.updated", "session": {**session, "id": "demo_session", "model": self.model}}

@@ -10,13 +10,14 @@ from pydantic import (
 
 from .. import cea608
 from ..errors import ConfigError
-from ..translation.protocol import UnsupportedModel
+from ..translation.protocol import CLONE_VOICE, UnsupportedModel
 from .hints import DEMO_HINT, language_hint
 from .outputs import (
     LayoutConfig,
     OutputConfig,
     OutputEntry,
     PostOutputConfig,
+    SpeakersConfig,
     StreamCaptionsConfig,
     TranscriptsConfig,
     VocabularyConfig,
@@ -36,6 +37,7 @@ from .sections import (
     VoiceOutputConfig,
     _Section,
 )
+from .service import check_service, service_warnings
 
 
 class Config(_Section):
@@ -52,6 +54,7 @@ class Config(_Section):
     http: HttpConfig = HttpConfig()
     transcripts: TranscriptsConfig = TranscriptsConfig()
     vocabulary: VocabularyConfig = VocabularyConfig()
+    speakers: SpeakersConfig = SpeakersConfig()
     cost: CostConfig = CostConfig()
     vision: VisionConfig = VisionConfig()
     voice_outputs: tuple[VoiceOutputConfig, ...] = ()
@@ -180,7 +183,9 @@ def _check(cfg: Config) -> None:
         raise ConfigError("vision.enabled", "needs obs.enabled: true (the screenshots come from OBS)")
     tr.check_glossary()
     cfg.vocabulary.check(cfg.languages())
+    cfg.speakers.check()
     _check_voice_outputs(cfg)
+    check_service(cfg)
 
 
 def _check_voice_outputs(cfg: Config) -> None:
@@ -213,6 +218,8 @@ def config_warnings(cfg: Config) -> list[str]:
         (f"voice_outputs[{i}].voice", v.voice) for i, v in enumerate(cfg.voice_outputs)
     ]
     for key, voice in voices:
+        if voice == CLONE_VOICE and dialect.voice_clone:
+            continue  # the cloned voice: check_service made sure a clone goes with it
         if voice and (problem := dialect.voice_problem(voice)):
             # Only for a family whose list is incomplete: _check refuses the others.
             out.append(f"{key}: {problem}; the vendor's list may be incomplete, so the service will decide")
@@ -224,7 +231,7 @@ def config_warnings(cfg: Config) -> list[str]:
             f"gate.turns: 'client' shows nothing of a sentence until it ends, so {live[0]}'s live captions "
             "come with the final; 'auto' keeps the service's turns while captions are live"
         )
-    return out + _unshown_warnings(cfg)
+    return out + service_warnings(cfg) + _unshown_warnings(cfg)
 
 
 def _unshown_warnings(cfg: Config) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import string
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -10,6 +12,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 
 from ..errors import ConfigError
@@ -51,12 +54,46 @@ class LayoutOverride(_Section):
     live_interval_s: float | None = Field(None, ge=0.05, le=5)
 
 
+def _colour(v: str) -> str:
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", v):
+        raise ValueError("must be a colour written #RRGGBB, e.g. #FFFFFF")
+    return v.upper()
+
+
+class StyleConfig(_Section):
+    """How a text source captioner creates looks and where it sits; keys left out are computed from OBS's canvas."""
+
+    # A font family; unset: one with the language's glyphs (fontconfig on Linux, a known family elsewhere).
+    font: str | None = Field(None, min_length=1)
+    # Font size in canvas pixels; unset: canvas height / 18, smaller when layout.max_width would not fit the width.
+    size: int | None = Field(None, ge=6, le=1000)
+    color: Annotated[str, AfterValidator(_colour)] = "#FFFFFF"
+    # A dark outline keeps the text readable on any picture.
+    outline: bool = True
+    # bottom: stacked upwards from the bottom edge (first output lowest); top: downwards from the top edge.
+    position: Literal["bottom", "top"] = "bottom"
+    # Canvas pixels of the text's bottom-centre (top-centre with position: top); both or neither. The output then
+    # leaves the stack.
+    x: int | None = None
+    y: int | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> StyleConfig:
+        if (self.x is None) != (self.y is None):
+            raise ValueError("x and y go together: set both or neither")
+        return self
+
+
 class OutputConfig(_Section):
     """One OBS text source fed with one language's captions."""
 
     obs_source: str = Field(min_length=1)
     language: str
     layout: LayoutOverride = LayoutOverride()
+    # Placement and look of the source when captioner creates it (and of an existing one with restyle: true).
+    style: StyleConfig = StyleConfig()
+    # Apply the style and placement to a source that already exists too; false: never move or restyle it.
+    restyle: bool = False
     # Bilingual: show each translation with its source sentence above it (the first target only: its session
     # is the one that transcribes the source).
     with_source: bool = False
@@ -213,3 +250,56 @@ class VocabularyConfig(_Section):
                 raise ConfigError(f"vocabulary.profanity.words[{j}]", "must not be empty")
         for j, lang in enumerate(p.languages):
             known(f"vocabulary.profanity.languages[{j}]", lang)
+
+
+# A speaker's name is shown on one line everywhere; longer ones would crowd out the caption itself.
+_MAX_NAME_CHARS = 40
+
+
+class SpeakersConfig(_Section):
+    """Who said what: names for the speakers the model tells apart (qwen3.8), and how a caption shows its speaker."""
+
+    # Names in the order the speakers are first heard; the ones after these are "Speaker 3", "Speaker 4", ...
+    names: tuple[str, ...] = ()
+    # The prefix of a caption whose speaker is known; "{name}" is replaced by the speaker's name; "" = no labels.
+    label: str = "{name}: "
+    # A stream with one speaker shows no label; true labels every caption whose speaker is known from the first.
+    always: bool = False
+
+    def check(self) -> None:
+        """Rules pydantic cannot word well: each problem at its key path."""
+        for i, name in enumerate(self.names):
+            where = f"speakers.names[{i}]"
+            if not name.strip():
+                raise ConfigError(where, "must not be empty")
+            if _control(name):
+                raise ConfigError(where, "must be one line without control characters")
+            if len(name) > _MAX_NAME_CHARS:
+                raise ConfigError(where, f"is longer than {_MAX_NAME_CHARS} characters")
+            if name in self.names[:i]:
+                raise ConfigError(where, f"{name!r} is listed twice (two speakers would read as one)")
+        if self.label:
+            problem = label_problem(self.label)
+            if problem:
+                raise ConfigError("speakers.label", problem)
+
+
+def _control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+def label_problem(label: str) -> str | None:
+    """Why `label` is not a usable speaker label template, or None: it must contain {name} and no other field."""
+    if _control(label):
+        return "must be one line without control characters"
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(label) if f is not None]
+    except ValueError as e:  # a lone "{" or "}"
+        return f"{label!r} is not a valid template ({e}); write {{{{ and }}}} for literal braces"
+    for f, spec, conv in fields:
+        if f != "name" or spec or conv:
+            found = "{" + f + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            return f"{label!r}: the only placeholder is {{name}} (found {found})"
+    if not fields:
+        return f'{label!r} has no {{name}}; write e.g. "{{name}}: ", or "" to hide labels'
+    return None

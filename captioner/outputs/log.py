@@ -25,8 +25,9 @@ class StatusOutput(CaptionSink):
             self.status.language(lang).last_partial = caption.text
             self.status.metrics.captions_partial.labels(lang).inc()
             return
-        self.status.record_final(lang, caption.text)
-        log.info("caption [%s] %s", lang, clipped(caption.text))
+        self.status.record_final(lang, caption.text, caption.speaker)
+        who = f"{caption.speaker}: " if caption.speaker else ""
+        log.info("caption [%s] %s%s", lang, who, clipped(caption.text))
 
 
 def clipped(text: str, limit: int = _LOGGED_CAPTION_CHARS) -> str:

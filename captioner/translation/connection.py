@@ -19,14 +19,14 @@ from ..config import SOURCE, TranslatorConfig
 from ..errors import AuthError, LinkError
 from ..metrics import Metrics
 from . import policy, protocol
-from .failures import ModelNotFound, RateLimited, SessionRejected, VoiceRejected
+from .failures import RateLimited, SessionRejected, VoiceRejected
+from .handshake import open_socket
 from .interpreter import Caption, SessionInterpreter
 from .protocol import SPEECH_STARTED, Dialect
 from .timeline import SpokenTimeline
 
 log = logging.getLogger(__name__)
 
-_MAX_FRAME_BYTES = 4 * 1024 * 1024
 # Items whose start time is kept: more than are ever on screen or in flight.
 _SPOKEN_ITEMS = 512
 # Audio kept while the socket is briefly slow (3 s); older audio is dropped, not sent late.
@@ -40,38 +40,6 @@ CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.
 COMMIT, CLEAR = "commit", "clear"
 # Each connection gets its own number: visual context starts again on a new one.
 _serials = itertools.count(1)
-
-
-async def open_socket(
-    url: str, model: str, api_key: str, timeout_s: float
-) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
-    """The WebSocket handshake for `model`; a refusal raises what it means for retrying."""
-    headers = {"Authorization": f"Bearer {api_key}"}
-    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s))
-    try:
-        ws = await asyncio.wait_for(
-            http.ws_connect(
-                f"{url}?model={model}",
-                headers=headers,
-                max_msg_size=_MAX_FRAME_BYTES,
-                # The server may never answer our close frame (§4.5): do not wait 10 s for it.
-                timeout=aiohttp.ClientWSTimeout(ws_close=1.5),
-            ),
-            timeout_s,
-        )
-    except aiohttp.WSServerHandshakeError as e:
-        await http.close()
-        if e.status in (401, 403):
-            raise AuthError(f"HTTP {e.status} at handshake") from None
-        if e.status == 429:
-            raise RateLimited(f"HTTP {e.status} at handshake") from None
-        if e.status == 404:
-            raise ModelNotFound(f"model not found: the service does not know {model!r} (HTTP 404)") from None
-        raise LinkError(f"HTTP {e.status} at handshake") from None
-    except BaseException:
-        await http.close()
-        raise
-    return http, ws
 
 
 async def connect(
@@ -90,11 +58,14 @@ async def connect(
     `voice` is the one `update` asks for, named in a refusal; the connection is closed if setup fails.
     `manual`: `update` asks for client turns (the connection commits the sentences).
     """
-    http, ws = await open_socket(cfg.url, cfg.model, cfg.api_key.get_secret_value(), cfg.connect_timeout_s)
+    key = cfg.api_key.get_secret_value()
+    http, ws = await open_socket(cfg.endpoint, cfg.model, key, cfg.connect_timeout_s, cfg.endpoint_headers)
     conn = Connection(
         http, ws, dialect=cfg.dialect, meters=meters, usage_mode=usage_mode, on_event=on_event, on_caption=on_caption
     )
     conn.manual = manual
+    conn.interpreter.skip_fill = cfg.skip_shows_source
+    conn.interpreter.estimate_usage = cfg.dialect.usage_optional
     try:
         await conn.expect(cfg.dialect.session_created, cfg.connect_timeout_s, voice)
         await ws.send_str(protocol.encode(update))
@@ -297,7 +268,7 @@ class Connection:
                 await sender
             # What was on screen but never finalized is the best text there is: keep it.
             for caption in self.interpreter.pending():
-                final = Caption(caption.language, caption.item_id, caption.text, True)
+                final = dataclasses.replace(caption, final=True)
                 self.on_caption(dataclasses.replace(final, spoken_at=self.spoken_at(final)))
 
     async def _send(self) -> None:

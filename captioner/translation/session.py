@@ -19,12 +19,12 @@ from ..inputs.pcm import SPEECH_RMS, rms
 from ..metrics import error_code_label
 from ..reconnect import Backoff, ConnectBudget
 from ..status import LinkState, Status
-from . import policy
+from . import policy, setup
 from .connection import REPLAY_CHUNKS, Connection, Meters, connect, raise_if_fatal
 from .failures import IdleClosed, ModelNotFound, RateLimited, SessionRejected, Stalled, VoiceRejected
 from .images import ImageSending
 from .interpreter import Caption, UsageDelta, normalise_code
-from .protocol import AUDIO_EVENT_TYPES, session_update
+from .protocol import AUDIO_EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class TranslatorSession(ImageSending):
         on_audio: Callable[[str, dict[str, Any]], None] | None = None,
         pin_source: bool = True,
         manual_turns: bool = False,
+        clone: str | None = None,
     ) -> None:
         self.cfg = cfg
         # Client turns (gate.turns): the service's VAD is off, the audio feed says where each sentence ends.
@@ -75,6 +76,7 @@ class TranslatorSession(ImageSending):
         # Per target: only a language that is played asks for (costly) audio; None = translator.audio_output.
         self.audio_output = cfg.audio_output if audio_output is None else audio_output
         self.voice = voice or cfg.voice
+        self.clone = clone  # voice_clone_options.frequency (with audio only)
         # Gets response.audio.delta / .done and response.done events (voice playback), before the captions.
         self.on_audio = on_audio
         self.target = target
@@ -104,12 +106,7 @@ class TranslatorSession(ImageSending):
 
     def billing(self) -> dict[str, Any]:
         """What this session bills beyond the audio, and how its usage figures read (for /status)."""
-        return policy.billing(
-            self.cfg.dialect,
-            self.cfg.source_language,
-            transcribe_source=self.transcribe_source,
-            pin_source=self.pin_source,
-        )
+        return setup.billing(self.cfg, transcribe_source=self.transcribe_source, pin_source=self.pin_source)
 
     # ---- audio in -------------------------------------------------------------------------------
     def feed(self, chunk: bytes, captured_at: float, level: float | None = None) -> None:
@@ -322,15 +319,14 @@ class TranslatorSession(ImageSending):
 
     async def _connect(self) -> Connection:
         """A connection set up with this session's complete session.update; the caller starts streaming."""
-        update = session_update(
-            self.cfg.dialect,
-            target=self.target,
-            source_language=self.cfg.source_language,
+        update = setup.update_for(
+            self.cfg,
+            self.target,
             transcribe_source=self.transcribe_source,
             voice=self.voice,
             audio_output=self.audio_output,
-            phrases=self.cfg.glossary.get(self.target),
             pin_source=self.pin_source,
+            clone=self.clone,
         )
         if self.manual_turns:
             update["session"]["turn_detection"] = None  # type: ignore[index]  # manual mode (§4.4)

@@ -119,8 +119,9 @@ def test_speech_becomes_captions_in_obs_and_sigterm_delivers_the_last(
         assert set(sources) <= {i["sourceName"] for i in items}
 
         with TextRecorder(obs, sources) as rec, Browser() as browser:
-            # The browser-source overlay, as OBS would load it, follows the same captions.
-            browser.navigate(f"http://127.0.0.1:{daemon.http_port}/overlay?lang=ja&lines=4&clear=0&partials=0")
+            # The browser-source overlay, as OBS would load it, follows the same captions. Room for 6 lines: with a
+            # real CJK font each Japanese caption wraps to 2 lines in the 780 px page, and all 3 must stay up.
+            browser.navigate(f"http://127.0.0.1:{daemon.http_port}/overlay?lang=ja&lines=6&clear=0&partials=0")
             pulse_env.play(speech["three"])
             ja = rec.wait_for("E2E Captions JA", 3, 20)
             en = rec.wait_for("E2E Captions EN", 3, 5)

@@ -40,7 +40,7 @@ async def test_bad_key_and_unknown_model_rejected_before_upgrade(
         assert ei.value.status == 401
         assert ei.value.headers is not None and ei.value.headers.get("x-request-id")
     with pytest.raises(aiohttp.WSServerHandshakeError) as ei:
-        await connect(http, fake, model="qwen3.8-livetranslate-flash-realtime")
+        await connect(http, fake, model="qwen3.9-livetranslate-flash-realtime")
     assert ei.value.status == 404
     assert fake.handshakes_rejected == 3
     assert fake.connections == []

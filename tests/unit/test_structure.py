@@ -21,9 +21,11 @@ IO = {
     "voice",  # PortAudio playback
     "obs",  # obs-websocket, on a worker thread: caption texts, stream captions, screenshots
     "obs_client",  # obsws-python's clients, and each request we make of OBS
+    "fonts",  # asks fontconfig (fc-match) which installed family has a language's glyphs
     "obs_watch",  # OBS's stream, recording, scene and mute state, from its events and replies
     "translation.session",  # the Qwen WebSocket sessions: connect, supervise, rotate, reconnect
     "translation.connection",  # one live Qwen WebSocket: its handshake, setup reads, sender and receiver tasks
+    "translation.handshake",  # the WebSocket handshake: endpoint, proxy from the environment, refusals
     "translation.images",  # a session's screenshots, queued on its live connection
     "vision",  # the sampler that takes OBS screenshots while someone speaks
     "web.server",  # the aiohttp server
@@ -66,6 +68,7 @@ PURE = {
     "translation.protocol",  # dialects and every client frame
     "translation.failures",  # the link errors a session retries on, each its own way
     "translation.policy",  # when a session is hung or due for rotation, what it bills, what the service changed
+    "translation.setup",  # one target's session.update and what it bills, from the config
     "translation.timeline",  # when the audio a connection sent was spoken
     "web",  # the package: imports nothing
     "inputs",  # the package: imports nothing
@@ -80,13 +83,16 @@ PURE = {
     "inputs.turns",  # where sentences end: what the sessions are sent, commits
     "obs_state",
     "vocabulary",
+    "speakers",  # who said what: the model's speaker ids named, and when labels show
     "config",  # the package: the public names of the four below
     "config.sections",  # input, translator, OBS, HTTP, cost, pictures, voice
     "config.outputs",  # OBS text sources, YouTube and webhooks, files, vocabulary
     "config.model",  # the whole config and the rules across sections
     "config.loading",  # reads files only here, in the loader: YAML and glossary files
+    "config.service",  # rules across keys on what the service is asked: voice clone, same-language skip
     "config.hints",  # every pydantic problem at once, and the nearest key or language to a mistyped one
     "presenter",
+    "placement",  # where created caption sources sit on the canvas, their size and font
     "readout",
     "redaction",
     "errors",

@@ -135,11 +135,19 @@
     if (langs.size <= MAX_STREAMS) stream(l);
     return l;
   }
-  function addFinal(l, text, missed) {
+  function final(text, speaker, cls) {
+    // Who said it (the speaker's name, also when speakers.label hides labels from viewers) before the text.
+    const li = el("li", cls || "");
+    if (speaker) { li.dataset.speaker = speaker; li.append(el("b", "speaker", speaker), " "); }
+    li.append(text);
+    return li;
+  }
+  function addFinal(l, text, missed, speaker) {
     // Appended, never rebuilt: a screen reader announces the new line only, not the whole list again.
-    l.list.append(el("li", missed ? "missed" : "", text));
+    l.list.append(final(text, speaker, missed ? "missed" : ""));
     while (l.list.children.length > RECENT) l.list.firstElementChild.remove();
   }
+  const nameOf = (c) => (c && c.speaker ? c.speaker.name : "");
   function stream(l) {
     const es = l.es = new EventSource("overlay/events?lang=" + encodeURIComponent(l.code) + "&partials=1");
     es.onmessage = (m) => {
@@ -147,11 +155,11 @@
       try { ev = JSON.parse(m.data); } catch (e) { return; }
       l.mode = "sse";
       if (ev.kind === "replay") {
-        l.list.replaceChildren(...ev.captions.slice(-RECENT).map((c) => el("li", "", c.text)));
+        l.list.replaceChildren(...ev.captions.slice(-RECENT).map((c) => final(c.text, nameOf(c))));
         l.partial.textContent = ev.partial ? ev.partial.text : "";
       } else if (ev.kind === "final") {
         l.partial.textContent = "";
-        if (ev.text) addFinal(l, ev.text);
+        if (ev.text) addFinal(l, ev.text, false, nameOf(ev));
       } else if (ev.kind === "partial") {
         l.partial.textContent = ev.text;
       } else if (ev.kind === "clear") {
@@ -172,11 +180,11 @@
       const count = o.final_count || 0;
       if (l.mode === "poll") {
         if (l.seen === null) {
-          if (o.last_final && !l.list.children.length) addFinal(l, o.last_final);
+          if (o.last_final && !l.list.children.length) addFinal(l, o.last_final, false, o.last_speaker);
         } else if (count > l.seen && o.last_final) {
           // Finals that came and went between two polls cannot be fetched any more: say so instead of hiding it.
           if (count - l.seen > 1) addFinal(l, "… " + (count - l.seen - 1) + " more not shown", true);
-          addFinal(l, o.last_final);
+          addFinal(l, o.last_final, false, o.last_speaker);
         }
         // /status keeps the last partial after its final came: only the stream knows what is being spoken now.
         l.partial.textContent = "";
