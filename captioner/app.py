@@ -29,6 +29,7 @@ from .outputs.webhook import WebhookOutput
 from .outputs.youtube import YoutubeOutput
 from .reconnect import ConnectBudget
 from .reload import SessionSpec, load_again, plan_reload
+from .speakers import SpeakerNames
 from .spending import Spending, say_extra_transcripts
 from .status import Status
 from .translation.interpreter import Caption
@@ -75,6 +76,7 @@ class Daemon:
         self.voice = VoiceOutputs(cfg.voice_outputs, self.status)
         self.status.voice = self.voice.as_dict
         self.vocabulary = Vocabulary(cfg.vocabulary)
+        self.speakers = SpeakerNames(lambda: self.cfg.speakers)
         self.control = LiveControl(
             lambda: self.cfg,
             hold=self.listeners.hold,
@@ -89,12 +91,12 @@ class Daemon:
         self.hub = OverlayHub()
         self.hub.set_languages(cfg.languages())
         self.router = CaptionRouter(_OUTPUT_ORDER)
-        self.router.set("overlay", OverlayOutput(self.hub, lambda: self.cfg.languages()))
+        self.router.set("overlay", OverlayOutput(self.hub, lambda: self.cfg.languages(), self.speakers))
         self.router.set("status", StatusOutput(self.status))
         self.transcripts: TranscriptFiles | None = None
         self.posting = PostingOutputs(self.status, self.router.set, (YoutubeOutput, WebhookOutput))
         self.posting.configure(cfg)
-        self.recording = RecordingFollower(lambda: self.cfg, self.status, self.router.set)
+        self.recording = RecordingFollower(lambda: self.cfg, self.status, self.router.set, self.speakers.prefix)
         self.obs = ObsParts(
             self.status,
             self.router.set,
@@ -103,6 +105,7 @@ class Daemon:
             hidden=self.control.hidden,
             sessions=self.listeners.sessions,
             gate=self.gate,  # screenshots go out while the first input speaks
+            label=self.speakers.prefix,
         )
         self.status.inputs = lambda: self.listeners.as_dict(self.spending.by_input)
         self.http_port: int | None = None
@@ -136,22 +139,19 @@ class Daemon:
         return TranslatorSession(
             cfg.translator,
             target,
-            transcribe_source=spec.transcribe_source,
             status=self.status,
             on_caption=on_caption,
             budget=self.budget,
             chunk_ms=cfg.audio.chunk_ms,
             on_usage=lambda target, usage: self.spending.on_usage(target, usage, input_name),
-            audio_output=spec.audio_output,
-            voice=spec.voice,
             # Through self.voice at call time: a reload replaces the players, not the sessions.
             on_audio=(lambda target, event: self.voice.on_audio(target, event)) if spec.audio_output else None,
-            pin_source=spec.pin_source,
             input_name=input_name,
+            **spec.options(),
         )
 
     def _open_transcripts(self, cfg: Config) -> None:
-        self.transcripts = open_transcripts(cfg, self.status)
+        self.transcripts = open_transcripts(cfg, self.status, self.speakers.prefix)
         self.router.set("transcripts", self.transcripts)
 
     def on_obs_state(self, state: ObsState) -> None:
@@ -161,10 +161,10 @@ class Daemon:
 
     # ---- captions -----------------------------------------------------------------------------------
     def on_caption(self, caption: Caption) -> None:
-        """A session's caption: the vocabulary applied, stamped with when its words began, then to every output."""
+        """A session's caption: vocabulary applied, stamped with when its words began, its speaker named, then out."""
         if self.vocabulary.active:
             caption = dataclasses.replace(caption, text=self.vocabulary.apply(caption.language, caption.text))
-        self.router.caption(self._spoken.stamp(caption))
+        self.router.caption(self.speakers.name(self._spoken.stamp(caption)))
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     async def run(
@@ -189,12 +189,8 @@ class Daemon:
         self.voice.start()
         self.obs.start(self.cfg)
         systemd.notify("READY=1\nSTATUS=running")
-        log.info(
-            "captioner %s running: %s -> %s",
-            __version__,
-            self.cfg.translator.source_language or "auto",
-            ", ".join(self.cfg.translator.targets),
-        )
+        tr = self.cfg.translator
+        log.info("captioner %s running: %s -> %s", __version__, tr.source_language or "auto", ", ".join(tr.targets))
         heartbeat = asyncio.create_task(systemd.heartbeat(self.status, self._tick, _STATUS_EVERY_S), name="heartbeat")
         reload = reload or asyncio.Event()
         while not stop.is_set():

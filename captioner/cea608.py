@@ -201,3 +201,23 @@ class CaptionPacer:
     def clear(self) -> None:
         """Forget queued pages (not counted as skipped); the interval since the last sent page still holds."""
         self._queue.clear()
+
+
+#: Broadcast captions mark a change of speaker with ">>" at the start of the new speaker's caption.
+SPEAKER_CHANGE = ">> "
+
+
+class SpeakerChanges:
+    """Marks each caption whose speaker differs from the previous caption's with SPEAKER_CHANGE."""
+
+    def __init__(self) -> None:
+        self._last = ""
+
+    def mark(self, speaker: str, text: str) -> str:
+        """`text`, with ">> " before it when `speaker` is known and not the one of the caption before."""
+        if not text.strip():
+            return text  # shows nothing: the next caption is the one that shows the change
+        # After a caption by an unknown speaker ("") anyone may be speaking: the next known one is marked again.
+        changed = bool(speaker) and speaker != self._last
+        self._last = speaker
+        return SPEAKER_CHANGE + text if changed else text

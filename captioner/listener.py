@@ -59,7 +59,7 @@ class Listener:
         self.sessions: dict[str, TranslatorSession] = {}
         self.specs: dict[str, SessionSpec] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self.feed = AudioFeed(own_config(cfg, inp), status, self.sessions)
+        self.feed = AudioFeed(own_config(cfg, inp), status, self.sessions, inp.name)
         self.capture = self._new_capture(cfg)
         self._capture_task: asyncio.Task[None] | None = None
 

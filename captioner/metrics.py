@@ -175,6 +175,18 @@ class Metrics:
         self.audio_captured_seconds = Counter(
             "captioner_audio_captured_seconds", "Audio seconds captured (sent or not)", registry=r
         )
+        # The physical limit of the bill: captured audio that the gate heard as speech.
+        self.audio_speech_seconds = Counter(
+            "captioner_audio_speech_seconds", "Captured audio seconds the gate heard as speech", registry=r
+        )
+        # Client turns (gate.turns): sentences each session committed, cleared (no speech in them), or had nothing
+        # of to commit (it joined after the sentence's audio, e.g. reconnecting).
+        self.translator_turns = Counter(
+            "captioner_translator_turns",
+            "Sentence ends sent by the client, by kind",
+            ["input", "target", "kind"],
+            registry=r,
+        )
         self.audio_gate_transitions = Counter(
             "captioner_audio_gate_transitions",
             "Audio gate state changes, by the state entered: open, closed, held",

@@ -41,6 +41,7 @@ class ObsParts:
         hidden: set[str],
         sessions: Callable[[], Iterable[TranslatorSession]],
         gate: SpeechGate,
+        label: Callable[[str], str] = lambda name: "",
     ) -> None:
         self.status = status
         self._set_output = set_output
@@ -49,6 +50,8 @@ class ObsParts:
         self._hidden = hidden
         self._sessions = sessions
         self._gate = gate
+        # A speaker's name -> the label shown before that speaker's captions (speakers.label, read live).
+        self._label = label
         self.obs: ObsSink | None = None
         self.text: ObsTextOutput | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -76,12 +79,12 @@ class ObsParts:
             watch_inputs=cfg.gate.obs_unmuted,
         )
         self._tasks = [asyncio.create_task(obs.run(), name="obs")]
-        self.text = ObsTextOutput(cfg, obs, self.status, self._hidden)
+        self.text = ObsTextOutput(cfg, obs, self.status, self._hidden, self._label)
         self._set_output("obs_text", self.text)
         self._tasks.append(asyncio.create_task(self.text.run(), name="presenter"))
         if cfg.stream_captions.enabled:
             stream = StreamCaptionOutput(
-                cfg.stream_captions, cfg.stream_caption_language, obs.send_stream_caption, self.status
+                cfg.stream_captions, cfg.stream_caption_language, obs.send_stream_caption, self.status, self._label
             )
             self._set_output("stream_captions", stream)
             self._tasks.append(asyncio.create_task(stream.run(), name="stream-captions"))

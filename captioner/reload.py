@@ -7,10 +7,12 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .config import Config, InputConfig, link_name
+from .config.service import session_voice
 from .errors import ConfigError, describe
+from .inputs import turns
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +41,31 @@ class SessionSpec:
     audio_output: bool
     voice: str | None
     glossary: tuple[tuple[str, str], ...]
+    clone: str | None = None  # voice_clone_options.frequency, or None
     # The input's source language (inputs[].source_language, else translator.source_language).
     source_language: str | None = None
+    # gate.turns resolved for the model: the session asks for manual turns (a change restarts it).
+    manual_turns: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """The TranslatorSession keyword arguments this spec stands for."""
+        return {
+            "transcribe_source": self.transcribe_source,
+            "pin_source": self.pin_source,
+            "audio_output": self.audio_output,
+            "voice": self.voice,
+            "clone": self.clone,
+            "manual_turns": self.manual_turns,
+        }
 
 
 def session_audio(cfg: Config, target: str) -> tuple[bool, str | None]:
-    """(ask for text+audio, voice) for one target's session: audio is billed high (§8), so only when played.
+    """(ask for text+audio, voice) for one target's session (config.service.session_voice).
 
-    translator.audio_output keeps asking every target for audio, as it always did (the first input's sessions only,
-    with inputs:; see session_spec).
+    With inputs:, only the first input's sessions (see session_spec).
     """
-    tr = cfg.translator
-    played = next((v for v in cfg.voice_outputs if v.language == target), None)
-    if played is not None:
-        return True, played.voice or tr.voice
-    return tr.audio_output, tr.voice
+    sv = session_voice(cfg, target)
+    return sv.audio, sv.voice
 
 
 def session_spec(cfg: Config, target: str, inp: InputConfig | None = None) -> SessionSpec:
@@ -61,7 +73,9 @@ def session_spec(cfg: Config, target: str, inp: InputConfig | None = None) -> Se
     tr = cfg.translator
     first = cfg.input_list()[0]
     # voice_outputs play the first input's voice: two voices in one player would talk over each other.
-    audio_output, voice = session_audio(cfg, target) if inp is None or inp.name == first.name else (False, tr.voice)
+    primary = inp is None or inp.name == first.name
+    audio_output, voice = session_audio(cfg, target) if primary else (False, tr.voice)
+    clone = session_voice(cfg, target).clone if primary else None
     source = cfg.input_translator(inp or first).source_language
     return SessionSpec(
         # One session is enough to transcribe the source; more would show it twice.
@@ -71,7 +85,9 @@ def session_spec(cfg: Config, target: str, inp: InputConfig | None = None) -> Se
         audio_output,
         voice,
         tuple(sorted(tr.glossary.get(target, {}).items())),
+        clone,
         source,
+        turns.plan_for(cfg).client,
     )
 
 
@@ -108,6 +124,8 @@ class ReloadPlan:
     vocabulary: bool = False
     transcripts: bool = False
     http: bool = False  # changes on restart only: a warning
+    # Names and labels are read at every caption (speakers.SpeakerNames): nothing restarts, the log names it.
+    speakers: bool = False
 
     @property
     def stop_targets(self) -> tuple[str, ...]:
@@ -125,7 +143,7 @@ class ReloadPlan:
         names += [link_name("translator", i, t) for i, t in (*self.stop_sessions, *self.start_sessions)]
         names += [self.obs] if self.obs == "outputs" else ["obs"] if self.obs else []
         names += [n for n, on in (("cost", self.cost), ("vocabulary", self.vocabulary)) if on]
-        return names + (["transcripts"] if self.transcripts else [])
+        return names + [n for n, on in (("transcripts", self.transcripts), ("speakers", self.speakers)) if on]
 
 
 def plan_reload(old: Config, new: Config, running: Mapping[SessionKey, SessionSpec], obs_running: bool) -> ReloadPlan:
@@ -171,7 +189,13 @@ def plan_reload(old: Config, new: Config, running: Mapping[SessionKey, SessionSp
         stop_inputs=tuple(name for name in old_inputs if name not in new_inputs),
         start_inputs=tuple(name for name in new_inputs if name not in old_inputs),
         capture=tuple(n for n in kept if new.input_audio(new_inputs[n]) != old.input_audio(old_inputs[n])),
-        gate=tuple(n for n in kept if new.input_gate(new_inputs[n]) != old.input_gate(old_inputs[n])),
+        # The turn plan follows the model and live outputs too: the feed must end sentences as the sessions expect.
+        gate=tuple(
+            n
+            for n in kept
+            if new.input_gate(new_inputs[n]) != old.input_gate(old_inputs[n])
+            or turns.plan_for(new) != turns.plan_for(old)
+        ),
         voice=new.voice_outputs != old.voice_outputs,
         stop_sessions=stop,
         start_sessions=start,
@@ -180,4 +204,5 @@ def plan_reload(old: Config, new: Config, running: Mapping[SessionKey, SessionSp
         vocabulary=new.vocabulary != old.vocabulary,
         transcripts=new.transcripts != old.transcripts,
         http=new.http != old.http,
+        speakers=new.speakers != old.speakers,
     )

@@ -113,8 +113,12 @@ class Utterances:
             return [Edge("partial", elapsed)]
         return []
 
+    def drop(self) -> None:
+        """Forget the open utterance (a client's clear)."""
+        self._start_ms = None
+
     def flush(self) -> list[Edge]:
-        """End the open utterance, if any (session.finish)."""
+        """End the open utterance, if any (session.finish, a client's commit)."""
         if self._start_ms is None:
             return []
         spoken, self._start_ms = self._last_loud_ms - self._start_ms, None
@@ -151,6 +155,14 @@ class DemoSession:
                 return
             for edge in self.utterances.feed(rms(pcm[: len(pcm) // 2 * 2]), len(pcm) // _BYTES_PER_MS):
                 yield from self._edge(edge)
+        elif kind == "input_audio_buffer.commit" and not self.finished:
+            # Client turns (qwen3.5's manual mode): the client says where the utterance ends.
+            yield {"type": "input_audio_buffer.committed"}
+            for edge in self.utterances.flush():
+                yield from self._edge(edge)
+        elif kind == "input_audio_buffer.clear":
+            self.utterances.drop()
+            yield {"type": "input_audio_buffer.cleared"}
         elif kind == "session.finish" and not self.finished:
             self.finished = True
             for edge in self.utterances.flush():
@@ -166,9 +178,11 @@ class DemoSession:
             yield {"type": "error", "error": {**error, "message": "Invalid translation parameter."}}
             return
         self.target = language
-        # Only an explicit ASR block makes it transcribe: the stand-in does not model qwen3.5's default.
-        self.transcribe = isinstance(session.get("input_audio_transcription"), dict)
-        modalities = session.get("modalities")
+        # Only an explicit ASR block makes it transcribe: the stand-in does not model qwen3.5's default. qwen3.8's
+        # nested layout (output_modalities) always transcribes.
+        nested = "output_modalities" in session
+        self.transcribe = nested or isinstance(session.get("input_audio_transcription"), dict)
+        modalities = session.get("output_modalities" if nested else "modalities")
         audio = isinstance(modalities, list) and "audio" in modalities
         self.text_kind = "response.audio_transcript" if audio else "response.text"
         yield {"type": "session.updated", "session": {**session, "id": "demo_session", "model": self.model}}

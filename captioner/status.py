@@ -90,6 +90,8 @@ class OutputLanguage:
     final_count: int = 0
     last_partial: str | None = None
     last_final_at: float | None = None
+    # Who said the last final ("" = not known, or labels not shown yet); kept even when speakers.label hides labels.
+    last_speaker: str = ""
 
 
 class Status:
@@ -147,7 +149,7 @@ class Status:
             {"language": language, "text": text, "input": input_name, "speaker": speaker, "at": round(time.time(), 3)}
         )
         out = self.language(language)
-        out.last_final, out.last_final_at = text, time.time()
+        out.last_final, out.last_final_at, out.last_speaker = text, time.time(), speaker
         out.final_count += 1
         self.metrics.captions_final.labels(language).inc()
 
@@ -179,6 +181,7 @@ class Status:
             "outputs": {
                 lang: {
                     "last_final": out.last_final,
+                    "last_speaker": out.last_speaker,
                     "final_count": out.final_count,
                     "last_partial": out.last_partial,
                 }

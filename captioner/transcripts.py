@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -26,17 +27,26 @@ def clock(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def srt_cue(index: int, start_s: float, end_s: float, text: str) -> str:
-    return f"{index}\n{clock(start_s, ',')} --> {clock(end_s, ',')}\n{_one_block(text)}\n\n"
+def srt_cue(index: int, start_s: float, end_s: float, text: str, label: str = "") -> str:
+    """One SRT cue; `label` ("Host: ") goes before the text."""
+    return f"{index}\n{clock(start_s, ',')} --> {clock(end_s, ',')}\n{label}{_one_block(text)}\n\n"
 
 
-def vtt_cue(start_s: float, end_s: float, text: str) -> str:
-    # "-->" inside a cue would end it early in some players.
-    return f"{clock(start_s, '.')} --> {clock(end_s, '.')}\n{_one_block(text).replace('-->', '->')}\n\n"
+def vtt_cue(start_s: float, end_s: float, text: str, voice: str = "") -> str:
+    """One WebVTT cue; `voice` (the speaker's name) becomes a voice tag, `<v Host>`, which players can style."""
+    # Cue text is markup: "&" and "<" would start a reference or a tag, and "-->" would end the cue in some players.
+    body = html.escape(_one_block(text), quote=False)
+    return f"{clock(start_s, '.')} --> {clock(end_s, '.')}\n{voice_tag(voice)}{body}\n\n"
 
 
-def txt_line(start_s: float, text: str) -> str:
-    return f"[{clock(start_s, '.')}] {' '.join(text.split())}\n"
+def voice_tag(name: str) -> str:
+    """`<v name>` for a cue spoken by `name` ("" for none): the name escaped, on one line, as the annotation allows."""
+    annotation = html.escape(" ".join(name.split()), quote=False)
+    return f"<v {annotation}>" if annotation else ""
+
+
+def txt_line(start_s: float, text: str, label: str = "") -> str:
+    return f"[{clock(start_s, '.')}] {label}{' '.join(text.split())}\n"
 
 
 def _one_block(text: str) -> str:
@@ -126,8 +136,12 @@ class TranscriptWriter:
                 f.append("WEBVTT\n\n")
         self._languages[language] = _Language(files)
 
-    def write(self, language: str, text: str, spoken_at: float, final_at: float) -> None:
+    def write(
+        self, language: str, text: str, spoken_at: float, final_at: float, speaker: str = "", label: str = ""
+    ) -> None:
         """Append one final caption; written at once so a crash loses at most the caption in flight.
+
+        `speaker` (a name) is the WebVTT voice; `label` (e.g. "Host: ") starts the SRT cue and the text line.
 
         A file that cannot be written (a full disk) keeps the caption waiting and tries again with the next one;
         every file is tried, then the first OSError is raised.
@@ -137,8 +151,12 @@ class TranscriptWriter:
         entry.count += 1
         start = max(0.0, spoken_at - self.started_at)
         end = max(start + 0.5, final_at - self.started_at + CUE_TAIL_S)
-        cues = {"srt": srt_cue(entry.count, start, end, text), "vtt": vtt_cue(start, end, text)}
-        _each(entry.files.items(), lambda fmt, f: f.append(cues.get(fmt) or txt_line(start, text)))
+        cues = {
+            "srt": srt_cue(entry.count, start, end, text, label),
+            "vtt": vtt_cue(start, end, text, speaker),
+            "txt": txt_line(start, text, label),
+        }
+        _each(entry.files.items(), lambda fmt, f: f.append(cues[fmt]))
 
     def flush(self) -> None:
         """Try again to write what waits; raises the first OSError after trying every file."""

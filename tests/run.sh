@@ -9,7 +9,7 @@ APT_PACKAGES=(
   python3-venv libportaudio2 libasound2-plugins alsa-utils
   obs-studio xvfb pulseaudio pulseaudio-utils
   nginx libnginx-mod-rtmp ffmpeg fonts-dejavu-core fonts-noto-cjk
-  espeak-ng sox systemd chromium
+  espeak-ng sox systemd chromium openssl
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -33,6 +33,7 @@ from .outputs import (
     PostOutputConfig,
     ProfanityConfig,
     ReplacementConfig,
+    SpeakersConfig,
     StreamCaptionsConfig,
     StyleConfig,
     TranscriptsConfig,
@@ -42,6 +43,7 @@ from .outputs import (
     _http_url,
     _output_entry,
     _PostOutputConfig,
+    label_problem,
 )
 from .sections import (
     SOURCE,
@@ -87,6 +89,7 @@ __all__ = [
     "PricesConfig",
     "ProfanityConfig",
     "ReplacementConfig",
+    "SpeakersConfig",
     "StreamCaptionsConfig",
     "StyleConfig",
     "TranscriptsConfig",
@@ -108,6 +111,7 @@ __all__ = [
     "config_warnings",
     "expand_env",
     "key_path",
+    "label_problem",
     "link_name",
     "load",
     "parse",

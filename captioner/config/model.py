@@ -10,7 +10,7 @@ from pydantic import (
 
 from .. import cea608
 from ..errors import ConfigError
-from ..translation.protocol import UnsupportedModel
+from ..translation.protocol import CLONE_VOICE, UnsupportedModel
 from .hints import DEMO_HINT, language_hint
 from .inputs import InputConfig, check_inputs
 from .outputs import (
@@ -18,6 +18,7 @@ from .outputs import (
     OutputConfig,
     OutputEntry,
     PostOutputConfig,
+    SpeakersConfig,
     StreamCaptionsConfig,
     TranscriptsConfig,
     VocabularyConfig,
@@ -37,6 +38,7 @@ from .sections import (
     VoiceOutputConfig,
     _Section,
 )
+from .service import check_service, service_warnings
 
 
 class Config(_Section):
@@ -56,6 +58,7 @@ class Config(_Section):
     http: HttpConfig = HttpConfig()
     transcripts: TranscriptsConfig = TranscriptsConfig()
     vocabulary: VocabularyConfig = VocabularyConfig()
+    speakers: SpeakersConfig = SpeakersConfig()
     cost: CostConfig = CostConfig()
     vision: VisionConfig = VisionConfig()
     voice_outputs: tuple[VoiceOutputConfig, ...] = ()
@@ -201,11 +204,16 @@ def _check(cfg: Config) -> None:
     for key in ("obs_outputs", "obs_unmuted", "obs_scenes"):
         if getattr(g, key) and not cfg.obs.enabled:
             raise ConfigError(f"gate.{key}", "needs obs.enabled: true (the state comes from OBS)")
+    if g.turns == "client" and not (g.enabled and dialect.manual_turns):
+        why = "gate.enabled: true" if dialect.manual_turns else f"a model with manual turns (not {tr.model})"
+        raise ConfigError("gate.turns", f"'client' needs {why}; 'auto' picks what the model can do")
     if cfg.vision.enabled and not cfg.obs.enabled:
         raise ConfigError("vision.enabled", "needs obs.enabled: true (the screenshots come from OBS)")
     tr.check_glossary()
     cfg.vocabulary.check(cfg.languages())
+    cfg.speakers.check()
     _check_voice_outputs(cfg)
+    check_service(cfg)
 
 
 def _check_voice_outputs(cfg: Config) -> None:
@@ -238,10 +246,20 @@ def config_warnings(cfg: Config) -> list[str]:
         (f"voice_outputs[{i}].voice", v.voice) for i, v in enumerate(cfg.voice_outputs)
     ]
     for key, voice in voices:
+        if voice == CLONE_VOICE and dialect.voice_clone:
+            continue  # the cloned voice: check_service made sure a clone goes with it
         if voice and (problem := dialect.voice_problem(voice)):
             # Only for a family whose list is incomplete: _check refuses the others.
             out.append(f"{key}: {problem}; the vendor's list may be incomplete, so the service will decide")
-    return out + _unshown_warnings(cfg)
+    live = [
+        f"outputs[{i}]" for i, o in enumerate(cfg.outputs) if isinstance(o, OutputConfig) and cfg.layout_for(o).live
+    ]
+    if cfg.gate.turns == "client" and live:
+        out.append(
+            f"gate.turns: 'client' shows nothing of a sentence until it ends, so {live[0]}'s live captions "
+            "come with the final; 'auto' keeps the service's turns while captions are live"
+        )
+    return out + service_warnings(cfg) + _unshown_warnings(cfg)
 
 
 def _unshown_warnings(cfg: Config) -> list[str]:

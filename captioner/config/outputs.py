@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import string
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -259,3 +261,56 @@ class VocabularyConfig(_Section):
                 raise ConfigError(f"vocabulary.profanity.words[{j}]", "must not be empty")
         for j, lang in enumerate(p.languages):
             known(f"vocabulary.profanity.languages[{j}]", lang)
+
+
+# A speaker's name is shown on one line everywhere; longer ones would crowd out the caption itself.
+_MAX_NAME_CHARS = 40
+
+
+class SpeakersConfig(_Section):
+    """Who said what: names for the speakers the model tells apart (qwen3.8), and how a caption shows its speaker."""
+
+    # Names in the order the speakers are first heard; the ones after these are "Speaker 3", "Speaker 4", ...
+    names: tuple[str, ...] = ()
+    # The prefix of a caption whose speaker is known; "{name}" is replaced by the speaker's name; "" = no labels.
+    label: str = "{name}: "
+    # A stream with one speaker shows no label; true labels every caption whose speaker is known from the first.
+    always: bool = False
+
+    def check(self) -> None:
+        """Rules pydantic cannot word well: each problem at its key path."""
+        for i, name in enumerate(self.names):
+            where = f"speakers.names[{i}]"
+            if not name.strip():
+                raise ConfigError(where, "must not be empty")
+            if _control(name):
+                raise ConfigError(where, "must be one line without control characters")
+            if len(name) > _MAX_NAME_CHARS:
+                raise ConfigError(where, f"is longer than {_MAX_NAME_CHARS} characters")
+            if name in self.names[:i]:
+                raise ConfigError(where, f"{name!r} is listed twice (two speakers would read as one)")
+        if self.label:
+            problem = label_problem(self.label)
+            if problem:
+                raise ConfigError("speakers.label", problem)
+
+
+def _control(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+def label_problem(label: str) -> str | None:
+    """Why `label` is not a usable speaker label template, or None: it must contain {name} and no other field."""
+    if _control(label):
+        return "must be one line without control characters"
+    try:
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(label) if f is not None]
+    except ValueError as e:  # a lone "{" or "}"
+        return f"{label!r} is not a valid template ({e}); write {{{{ and }}}} for literal braces"
+    for f, spec, conv in fields:
+        if f != "name" or spec or conv:
+            found = "{" + f + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            return f"{label!r}: the only placeholder is {{name}} (found {found})"
+    if not fields:
+        return f'{label!r} has no {{name}}; write e.g. "{{name}}: ", or "" to hide labels'
+    return None

@@ -56,11 +56,23 @@ class GateConfig(_Section):
     # On: silence is kept back (the bill shrinks with it); off: every captured second is streamed and billed.
     enabled: bool = True
     # Audio from before speech, sent when it starts: the first syllable, and the service VAD's own 300 ms
-    # prefix padding, are in it. At most 2 s, so the burst fits a session's 3 s send queue.
-    pre_roll_ms: int = Field(500, ge=100, le=2000)
-    # Audio still sent after speech stops: the service ends a segment only after silence_duration_ms (1000 ms
-    # by default) of silence, and the protocol notes advise that plus 1 s; less leaves the last words hanging.
-    trail_ms: int = Field(2000, ge=1000, le=30000)
+    # prefix padding, are in it (counted back from the first loud chunk, which is at or before where the
+    # service hears speech begin). At most 2 s, so the burst fits a session's 3 s send queue.
+    pre_roll_ms: int = Field(300, ge=100, le=2000)
+    # Who says where a sentence ends. "server": the service's VAD, which must hear the silence after it (billed);
+    # "client": this gate, after end_of_sentence_ms without speech, with input_audio_buffer.commit, so no
+    # silence is sent at all (qwen3.5's manual mode, protocol §4.4); "auto": client where the model has it.
+    turns: Literal["auto", "server", "client"] = "auto"
+    # Client turns: a pause this long ends the sentence (measured here, not sent). Near the service's own 1 s,
+    # so a sentence splits where its VAD would split it; shorter gives captions sooner but splits at commas.
+    end_of_sentence_ms: int = Field(800, ge=200, le=6000)
+    # Server turns: audio still sent after speech stops. The service ends a segment only after its VAD heard
+    # silence_duration_ms of silence; null = that (1000 ms on qwen3.5, the same assumed on qwen3, which does not
+    # document it) plus 100 ms. Less leaves the last words hanging until the next sentence.
+    trail_ms: int | None = Field(None, ge=200, le=30000)
+    # Server turns: the gate judges the sentence ended (end_of_sentence_ms, as client turns do) and sends the
+    # trail as zeros at once, instead of the room's audio as it comes: digital silence every VAD hears as silence.
+    end_with_zeros: bool = False
     # Loud audio needed within 300 ms to open: a click (5-20 ms) is shorter, a short word (a 60 ms vowel and
     # more) is longer. Higher saves on clicks and knocks but risks a quiet short word.
     min_speech_ms: int = Field(30, ge=10, le=300)
@@ -110,10 +122,52 @@ class TranslatorConfig(_Section):
     # only). Given as the mapping or as the path of a YAML file holding it; the loader reads the files when
     # the config is loaded (and on reload: read_glossary_files), so after validation every value is a mapping.
     glossary: dict[str, dict[str, str]] = {}
+    # Translated-voice clone (qwen3.5, qwen3.8): voice_clone_options.frequency for every session with voice output;
+    # once/always clone the speaker's own voice (voice must be "default"), never uses a pre-created clone id
+    # (voice "qwen-translate-vc-..."). null = no clone. voice_outputs[].voice_clone overrides it per language.
+    voice_clone: Literal["never", "once", "always"] | None = None
+    # qwen3.5 translation.same_language_skip_options: a sentence already in the target language is not
+    # translated again (nor billed as output); the vendor says it works for targets zh and en only.
+    skip_same_language: bool = False
+    # What such a skipped sentence shows in the target's captions: its source text (needs the session's source
+    # transcript, billed on qwen3.5), or nothing.
+    same_language_captions: Literal["source", "none"] = "source"
+    # The vendor's recommended workspace endpoints: wss://{workspace_id}.<region host>/api-ws/v1/realtime plus the
+    # X-DashScope-WorkSpace header. An explicit translator.url still wins (the header is sent with it too).
+    workspace_id: str | None = Field(None, pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+    # The region of the key and workspace (they are region-bound): the host the URL is built from.
+    region: Literal["singapore", "beijing"] = "singapore"
+    # Sent as the X-DashScope-DataInspection header when set (the vendor's data-inspection setting).
+    data_inspection: str | None = Field(None, min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]+$")
 
     @property
     def dialect(self) -> Dialect:
         return dialect_for(self.model)
+
+    @property
+    def endpoint(self) -> str:
+        """The WebSocket URL connected to (without ?model=): translator.url if given, else built from the region."""
+        if "url" in self.model_fields_set:
+            return self.url
+        region = _REGION_HOSTS[self.region]
+        if self.workspace_id:
+            return f"wss://{self.workspace_id}.{region[0]}{_WS_PATH}"
+        return f"wss://{region[1]}{_WS_PATH}"
+
+    @property
+    def endpoint_headers(self) -> dict[str, str]:
+        """The optional headers the vendor's WebSocket docs list (neither is a secret)."""
+        headers: dict[str, str] = {}
+        if self.workspace_id:
+            headers["X-DashScope-WorkSpace"] = self.workspace_id
+        if self.data_inspection:
+            headers["X-DashScope-DataInspection"] = self.data_inspection
+        return headers
+
+    @property
+    def skip_shows_source(self) -> bool:
+        """Whether a skipped same-language sentence shows its source text (which the session must transcribe)."""
+        return self.skip_same_language and self.same_language_captions == "source"
 
     @field_validator("glossary", mode="before")
     @classmethod
@@ -158,11 +212,19 @@ class TranslatorConfig(_Section):
             raise ConfigError(
                 "translator.glossary",
                 f"{self.model} does not document a glossary (translation.corpus.phrases); "
-                "use qwen3.5-livetranslate-flash-realtime or remove translator.glossary",
+                "use qwen3.5- or qwen3.8-livetranslate-flash-realtime, or remove translator.glossary",
             )
         for lang in self.glossary:
             if lang not in self.targets:
                 raise ConfigError(f"translator.glossary.{lang}", f"{lang!r} is not one of translator.targets")
+
+
+_WS_PATH = "/api-ws/v1/realtime"
+# region -> (workspace host suffix, legacy host) (translator-protocol-3.8.md §1).
+_REGION_HOSTS = {
+    "singapore": ("ap-southeast-1.maas.aliyuncs.com", "dashscope-intl.aliyuncs.com"),
+    "beijing": ("cn-beijing.maas.aliyuncs.com", "dashscope.aliyuncs.com"),
+}
 
 
 class ObsConfig(_Section):
@@ -206,6 +268,8 @@ class VoiceOutputConfig(_Section):
     sink: str | None = Field(None, min_length=1)
     # None = translator.voice, else the model's default voice.
     voice: str | None = Field(None, min_length=1)
+    # None = translator.voice_clone; "off" = no clone for this language even if translator.voice_clone is set.
+    voice_clone: Literal["never", "once", "always", "off"] | None = None
     # When playback falls this far behind, whole oldest utterances are dropped (never one cut in the middle).
     max_buffer_s: float = Field(10.0, ge=1, le=300)
     # An utterance starts once this much of it has arrived (or all of it): the service sends speech at about

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from ..config import Config
 from ..obs_state import ObsState
 from ..status import Status
 from ..translation.session import TranslatorSession
-from .gate import BYTES_PER_S, GateChunk, GateState, SpeechGate, obs_holds
+from .gate import BYTES_PER_S, GateState, SpeechGate, obs_holds
+from .turns import Item, TurnEnd, TurnShaper, plan_for
+
+# Sentence ends as the sessions count them (translation.connection): committed, cleared, nothing to commit.
+KINDS = ("commit", "clear", "skipped")
 
 log = logging.getLogger(__name__)
 
@@ -17,12 +22,18 @@ log = logging.getLogger(__name__)
 class AudioFeed:
     """One gate for every session: they share the capture, so whether it is speech is decided once."""
 
-    def __init__(self, cfg: Config, status: Status, sessions: Mapping[str, TranslatorSession]) -> None:
+    def __init__(
+        self, cfg: Config, status: Status, sessions: Mapping[str, TranslatorSession], input_name: str = ""
+    ) -> None:
         self.cfg = cfg
+        self.input_name = input_name  # its sessions' `input` label ("" for the single audio: input)
         self.status = status
         self.sessions = sessions
-        self.gate = SpeechGate(cfg.gate)
-        status.audio_gate = self.gate.as_dict
+        self.turns = plan_for(cfg)
+        self.gate = SpeechGate(cfg.gate, self.turns.trail_ms)
+        self.shaper = TurnShaper(self.turns.client, self.turns.zeros_ms)
+        self._handed = {False: 0.0, True: 0.0}  # seconds of captured audio / of zeros handed to the sessions
+        status.audio_gate = self.as_dict
 
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
         """The capture's callback: one chunk of 16 kHz PCM16, on the event loop."""
@@ -31,23 +42,56 @@ class AudioFeed:
         out = self.gate.feed(chunk, None, captured_at)
         level = self.gate.last_level  # the gate's analysis measures it anyway
         seconds = len(chunk) / BYTES_PER_S
+        speech = self.gate.quiet_s == 0
         m.audio_captured_seconds.inc(seconds)
+        if speech:
+            m.audio_speech_seconds.inc(seconds)
         for reason in self.gate.held_by:
             m.audio_held_seconds.labels(reason).inc(seconds)
         self._moved(before)
-        self.send(out)
+        self.send(self.shaper.take(out, speech, self.gate.state == GateState.OPEN))
         m.audio_level.set(level)
 
-    def send(self, chunks: list[GateChunk]) -> None:
+    def send(self, items: list[Item]) -> None:
+        """The same chunks and sentence ends to every session, in the same order."""
+        for item in items:
+            if not isinstance(item, TurnEnd):
+                # What the sessions were handed, after the shaper: the gate's own counters include quiet it held.
+                self._handed[item.padding] += len(item.pcm) / BYTES_PER_S
         for session in self.sessions.values():
-            if not chunks:
+            if not items:
                 session.feed_gap()  # nothing in flight: a pause, as far as rotation is concerned
-            for c in chunks:
-                session.feed(c.pcm, c.captured_at, c.level)
+            for item in items:
+                if isinstance(item, TurnEnd):
+                    session.end_turn(item.commit)
+                else:
+                    session.feed(item.pcm, item.captured_at, item.level)
 
     def flush(self) -> None:
-        """At stop: speech that had just begun, before the gate opened for it, still goes out."""
-        self.send(self.gate.flush())
+        """At stop: speech that had just begun, before the gate opened for it, still goes out; in client turns the
+        sentence in flight is committed (before each session's session.finish)."""
+        out = self.gate.flush()
+        self.send(self.shaper.take(out, False, True) + self.shaper.end())
+
+    def as_dict(self) -> dict[str, Any]:
+        """The gate's figures for /status, with how sentences end and what each session was sent (what it bills)."""
+        t = self.turns
+        get = self.status.metrics.registry.get_sample_value
+        speech_s = self.gate.counters.speech_s
+        sessions = {}
+        for target in self.sessions:
+            key = {"input": self.input_name, "target": target}
+            sent_s = get("captioner_audio_sent_seconds_total", key) or 0.0
+            turns = {k: int(get("captioner_translator_turns_total", {**key, "kind": k}) or 0) for k in KINDS}
+            sessions[target] = {
+                "sent_s": round(sent_s, 1),
+                # The bill against its physical limit: 1.0 would be the speech alone.
+                "sent_per_speech": round(sent_s / speech_s, 2) if speech_s else None,
+                "turns": turns,
+            }
+        handed = {"sent_s": round(self._handed[False], 1), "padded_s": round(self._handed[True], 1)}
+        gate = {**self.gate.as_dict(), **handed}
+        return {**gate, "turns": t.mode, "trail_ms": t.zeros_ms or t.trail_ms, "sessions": sessions}
 
     def hold(self, reason: str, held: bool) -> None:
         """Stop (held=True) or allow sending audio for one reason (OBS not streaming, muted, budget, pause ...).
@@ -61,6 +105,9 @@ class AudioFeed:
         else:
             log.debug("audio hold %s %s; held by %s", reason, "on" if held else "off", self.gate.held_by)
         self._moved(before)
+        if self.gate.state != GateState.OPEN:
+            # A sentence cut off by the hold ends here; the gate owes no closing silence in client turns.
+            self.send(self.shaper.end())
 
     def follow_obs(self, state: ObsState) -> None:
         """Hold or release the audio as gate.obs_* asks for what OBS is doing now."""
@@ -71,7 +118,13 @@ class AudioFeed:
     def configure(self, cfg: Config, state: ObsState) -> None:
         self.cfg = cfg
         before = self.gate.state
-        self.gate.configure(cfg.gate)
+        turns = plan_for(cfg)
+        if turns != self.turns:
+            # Client turns restart the sessions (reload.SessionSpec): the sentence ends on the ones that have it.
+            self.send(self.shaper.end())
+            self.shaper = TurnShaper(turns.client, turns.zeros_ms)
+        self.turns = turns
+        self.gate.configure(cfg.gate, turns.trail_ms)
         self._moved(before)
         self.follow_obs(state)
 

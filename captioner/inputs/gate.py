@@ -28,6 +28,8 @@ _HYSTERESIS_DB = 6.0
 _ONSET_WINDOW_S = 0.3
 # A chunk with this much audio above the closing level counts as speech that keeps an open gate open.
 _VOICED_MIN_S = 0.03
+# The trail when the caller names none: qwen3.5's documented VAD silence (1000 ms) and a margin (inputs/turns.py).
+_DEFAULT_TRAIL_MS = 1100
 _SILENT_DBFS = -100.0
 _SILENT_POWER = 10 ** (_SILENT_DBFS / 10)
 # A Hann window keeps strong rumble from leaking into the speech band; the norm makes a frame's band power
@@ -76,6 +78,7 @@ class GateCounters:
     closed: int = 0
     captured_s: float = 0.0
     sent_s: float = 0.0  # captured audio let through
+    speech_s: float = 0.0  # captured audio that was speech (the physical limit of what must be billed)
     padded_s: float = 0.0  # zeros sent to close a segment that a hold cut off
     held_s: dict[str, float] = field(default_factory=dict)
 
@@ -92,13 +95,15 @@ class SpeechGate:
 
     Closed, it keeps `pre_roll_ms` of audio. When `min_speech_ms` of audio louder than the noise floor by
     `threshold_db` (and than `min_level_dbfs`) arrives within 300 ms, it opens and releases the pre-roll and
-    the speech; it closes after `trail_ms` without speech, so the service's VAD hears the silence that ends
+    the speech; it closes after `trail_s` without speech, so the service's VAD hears the silence that ends
     the segment. Hold reasons stop all sending; when one cuts off an open gate, zeros are sent until the
     trail is complete, so the segment in flight still ends and is translated.
     """
 
-    def __init__(self, cfg: GateConfig) -> None:
+    def __init__(self, cfg: GateConfig, trail_ms: int | None = None) -> None:
         self.cfg = cfg
+        # How long it stays open without speech: gate.trail_ms, or what the caller worked out (inputs/turns.py).
+        self.trail_s = (trail_ms or cfg.trail_ms or _DEFAULT_TRAIL_MS) / 1000
         self.counters = GateCounters()
         self._holds: set[str] = set()
         self._open = not cfg.enabled
@@ -140,13 +145,15 @@ class SpeechGate:
             "closed": c.closed,
             "captured_s": round(c.captured_s, 1),
             "sent_s": round(c.sent_s, 1),
+            "speech_s": round(c.speech_s, 1),
             "padded_s": round(c.padded_s, 1),
             "held_s": {reason: round(s, 1) for reason, s in sorted(c.held_s.items())},
         }
 
-    def configure(self, cfg: GateConfig) -> None:
+    def configure(self, cfg: GateConfig, trail_ms: int | None = None) -> None:
         """New settings (a reload); speech in flight and the learned floor are kept."""
         self.cfg = cfg
+        self.trail_s = (trail_ms or cfg.trail_ms or _DEFAULT_TRAIL_MS) / 1000
         if not cfg.enabled and not self._open and not self._holds:
             self._set_open(True)
             self._clear_ring()
@@ -165,7 +172,7 @@ class SpeechGate:
         if self._holds:
             # Cut off mid-segment: the service would wait for silence that never comes (protocol §6).
             if self._open:
-                self._pad_s = max(0.0, self.cfg.trail_ms / 1000 - self._quiet_s)
+                self._pad_s = max(0.0, self.trail_s - self._quiet_s)
                 self._set_open(False)
         else:
             # Audio captured while held never goes out, not even as pre-roll; speech from now on does.
@@ -192,6 +199,8 @@ class SpeechGate:
         self._quiet_s = 0.0 if speech else self._quiet_s + duration_s
         c = self.counters
         c.captured_s += duration_s
+        if speech:
+            c.speech_s += duration_s
         chunk = GateChunk(pcm, captured_at, level)
         if self._holds:
             for reason in self._holds:
@@ -199,7 +208,7 @@ class SpeechGate:
             return self._pad(chunk, duration_s)
         if self._open:
             c.sent_s += duration_s
-            if self.cfg.enabled and self._quiet_s >= self.cfg.trail_ms / 1000 - 1e-9:
+            if self.cfg.enabled and self._quiet_s >= self.trail_s - 1e-9:
                 self._set_open(False)
             return [chunk]
         self._ring.append(_Entry(chunk, duration_s, loud_s))

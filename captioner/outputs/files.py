@@ -24,16 +24,21 @@ log = logging.getLogger(__name__)
 class TranscriptFiles(CaptionSink):
     """One set of files, one per language and format, written as each caption finalizes."""
 
-    def __init__(self, name: str, writer: TranscriptWriter, status: Status) -> None:
+    def __init__(
+        self, name: str, writer: TranscriptWriter, status: Status, label: Callable[[str], str] = lambda name: ""
+    ) -> None:
         self.name = name
         self.writer = writer
         self.status = status
+        # A speaker's name -> the label before the SRT/TXT text (speakers.label, read at each caption).
+        self._label = label
 
     def caption(self, caption: Caption) -> None:
         if caption.final:
             now = time.time()
             spoken_at = caption.spoken_at or now
-            self.guarded(lambda: self.writer.write(caption.language, caption.text, spoken_at, now))
+            speaker, label = caption.speaker, self._label(caption.speaker)
+            self.guarded(lambda: self.writer.write(caption.language, caption.text, spoken_at, now, speaker, label))
 
     def add_language(self, language: str) -> None:
         self.writer.add_language(language)
@@ -59,7 +64,9 @@ class TranscriptFiles(CaptionSink):
             out.failing_since = None
 
 
-def open_transcripts(cfg: Config, status: Status) -> TranscriptFiles | None:
+def open_transcripts(
+    cfg: Config, status: Status, label: Callable[[str], str] = lambda name: ""
+) -> TranscriptFiles | None:
     """The always-on set (transcripts.enabled), or None; a folder that cannot be written is shown in /status."""
     t = cfg.transcripts
     if not t.enabled:
@@ -71,7 +78,7 @@ def open_transcripts(cfg: Config, status: Status) -> TranscriptFiles | None:
         status.file_output("transcripts").failed(str(e))
         return None
     log.info("writing transcripts to %s", writer.folder)
-    return TranscriptFiles("transcripts", writer, status)
+    return TranscriptFiles("transcripts", writer, status, label)
 
 
 class RecordingFollower:
@@ -83,11 +90,16 @@ class RecordingFollower:
     name = "recording_transcripts"
 
     def __init__(
-        self, config: Callable[[], Config], status: Status, set_output: Callable[[str, CaptionSink | None], None]
+        self,
+        config: Callable[[], Config],
+        status: Status,
+        set_output: Callable[[str, CaptionSink | None], None],
+        label: Callable[[str], str] = lambda name: "",
     ) -> None:
         self._config = config
         self.status = status
         self._set_output = set_output
+        self._label = label
         self.files: TranscriptFiles | None = None
 
     def follow(self, rec: Recording) -> None:
@@ -117,7 +129,7 @@ class RecordingFollower:
             except OSError as e:
                 log.warning("cannot write recording transcripts to %s: %s", folder, e)
                 continue
-            self.files = TranscriptFiles(self.name, writer, self.status)
+            self.files = TranscriptFiles(self.name, writer, self.status, self._label)
             self._set_output(self.name, self.files)
             log.info("recording started; transcripts follow it: %s", writer.path("*", "*"))
             return

@@ -26,7 +26,8 @@ class StatusOutput(CaptionSink):
             self.status.metrics.captions_partial.labels(lang).inc()
             return
         self.status.record_final(lang, caption.text, caption.input, caption.speaker)
-        log.info("caption [%s] %s", lang, clipped(caption.text))
+        who = f"{caption.speaker}: " if caption.speaker else ""
+        log.info("caption [%s] %s%s", lang, who, clipped(caption.text))
 
 
 def clipped(text: str, limit: int = _LOGGED_CAPTION_CHARS) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..config import Config
 from ..obs import ObsSink
 from ..presenter import Presenter
@@ -13,20 +15,30 @@ from .base import CaptionSink
 class ObsTextOutput(CaptionSink):
     name = "obs_text"
 
-    def __init__(self, cfg: Config, obs: ObsSink, status: Status, hidden: set[str]) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        obs: ObsSink,
+        status: Status,
+        hidden: set[str],
+        label: Callable[[str], str] = lambda name: "",
+    ) -> None:
         self.obs = obs
         self.status = status
         # Outputs the operator hid (shared with live control): they show "" while captions keep flowing.
         self.hidden = hidden
+        # The speaker's label ("Host: ") goes before the text, so the layout wraps it with the words.
+        self._label = label
         self.presenter = Presenter(cfg, self._show)
 
     def caption(self, caption: Caption) -> None:
+        text = self._label(caption.speaker) + caption.text if caption.text else ""
         if not caption.final:
-            self.presenter.caption(caption.language, caption.text, final=False, input_name=caption.input)
+            self.presenter.caption(caption.language, text, final=False, input_name=caption.input)
             return
         self.presenter.caption(
             caption.language,
-            caption.text,
+            text,
             final=True,
             received_at=caption.received_at or None,
             item_id=caption.item_id,

@@ -172,6 +172,8 @@ class PostingOutput(CaptionSink):
         self.entry = entry
         self.url = entry.url  # a secret
         self.status = status
+        # speakers.label, for kinds whose text shows the speaker (PostingOutputs.configure keeps it current).
+        self.speaker_label = ""
         m = status.metrics
         self._metrics = {
             "posted": m.post_posted.labels(name),
@@ -350,6 +352,8 @@ class PostingOutputs:
                 self.outputs[name] = kind(name, entry, self.status, self._next_seq.pop(entry.url, 1))
                 self._set_output(name, self.outputs[name])
                 log.info("%s: posting %s finals to %s", name, entry.language, self.outputs[name].host)
+        for output in self.outputs.values():
+            output.speaker_label = cfg.speakers.label
 
     def _named(self, cfg: Config) -> dict[str, PostOutputConfig]:
         """Each entry under a name for /status and /metrics: kind:language, then kind:language:2 ... (no URL)."""

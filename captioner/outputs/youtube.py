@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import YoutubeOutputConfig
+from ..speakers import label
 from ..status import Status
 from .posting import Post, PostingOutput, Request, utc_ms
 
@@ -59,7 +60,12 @@ class YoutubeOutput(PostingOutput):
         self.clock_skew_s: float | None = None
 
     def request(self, post: Post) -> Request:
-        body = caption_body([(f.spoken_at + self.offset_s, f.caption.text) for f in post.finals])
+        # Viewers read these like the captions in OBS: a known speaker's label before the text.
+        lines = [
+            (f.spoken_at + self.offset_s, label(self.speaker_label, f.caption.speaker) + f.caption.text)
+            for f in post.finals
+        ]
+        body = caption_body(lines)
         return Request(with_seq(self.url, post.seq), body.encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
     def answered(self, text: str, sent_at: float, received_at: float) -> None:

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -19,55 +19,27 @@ from ..config import SOURCE, TranslatorConfig
 from ..errors import AuthError, LinkError
 from ..metrics import Metrics
 from . import policy, protocol
-from .failures import ModelNotFound, RateLimited, SessionRejected, VoiceRejected
+from .failures import RateLimited, SessionRejected, VoiceRejected
+from .handshake import open_socket
 from .interpreter import Caption, SessionInterpreter
 from .protocol import SPEECH_STARTED, Dialect
 from .timeline import SpokenTimeline
 
 log = logging.getLogger(__name__)
 
-_MAX_FRAME_BYTES = 4 * 1024 * 1024
 # Items whose start time is kept: more than are ever on screen or in flight.
 _SPOKEN_ITEMS = 512
 # Audio kept while the socket is briefly slow (3 s); older audio is dropped, not sent late.
 SEND_QUEUE_CHUNKS = 30
+# Client turns: the longest sentence a new connection is given again (replay): a minute of 100 ms chunks.
+REPLAY_CHUNKS = 600
 # Frames that mean the socket is gone, in setup (the session's handshake) as while streaming.
 CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 
+# A sentence end in the send queue, after the audio it ends (client turns, §4.4).
+COMMIT, CLEAR = "commit", "clear"
 # Each connection gets its own number: visual context starts again on a new one.
 _serials = itertools.count(1)
-
-
-async def open_socket(
-    url: str, model: str, api_key: str, timeout_s: float
-) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
-    """The WebSocket handshake for `model`; a refusal raises what it means for retrying."""
-    headers = {"Authorization": f"Bearer {api_key}"}
-    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout_s))
-    try:
-        ws = await asyncio.wait_for(
-            http.ws_connect(
-                f"{url}?model={model}",
-                headers=headers,
-                max_msg_size=_MAX_FRAME_BYTES,
-                # The server may never answer our close frame (§4.5): do not wait 10 s for it.
-                timeout=aiohttp.ClientWSTimeout(ws_close=1.5),
-            ),
-            timeout_s,
-        )
-    except aiohttp.WSServerHandshakeError as e:
-        await http.close()
-        if e.status in (401, 403):
-            raise AuthError(f"HTTP {e.status} at handshake") from None
-        if e.status == 429:
-            raise RateLimited(f"HTTP {e.status} at handshake") from None
-        if e.status == 404:
-            raise ModelNotFound(f"model not found: the service does not know {model!r} (HTTP 404)") from None
-        raise LinkError(f"HTTP {e.status} at handshake") from None
-    except BaseException:
-        await http.close()
-        raise
-    return http, ws
 
 
 async def connect(
@@ -79,15 +51,21 @@ async def connect(
     usage_mode: str | None,
     on_event: Callable[[Connection, dict[str, Any], float], None],
     on_caption: Callable[[Caption], None],
+    manual: bool = False,
 ) -> tuple[Connection, dict[str, Any]]:
     """Open the socket and set the session up: session.created -> `update` -> session.updated (returned).
 
     `voice` is the one `update` asks for, named in a refusal; the connection is closed if setup fails.
+    `manual`: `update` asks for client turns (the connection commits the sentences).
     """
-    http, ws = await open_socket(cfg.url, cfg.model, cfg.api_key.get_secret_value(), cfg.connect_timeout_s)
+    key = cfg.api_key.get_secret_value()
+    http, ws = await open_socket(cfg.endpoint, cfg.model, key, cfg.connect_timeout_s, cfg.endpoint_headers)
     conn = Connection(
         http, ws, dialect=cfg.dialect, meters=meters, usage_mode=usage_mode, on_event=on_event, on_caption=on_caption
     )
+    conn.manual = manual
+    conn.interpreter.skip_fill = cfg.skip_shows_source
+    conn.interpreter.estimate_usage = cfg.dialect.usage_optional
     try:
         await conn.expect(cfg.dialect.session_created, cfg.connect_timeout_s, voice)
         await ws.send_str(protocol.encode(update))
@@ -117,6 +95,7 @@ class Meters:
         self.latency = metrics.capture_to_wire_seconds.labels(*key)
         self.trace = metrics.trace
         self.trace_key = ":".join(("capture_to_wire", *((input_name,) if input_name else ()), target))
+        self.turns = {k: metrics.translator_turns.labels(*key, k) for k in (COMMIT, CLEAR, "skipped")}
         self.images = metrics.vision_images.labels(*key)
         self.image_bytes = metrics.vision_image_bytes.labels(*key)
         self._bad_events = metrics.translator_bad_events
@@ -169,7 +148,13 @@ class Connection:
         # How the service reports usage does not change between connections: a new one starts knowing it.
         if usage_mode is not None:
             self.interpreter.usage.mode = usage_mode
-        self.queue: deque[tuple[bytes, float, bool]] = deque(maxlen=SEND_QUEUE_CHUNKS)
+        # Audio chunks (at most SEND_QUEUE_CHUNKS) and the sentence ends between them (COMMIT, CLEAR).
+        self.queue: deque[tuple[bytes, float, bool] | str] = deque()
+        self._queued_audio = 0
+        # Client turns: the client commits each sentence; audio sent since the last commit or clear, and its speech.
+        self.manual = False
+        self._uncommitted = False
+        self._turn_speech_s = 0.0
         self.has_audio = asyncio.Event()
         self.finishing = False
         self.opened_at = time.monotonic()
@@ -195,9 +180,25 @@ class Connection:
         self.task = asyncio.create_task(self._run(), name=f"translator:{self.target}:conn")
 
     def feed(self, chunk: bytes, captured_at: float, speech: bool) -> None:
-        if len(self.queue) == self.queue.maxlen:
+        if self._queued_audio >= SEND_QUEUE_CHUNKS:
+            # The oldest audio goes; a sentence end never does (it would leave the sentence uncommitted).
             self.meters.skipped.inc()
+            self.queue.remove(next(e for e in self.queue if isinstance(e, tuple)))
+            self._queued_audio -= 1
         self.queue.append((chunk, captured_at, speech))
+        self._queued_audio += 1
+        self.has_audio.set()
+
+    def replay(self, chunks: Iterable[tuple[bytes, float, bool]]) -> None:
+        """Before any new audio: a sentence begun on another connection (client turns), beyond the queue's limit."""
+        for entry in chunks:
+            self.queue.append(entry)
+            self._queued_audio += 1
+        self.has_audio.set()
+
+    def end_turn(self, commit: bool) -> None:
+        """After the audio queued so far: commit the sentence (translate it) or clear it (no speech in it)."""
+        self.queue.append(COMMIT if commit else CLEAR)
         self.has_audio.set()
 
     def queue_image(self, jpeg: bytes) -> None:
@@ -269,14 +270,19 @@ class Connection:
                 await sender
             # What was on screen but never finalized is the best text there is: keep it.
             for caption in self.interpreter.pending():
-                final = Caption(caption.language, caption.item_id, caption.text, True)
+                final = dataclasses.replace(caption, final=True)
                 self.on_caption(dataclasses.replace(final, spoken_at=self.spoken_at(final)))
 
     async def _send(self) -> None:
         meters = self.meters
         while True:
             while self.queue:
-                chunk, captured_at, speech = self.queue.popleft()
+                entry = self.queue.popleft()
+                if isinstance(entry, str):
+                    await self._end_turn(entry == COMMIT)
+                    continue
+                self._queued_audio -= 1
+                chunk, captured_at, speech = entry
                 await self.ws.send_str(protocol.audio_append(chunk))
                 now = time.monotonic()
                 meters.latency.observe(now - captured_at)
@@ -287,7 +293,11 @@ class Connection:
                 self.audio_s += seconds
                 self.interpreter.audio_tokens_sent = self.audio_s * self.dialect.input_tokens_per_s
                 meters.sent_s.inc(seconds)
-                if speech:
+                if self.manual:
+                    # Nothing is answered before the commit: the watchdog counts from there (_end_turn).
+                    self._uncommitted = True
+                    self._turn_speech_s += seconds if speech else 0.0
+                elif speech:
                     self.unanswered_speech_s += seconds
                     if self.unanswered_since is None:
                         self.unanswered_since = now
@@ -299,10 +309,27 @@ class Connection:
                 meters.image_bytes.inc(size)
                 continue  # audio queued meanwhile goes first
             if self.finishing:
+                if self._uncommitted:
+                    # Uncommitted audio is not translated at the finish: a sentence the stop or a rotation cut
+                    # off is committed, or cleared when it held no speech.
+                    await self._end_turn(self._turn_speech_s > 0)
                 await self.ws.send_str(protocol.SESSION_FINISH)
                 return
             self.has_audio.clear()
             await self.has_audio.wait()
+
+    async def _end_turn(self, commit: bool) -> None:
+        """Send a sentence end; none when this connection has no audio of the sentence (it joined later)."""
+        if not self._uncommitted:
+            self.meters.turns["skipped"].inc()
+            return  # the service refuses to commit an empty buffer (§4.4)
+        self._uncommitted = False
+        await self.ws.send_str(protocol.AUDIO_COMMIT if commit else protocol.AUDIO_CLEAR)
+        self.meters.turns[COMMIT if commit else CLEAR].inc()
+        if commit and self.speech_heard_at is None:
+            # The service was handed a sentence and owes its answer, as after its own `speech_started`.
+            self.speech_heard_at = time.monotonic()
+        self._turn_speech_s = 0.0
 
     async def _receive(self) -> None:
         while True:

@@ -27,6 +27,9 @@ _STRUCTURAL = frozenset(
 )
 _TRANSLATION_PARTIAL = frozenset({"response.text.text", "response.audio_transcript.text"})
 _TRANSLATION_DONE = frozenset({"response.text.done", "response.audio_transcript.done"})
+# qwen3.8: append-only increments instead of text/stash snapshots (3.8 digest §3); their finals are the same events.
+_TRANSLATION_DELTA = frozenset({"response.text.delta", "response.audio_transcript.delta"})
+_ASR_DELTA = "conversation.item.input_audio_transcription.delta"
 _ASR_PARTIAL = "conversation.item.input_audio_transcription.text"
 _ASR_DONE = "conversation.item.input_audio_transcription.completed"
 _ASR_FAILED = "conversation.item.input_audio_transcription.failed"
@@ -53,6 +56,9 @@ class Caption:
     speaker: str = ""
     # The input it was heard on (inputs[].name; "" = the single audio: input): outputs[].inputs filter on it.
     input: str = ""
+    # The model's own speaker id as a string (qwen3.8 `speaker_id` of the utterance, e.g. "1"); "" = unknown.
+    # The same on the source and the translation captions of one utterance.
+    speaker_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,12 @@ def _str(d: dict[str, Any], *keys: str) -> str:
     return ""
 
 
+def _bounded_add(seen: OrderedDict[Any, None], key: Any) -> None:
+    seen[key] = None
+    while len(seen) > _REMEMBERED_ITEMS:
+        seen.popitem(last=False)
+
+
 def normalise_code(code: str) -> str:
     """'InvalidApiKey' and 'invalid_api_key' compare equal (§7)."""
     return "".join(ch for ch in code.lower() if ch.isalnum())
@@ -108,15 +120,27 @@ class _Snapshot:
 class SessionInterpreter:
     """One translator session's server events -> captions for `target` (and "source")."""
 
-    def __init__(self, target: str, source_label: str = "source") -> None:
+    def __init__(self, target: str, source_label: str = "source", *, skip_fill: bool = False) -> None:
         self.target = target
         self.source_label = source_label
+        # translator.same_language_captions: source. A sentence the service skipped as already in the target
+        # language (no response at all, or an empty one: both are possible) shows its source text as the target's
+        # caption; without it, such a sentence shows nothing in the target language.
+        self.skip_fill = skip_fill
+        self._source_finals: OrderedDict[str, str] = OrderedDict()  # source item -> its final text
+        self._empty_translations: OrderedDict[str, None] = OrderedDict()  # finished without any text
+        # qwen3.8 speaker_id per source item (speech_started); a translation item reaches it through _pairs.
+        self._speakers: OrderedDict[str, str] = OrderedDict()
         self._items: OrderedDict[tuple[str, str], _Snapshot] = OrderedDict()
         self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._response_items: dict[str, set[tuple[str, str]]] = {}
         self.usage = UsageMeter()
         # The audio tokens sent on this session so far (set by the session): helps tell how usage is reported.
         self.audio_tokens_sent: float | None = None
+        # A dialect whose usage may be missing (qwen3.8): bill the audio sent until the service reports usage.
+        self.estimate_usage = False
+        self._usage_seen = False
+        self._audio_estimated = 0
         # Translation item <-> source item of the same segment (both directions), and finals still waiting for
         # their other half when the service does not say which goes with which (qwen3 sends no pairing event).
         self._pairs: OrderedDict[str, str] = OrderedDict()
@@ -138,12 +162,18 @@ class SessionInterpreter:
     def _dispatch(self, kind: str, ev: dict[str, Any], out: Interpretation) -> None:
         if kind in _TRANSLATION_PARTIAL:
             self._partial(self.target, ev, out)
+        elif kind in _TRANSLATION_DELTA:
+            self._delta(self.target, ev, out)
         elif kind in _TRANSLATION_DONE:
             self._final(self.target, ev, _str(ev, "transcript", "text", "delta"), out)
         elif kind == _ASR_PARTIAL:
             self._partial(self.source_label, ev, out)
+        elif kind == _ASR_DELTA:
+            self._delta(self.source_label, ev, out)
         elif kind == _ASR_DONE:
             self._final(self.source_label, ev, _str(ev, "transcript", "text"), out)
+        elif kind == "input_audio_buffer.speech_started":
+            self._speech_started(ev)
         elif kind == "response.content_part.done":
             part = ev.get("part") or {}
             if isinstance(part, dict) and part.get("type", "text") in ("text", "audio"):
@@ -157,7 +187,15 @@ class SessionInterpreter:
             created = ev.get("item")
             source_item = _str(ev, "previous_item_id")
             translation_item = _str(created, "id") if isinstance(created, dict) else ""
-            if source_item and translation_item:
+            # The source item itself is created too (content input_audio; its previous_item_id points back at
+            # the previous utterance), and manual turns announce the user's audio item (§5): only a translation
+            # item pairs with the item before it.
+            content = created.get("content") if isinstance(created, dict) else None
+            heard = isinstance(content, list) and any(
+                isinstance(c, dict) and c.get("type") == "input_audio" for c in content
+            )
+            user = isinstance(created, dict) and created.get("role") == "user"
+            if source_item and translation_item and not heard and not user:
                 self._pair(source_item, translation_item)
         elif kind == "response.done":
             self._response_done(ev, out)
@@ -177,6 +215,32 @@ class SessionInterpreter:
         elif kind not in _STRUCTURAL:
             out.problem = "unknown"
 
+    def _speech_started(self, ev: dict[str, Any]) -> None:
+        """qwen3.8: the utterance's speaker_id (an integer as seen live; optional) against its source item."""
+        speaker, item = ev.get("speaker_id"), _str(ev, "item_id")
+        if isinstance(speaker, bool) or not item:
+            return
+        if isinstance(speaker, int) or (isinstance(speaker, str) and speaker):
+            self._speakers[item] = str(speaker)[:32]
+            while len(self._speakers) > _REMEMBERED_ITEMS:
+                self._speakers.popitem(last=False)
+
+    def _speaker_of(self, item: str) -> str:
+        return self._speakers.get(item) or self._speakers.get(self._pairs.get(item, ""), "")
+
+    def _delta(self, language: str, ev: dict[str, Any], out: Interpretation) -> None:
+        """An append-only increment (qwen3.8): the caption is everything received for the item so far."""
+        key = self._key(language, ev)
+        if key in self._finished:
+            return
+        delta = ev.get("delta", "")
+        if not isinstance(delta, str):
+            raise TypeError("delta must be a string")
+        snap = self._items.get(key) or _Snapshot()
+        snap.confirmed += delta
+        snap.display = snap.confirmed
+        self._show(key, snap, ev, out)
+
     def _key(self, language: str, ev: dict[str, Any]) -> tuple[str, str]:
         return language, _str(ev, "item_id") or _str(ev, "response_id") or "?"
 
@@ -192,13 +256,16 @@ class SessionInterpreter:
         if text or not snap.confirmed:
             snap.confirmed = text
         snap.display = snap.confirmed + stash
+        self._show(key, snap, ev, out)
+
+    def _show(self, key: tuple[str, str], snap: _Snapshot, ev: dict[str, Any], out: Interpretation) -> None:
         self._remember(key, snap)
         if response_id := _str(ev, "response_id"):
             self._response_items.setdefault(response_id, set()).add(key)
             while len(self._response_items) > _REMEMBERED_ITEMS:
                 del self._response_items[next(iter(self._response_items))]
         if snap.display.strip():
-            out.captions.append(Caption(*key, snap.display.strip(), False))
+            out.captions.append(Caption(*key, snap.display.strip(), False, speaker_id=self._speaker_of(key[1])))
 
     def _final(
         self, language: str, ev: dict[str, Any], text: str, out: Interpretation, fallback_only: bool = False
@@ -214,7 +281,42 @@ class SessionInterpreter:
         while len(self._finished) > _REMEMBERED_ITEMS:
             self._finished.popitem(last=False)
         if final:
-            out.captions.append(Caption(*key, final, True, pair_id=self._pair_of(*key)))
+            speaker = self._speaker_of(key[1])
+            out.captions.append(Caption(*key, final, True, pair_id=self._pair_of(*key), speaker_id=speaker))
+        if self.skip_fill and not fallback_only:
+            self._fill_skipped(language, key[1], final, out)
+
+    def _fill_skipped(self, language: str, item: str, final: str, out: Interpretation) -> None:
+        """translator.same_language_captions: source: a skipped sentence shows its source text as the target's.
+
+        The skip's wire result is not documented: no response at all (the source final arrives and no translation
+        item was ever created for it), or an empty one (the translation's final is empty). Both are handled.
+        """
+        if language == self.target:
+            if final:
+                return
+            source = self._pairs.get(item, "")
+            if source in self._source_finals:
+                self._filled(source, out)
+            else:
+                _bounded_add(self._empty_translations, item)
+            return
+        if language != self.source_label or not final:
+            return
+        self._source_finals[item] = final
+        while len(self._source_finals) > _REMEMBERED_ITEMS:
+            self._source_finals.popitem(last=False)
+        translation = self._pairs.get(item)
+        if translation is None or translation in self._empty_translations:
+            self._filled(item, out)
+
+    def _filled(self, source: str, out: Interpretation) -> None:
+        key = (self.target, f"{source}:same-language")
+        if key in self._finished:
+            return
+        _bounded_add(self._finished, key)
+        text, speaker = self._source_finals[source], self._speaker_of(source)
+        out.captions.append(Caption(*key, text, True, pair_id=source, speaker_id=speaker))
 
     def _pair(self, source_item: str, translation_item: str) -> None:
         self._pairs[source_item], self._pairs[translation_item] = translation_item, source_item
@@ -247,7 +349,13 @@ class SessionInterpreter:
                 self._final(language, {"item_id": item}, "", out)
         usage = response.get("usage")
         if isinstance(usage, dict):
+            self._usage_seen = True
             out.usage = UsageDelta(*self.usage.report(usage, self.audio_tokens_sent))
+        elif self.estimate_usage and not self._usage_seen and self.audio_tokens_sent is not None:
+            audio = int(self.audio_tokens_sent) - self._audio_estimated
+            if audio > 0:
+                self._audio_estimated += audio
+                out.usage = UsageDelta(audio, 0, Tokens(audio_in=audio))
 
     def _remember(self, key: tuple[str, str], snap: _Snapshot) -> None:
         self._items[key] = snap
@@ -264,5 +372,5 @@ class SessionInterpreter:
         newest: dict[str, Caption] = {}
         for key, snap in self._items.items():  # oldest first: _remember moves each update to the end
             if snap.display.strip():
-                newest[key[0]] = Caption(*key, snap.display.strip(), False)
+                newest[key[0]] = Caption(*key, snap.display.strip(), False, speaker_id=self._speaker_of(key[1]))
         return list(newest.values())

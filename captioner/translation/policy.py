@@ -91,15 +91,34 @@ def echo_differences(asked: dict[str, Any], echo: Any) -> list[tuple[str, str]]:
         return []
     checks: list[tuple[str, Any, Any]] = [
         ("translation.language", asked["translation"]["language"], (echo.get("translation") or {}).get("language")),
-        ("modalities", asked["modalities"], echo.get("modalities")),
-        ("voice", asked["voice"], echo.get("voice")),
     ]
+    if "output_modalities" in asked:
+        # qwen3.8's nested layout: the voice is reported under audio.output (3.8 digest §2.1, §9 step 3).
+        voice = ((echo.get("audio") or {}).get("output") or {}).get("voice")
+        checks += [
+            ("output_modalities", asked["output_modalities"], echo.get("output_modalities")),
+            ("audio.output.voice", asked["voice"], voice),
+        ]
+    else:
+        checks += [
+            ("modalities", asked["modalities"], echo.get("modalities")),
+            ("voice", asked["voice"], echo.get("voice")),
+        ]
+    if "enable_voice_clone" in asked:
+        frequency = (echo.get("voice_clone_options") or {}).get("frequency")
+        checks += [
+            ("enable_voice_clone", True, echo.get("enable_voice_clone")),
+            ("voice_clone_options.frequency", asked["voice_clone_options"]["frequency"], frequency),
+        ]
     if "input_audio_transcription" in asked:
         want, got = asked["input_audio_transcription"], echo.get("input_audio_transcription", "missing")
         if want is None or got is None or not isinstance(got, dict):
             checks.append(("input_audio_transcription", want, got))
         else:
             checks += [(f"input_audio_transcription.{k}", v, got.get(k)) for k, v in want.items()]
+    if "turn_detection" in asked:
+        # Manual turns (null): a service still on its VAD would refuse every commit.
+        checks.append(("turn_detection", asked["turn_detection"], echo.get("turn_detection", "missing")))
     # The echo is the service's text: secrets are masked as in every other outside text.
     return [
         (field, redact(f"the service changed {field}: asked {json.dumps(want)}, got {json.dumps(got)}"))
@@ -118,7 +137,9 @@ def billing(
     if not told and source_language == "en" and not dialect.source_autodetect:
         told = True  # qwen3 assumes English
     return {
-        "source_transcript": "shown" if transcribe_source else ("billed, not shown" if billed else "off"),
+        "source_transcript": "shown"
+        if transcribe_source
+        else ("always on, not shown" if dialect.asr_always_on else "billed, not shown" if billed else "off"),
         "source_language": source_language if told else "auto-detected",
         "usage_reporting": "unknown",
     }

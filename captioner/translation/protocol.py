@@ -45,11 +45,32 @@ class Dialect:
     vad_events: bool = False
     # Pre-created cloned voices (qwen3.5: "qwen-translate-vc-…", §9), accepted as a voice name.
     clone_prefix: str | None = None
+    # qwen3.5's manual turns (§4.4): `turn_detection: null`, then `input_audio_buffer.commit` ends a sentence.
+    # qwen3 refuses commit ("Invalid value").
+    manual_turns: bool = False
+    # How much silence the service's VAD must hear before it ends a sentence (§6): qwen3.5 documents 1000 ms;
+    # qwen3 documents nothing, so the same is assumed.
+    vad_silence_ms: int = 1000
     # The setup handshake (§4.1): the server's greeting, then our complete session.update, then its echo.
     # And the server's last event after our session.finish (§4.5). Both families use the same names.
     session_created: str = "session.created"
     session_updated: str = "session.updated"
     session_finished: str = "session.finished"
+    # The session.update layout: "flat" (qwen3, qwen3.5: `modalities`, top-level fields) or "nested" (qwen3.8:
+    # `output_modalities`, `audio.input` / `audio.output`); the 3.8 guide says never to mix the two.
+    layout: Literal["flat", "nested"] = "flat"
+    # qwen3.8 always transcribes the source (it cannot be turned off) and always detects its language (it cannot be
+    # told): no input_audio_transcription is sent, and a shown source transcript costs nothing extra.
+    asr_always_on: bool = False
+    # translation.same_language_skip_options (qwen3.5 only; effective for targets zh and en).
+    same_language_skip: bool = False
+    # enable_voice_clone + voice_clone_options.frequency (qwen3.5 and qwen3.8, identical fields).
+    voice_clone: bool = False
+    # Speaker diarization: `speaker_id` on input_audio_buffer.speech_started (qwen3.8).
+    speaker_ids: bool = False
+    # qwen3.8's response.done was recorded without `usage` (3.8 digest §4): until a session reports usage, its
+    # audio input is estimated from the seconds sent (7 tokens/s), so budgets still hold.
+    usage_optional: bool = False
 
     def voice_problem(self, voice: str) -> str | None:
         """Why `voice` is not one of this family's voices, or None when it is (or may be)."""
@@ -83,8 +104,38 @@ Q35 = Dialect(
     voices_complete=False,
     vad_events=True,
     clone_prefix="qwen-translate-vc-",
+    manual_turns=True,
+    same_language_skip=True,
+    voice_clone=True,
 )
-DIALECTS = (Q35, Q3)
+Q38 = Dialect(
+    family="qwen3.8-livetranslate-flash-realtime",
+    default_voice="Tina",
+    languages=_Q35_AUDIO | _Q35_TEXT_ONLY,
+    audio_languages=_Q35_AUDIO,
+    asr_on_by_default=True,
+    # Not settable at all on qwen3.8: the model detects the language of every sentence (3.8 digest §2.1).
+    source_autodetect=True,
+    input_tokens_per_s=7.0,
+    corpus_phrases=True,
+    voices=Q35.voices,
+    voices_complete=False,
+    vad_events=True,
+    clone_prefix="qwen-translate-vc-",
+    layout="nested",
+    asr_always_on=True,
+    voice_clone=True,
+    speaker_ids=True,
+    usage_optional=True,
+    # Not documented; session.created reported turn_detection.silence_duration_ms 2500 (3.8 digest §2.1).
+    vad_silence_ms=2500,
+)
+DIALECTS = (Q38, Q35, Q3)
+# Targets for which the vendor says same_language_skip_options takes effect (Q3.5 client events page).
+SKIP_TARGETS = frozenset({"zh", "en"})
+# voice_clone_options.frequency values; once/always need voice "default", never a pre-created clone id (§5).
+CLONE_FREQUENCIES = ("never", "once", "always")
+CLONE_VOICE = "default"
 
 # What input_audio_buffer.append carries: 16 kHz mono PCM16 (§4.2).
 INPUT_BYTES_PER_S = 32_000
@@ -113,9 +164,8 @@ def dialect_for(model: str) -> Dialect:
         if model.startswith(dialect.family) and _SNAPSHOT.match(model[len(dialect.family) :]):
             return dialect
     if "livetranslate" in model:
-        raise UnsupportedModel(
-            f"{model!r} is not supported (supported: {Q3.family}, {Q35.family}; qwen3.8 uses a different protocol)"
-        )
+        supported = ", ".join(d.family for d in (Q3, Q35, Q38))
+        raise UnsupportedModel(f"{model!r} is not supported (supported: {supported}, or a dated snapshot of one)")
     raise UnsupportedModel(f"{model!r} is not a Qwen livetranslate model")
 
 
@@ -129,6 +179,8 @@ def session_update(
     audio_output: bool,
     phrases: dict[str, str] | None = None,
     pin_source: bool = True,
+    skip_same_language: bool = False,
+    clone: str | None = None,
 ) -> dict[str, object]:
     """The complete session.update event: the service does not merge partial updates (§4.1).
 
@@ -136,22 +188,51 @@ def session_update(
     the source language when that costs a transcript (qwen3.5: the language lives only in the transcription
     block, which bills once on; see translator.pin_source_language). `phrases` (source term -> forced
     translation) goes out as translation.corpus.phrases; config refuses a glossary for a dialect without it,
-    and this refuses too rather than dropping it unnoticed.
+    and this refuses too rather than dropping it unnoticed (so for the same-language skip and the voice clone).
+    `clone` is voice_clone_options.frequency; it goes out only with audio (a clone of a voice nobody hears is
+    meaningless, and whether text-only sessions refuse it is not documented).
     """
     if phrases and not dialect.corpus_phrases:
         raise ValueError(f"{dialect.family} does not take translation.corpus.phrases")
-    session: dict[str, object] = {
-        "modalities": ["text", "audio"] if audio_output else ["text"],
-        # Always sent: some models reject a session without one even when text-only.
-        "voice": voice or dialect.default_voice,
-    }
+    if skip_same_language and not dialect.same_language_skip:
+        raise ValueError(f"{dialect.family} does not take translation.same_language_skip_options")
+    if clone and (not dialect.voice_clone or clone not in CLONE_FREQUENCIES):
+        raise ValueError(f"{dialect.family} does not take voice_clone_options.frequency {clone!r}")
+    # Always sent: some models reject a session without one even when text-only.
+    chosen = voice or dialect.default_voice
     translation: dict[str, object] = {"language": target}
     if phrases:
         translation["corpus"] = {"phrases": dict(phrases)}
+    if skip_same_language:
+        translation["same_language_skip_options"] = {"skip_text": True, "skip_audio": True}
+    modalities = ["text", "audio"] if audio_output else ["text"]
+    session: dict[str, object]
+    if dialect.layout == "nested":
+        session = {
+            "output_modalities": modalities,
+            "audio": {
+                "input": {
+                    "format": {"type": "pcm", "sample_rate": 16000},
+                    # Documented as fixed at 0.5; speaker_detection is what makes the model report speaker_id.
+                    "turn_detection": {"type": "speaker_detection", "threshold": 0.5},
+                },
+                # Both places: with the top-level voice alone the nested echo kept "Tina" (3.8 digest §2.1).
+                "output": {"voice": chosen},
+            },
+            "voice": chosen,
+        }
+    else:
+        session = {"modalities": modalities, "voice": chosen}
+    if clone and audio_output:
+        session["enable_voice_clone"] = True
+        session["voice_clone_options"] = {"frequency": clone}
     session["translation"] = translation
-    block = transcription_block(dialect, source_language, transcribe_source=transcribe_source, pin_source=pin_source)
-    if block != OMIT:
-        session["input_audio_transcription"] = block
+    if dialect.layout == "flat":
+        block = transcription_block(
+            dialect, source_language, transcribe_source=transcribe_source, pin_source=pin_source
+        )
+        if block != OMIT:
+            session["input_audio_transcription"] = block
     return {"type": "session.update", "session": session}
 
 
@@ -171,6 +252,8 @@ def transcription_block(
     transcript nobody reads. qwen3.5 runs the (billed) transcript unless the block is `null`, and the language
     can only be said inside it: every session that is told the language pays for its transcript.
     """
+    if dialect.asr_always_on:
+        return OMIT  # qwen3.8: always on, and neither its model nor its language can be set
     asr: dict[str, str] = {"model": ASR_MODEL}
     if source_language:
         asr["language"] = source_language
@@ -185,6 +268,8 @@ def transcription_block(
 
 def bills_transcript(dialect: Dialect, block: dict[str, str] | Literal["omit"] | None) -> bool:
     """Whether a session with this transcription block is billed for a source transcript."""
+    if dialect.asr_always_on:
+        return True  # whether qwen3.8 bills it is not restated (3.8 digest §4); it runs either way
     if block is None or block == OMIT:
         return False
     return dialect.asr_on_by_default or block.get("model") == ASR_MODEL
@@ -212,6 +297,9 @@ def image_append(jpeg: bytes) -> str:
 
 
 SESSION_FINISH = '{"type":"session.finish"}'
+# Manual turns (§4.4): end the sentence in the buffer (translate it), or drop the buffer (no speech in it).
+AUDIO_COMMIT = '{"type":"input_audio_buffer.commit"}'
+AUDIO_CLEAR = '{"type":"input_audio_buffer.clear"}'
 
 
 def encode(event: dict[str, object]) -> str:

@@ -19,11 +19,12 @@ from ..inputs.pcm import SPEECH_RMS, rms
 from ..metrics import error_code_label
 from ..reconnect import Backoff, ConnectBudget
 from ..status import LinkState, Status
-from . import policy
-from .connection import Connection, Meters, connect, raise_if_fatal
+from . import policy, setup
+from .connection import REPLAY_CHUNKS, Connection, Meters, connect, raise_if_fatal
 from .failures import IdleClosed, ModelNotFound, RateLimited, SessionRejected, Stalled, VoiceRejected
+from .images import ImageSending
 from .interpreter import Caption, UsageDelta, normalise_code
-from .protocol import AUDIO_EVENT_TYPES, rate_allows, session_update
+from .protocol import AUDIO_EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ _PAUSE_CHUNKS = 4
 _SUPERVISE_TICK_S = 1.0
 
 
-class TranslatorSession:
+class TranslatorSession(ImageSending):
     """Streams the shared capture to one target language and reports captions, reconnecting forever.
 
     A connection is rotated before the service's limits (120 min, the context window) and replaced when speech goes
@@ -59,15 +60,23 @@ class TranslatorSession:
         voice: str | None = None,
         on_audio: Callable[[str, dict[str, Any]], None] | None = None,
         pin_source: bool = True,
+        manual_turns: bool = False,
+        clone: str | None = None,
         input_name: str = "",  # inputs[].name: in the link's name and the metrics' `input` label
     ) -> None:
         self.cfg = cfg
+        # Client turns (gate.turns): the service's VAD is off, the audio feed says where each sentence ends.
+        self.manual_turns = manual_turns
+        self._turn_open = False  # a sentence's audio went out and its end has not yet
+        # ... and that audio: a connection that replaces a dead one mid-sentence gets it again, whole.
+        self._turn_audio: deque[tuple[bytes, float, bool]] = deque(maxlen=REPLAY_CHUNKS)
         # Whether this session is told the source language where that bills a transcript (qwen3.5).
         self.pin_source = pin_source
         self.on_usage = on_usage
         # Per target: only a language that is played asks for (costly) audio; None = translator.audio_output.
         self.audio_output = cfg.audio_output if audio_output is None else audio_output
         self.voice = voice or cfg.voice
+        self.clone = clone  # voice_clone_options.frequency (with audio only)
         # Gets response.audio.delta / .done and response.done events (voice playback), before the captions.
         self.on_audio = on_audio
         self.target = target
@@ -97,18 +106,16 @@ class TranslatorSession:
 
     def billing(self) -> dict[str, Any]:
         """What this session bills beyond the audio, and how its usage figures read (for /status)."""
-        return policy.billing(
-            self.cfg.dialect,
-            self.cfg.source_language,
-            transcribe_source=self.transcribe_source,
-            pin_source=self.pin_source,
-        )
+        return setup.billing(self.cfg, transcribe_source=self.transcribe_source, pin_source=self.pin_source)
 
     # ---- audio in -------------------------------------------------------------------------------
     def feed(self, chunk: bytes, captured_at: float, level: float | None = None) -> None:
         """Hand one 16 kHz PCM16 chunk over; dropped (and counted) unless a session is streaming."""
         speech = (rms(chunk) if level is None else level) >= SPEECH_RMS
         self._quiet_chunks = 0 if speech else self._quiet_chunks + 1
+        self._turn_open = self.manual_turns
+        if self.manual_turns:
+            self._turn_audio.append((chunk, captured_at, speech))
         conn = self._active
         if conn is None or conn.finishing or self._stop.is_set():
             # Audio from before session.updated is never queued: sent later it gives stale captions.
@@ -116,33 +123,13 @@ class TranslatorSession:
             return
         conn.feed(chunk, captured_at, speech)
 
-    # ---- images in (visual context, §4.3) ----------------------------------------------------------
-    @property
-    def connection_serial(self) -> int:
-        """Changes with every new connection (reconnect, rotation): each starts without any picture."""
-        return self._active.serial if self._active is not None else 0
-
-    def image_refusal(self, now: float | None = None) -> str | None:
-        """Why an image cannot go out now ("not_connected", "no_audio_yet", "rate"), or None if it can."""
+    def end_turn(self, commit: bool) -> None:
+        """Client turns: the sentence fed so far ended; commit it (translate) or, without speech, clear it."""
+        self._turn_open = False
+        self._turn_audio.clear()
         conn = self._active
-        if conn is None or conn.finishing or self._stop.is_set():
-            return "not_connected"
-        if conn.audio_s <= 0:
-            # The service refuses an image before any audio on the connection, also after a reconnect.
-            return "no_audio_yet"
-        if not rate_allows(self._image_times, time.monotonic() if now is None else now):
-            return "rate"
-        return None
-
-    def send_image(self, jpeg: bytes) -> bool:
-        """Queue one JPEG behind the audio already queued; False (nothing sent) if image_refusal() says no."""
-        now = time.monotonic()
-        conn = self._active
-        if conn is None or self.image_refusal(now) is not None:
-            return False
-        conn.queue_image(jpeg)
-        self._image_times.append(now)
-        return True
+        if conn is not None and not conn.finishing and not self._stop.is_set():
+            conn.end_turn(commit)
 
     def feed_gap(self) -> None:
         """A chunk captured but kept back (audio gate closed, audio held): nothing in flight, so a pause."""
@@ -208,6 +195,7 @@ class TranslatorSession:
 
     def _activate(self, conn: Connection) -> None:
         self._active = conn
+        conn.replay(self._turn_audio)  # the sentence the last connection died in, if any
         conn.start()
         self.link.set(LinkState.CONNECTED)
         self.status.metrics.translator_connects.labels(*self._meters.key, "ok").inc()
@@ -289,7 +277,12 @@ class TranslatorSession:
             return None
         assert old.task is not None
         deadline = time.monotonic() + _ROTATE_PAUSE_WAIT_S
-        while self._quiet_chunks < _PAUSE_CHUNKS and time.monotonic() < deadline and not old.task.done():
+        # With client turns, the pause must also be between sentences: the old connection's last one is committed.
+        while (
+            (self._quiet_chunks < _PAUSE_CHUNKS or self._turn_open)
+            and time.monotonic() < deadline
+            and not old.task.done()
+        ):
             await asyncio.sleep(self.chunk_s)
         self._active = new
         new.start()
@@ -326,16 +319,17 @@ class TranslatorSession:
 
     async def _connect(self) -> Connection:
         """A connection set up with this session's complete session.update; the caller starts streaming."""
-        update = session_update(
-            self.cfg.dialect,
-            target=self.target,
-            source_language=self.cfg.source_language,
+        update = setup.update_for(
+            self.cfg,
+            self.target,
             transcribe_source=self.transcribe_source,
             voice=self.voice,
             audio_output=self.audio_output,
-            phrases=self.cfg.glossary.get(self.target),
             pin_source=self.pin_source,
+            clone=self.clone,
         )
+        if self.manual_turns:
+            update["session"]["turn_detection"] = None  # type: ignore[index]  # manual mode (§4.4)
         conn, echo = await connect(
             self.cfg,
             update,
@@ -344,6 +338,7 @@ class TranslatorSession:
             usage_mode=self.link.info.get("usage_reporting"),
             on_event=self._handle,
             on_caption=self._emit,
+            manual=self.manual_turns,
         )
         self._compare_echo(update["session"], echo.get("session"))  # type: ignore[arg-type]
         return conn

@@ -24,12 +24,22 @@ HISTORY: Final = 20
 
 
 @dataclass(frozen=True, slots=True)
+class Speaker:
+    """Who said a caption, as the page shows it: the name, the label before the text, its number for the colour."""
+
+    name: str
+    label: str  # "" when labels are off (speakers.label: ""): the page shows the text alone
+    number: int  # the speaker's number, counted from 1 in the order heard (CSS .speaker-<n>); 0 = none
+
+
+@dataclass(frozen=True, slots=True)
 class CaptionEvent:
     """One caption change for one language; `at` is on the hub's clock (monotonic seconds)."""
 
     kind: str
     text: str
     at: float
+    speaker: Speaker | None = None
 
 
 class OverlaySubscription:
@@ -110,11 +120,11 @@ class OverlayHub:
     def set_languages(self, languages: Iterable[str]) -> None:
         self._languages = tuple(dict.fromkeys(languages))
 
-    def publish(self, language: str, kind: str, text: str) -> None:
+    def publish(self, language: str, kind: str, text: str, speaker: Speaker | None = None) -> None:
         """Record and fan out one event; never waits (call on the loop thread)."""
         if kind not in KINDS:
             raise ValueError(f"unknown caption kind {kind!r}")
-        ev = CaptionEvent(kind, "" if kind == "clear" else text, self._clock())
+        ev = CaptionEvent(kind, "" if kind == "clear" else text, self._clock(), None if kind == "clear" else speaker)
         if kind == "final":
             self._finals.setdefault(language, deque(maxlen=HISTORY)).append(ev)
             self._partial.pop(language, None)
@@ -165,7 +175,10 @@ class OverlayHub:
 
 
 def _caption(ev: CaptionEvent, now: float) -> dict[str, Any]:
-    return {"text": ev.text, "age_s": round(max(0.0, now - ev.at), 3)}
+    out: dict[str, Any] = {"text": ev.text, "age_s": round(max(0.0, now - ev.at), 3)}
+    if ev.speaker is not None:
+        out["speaker"] = {"name": ev.speaker.name, "label": ev.speaker.label, "number": ev.speaker.number}
+    return out
 
 
 # -- HTTP handlers

@@ -55,7 +55,15 @@ def test_links_level_gate_cost_and_latency_are_shown(page: Browser, server: Thre
         st.link("obs").set(LinkState.FAILED, "connection refused <oops>")
         st.link("translator:ja").set(LinkState.RECONNECTING, "server closed the socket")
         st.metrics.audio_level.set(0.1)  # -20 dBFS: two thirds of the -60..0 dBFS bar
-        st.audio_gate = lambda: {"state": "held", "held_by": ["budget", "obs_not_live"]}
+        st.audio_gate = lambda: {
+            "state": "held",
+            "held_by": ["budget", "obs_not_live"],
+            "captured_s": 24.7,
+            "speech_s": 9.6,
+            "turns": "client",
+            "trail_ms": 800,
+            "sessions": {"ja": {"sent_s": 11.5, "sent_per_speech": 1.2, "turns": {}}},
+        }
         st.cost = lambda: {
             "currency": "CNY",
             "per_stream": 5.0,
@@ -77,6 +85,9 @@ def test_links_level_gate_cost_and_latency_are_shown(page: Browser, server: Thre
     assert len({links[n][1] for n in ("audio", "obs", "translator:ja")}) == 3  # three states, three colours
     wait_meter(page, 2 / 3, "-20 dBFS")
     assert text(page, "#gate") == "held (budget, obs_not_live)"
+    billed = text(page, "#billed")
+    assert "Captured\n24.7 s" in billed and "Speech\n9.6 s" in billed, billed
+    assert "Sentence ends\nby the gate (commit)" in billed and "Sent to ja\n11.5 s (1.20× the speech)" in billed
     assert text(page, "#version") == "v9.9-test"
     cost = text(page, "#cost")
     assert "Total so far\n0.1234 CNY" in cost and "This stream\n0.0456 CNY of 5.0000 CNY" in cost

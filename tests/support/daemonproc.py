@@ -122,6 +122,7 @@ class TextRecorder:
     def __init__(self, obs: ObsEnv, sources: list[str]) -> None:
         self.obs = obs
         self.seen: dict[str, list[str]] = {s: [] for s in sources}
+        self.seen_at: dict[str, list[float]] = {s: [] for s in sources}  # time.time() each value was first seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -143,7 +144,15 @@ class TextRecorder:
                     continue
                 if text and (not values or values[-1] != text):
                     values.append(text)
+                    self.seen_at[source].append(time.time())
             time.sleep(0.05)
+
+    def first_seen(self, source: str, text: str) -> float | None:
+        """When `source` first showed `text` (time.time()), or None if it never did."""
+        for value, at in zip(self.seen[source], self.seen_at[source], strict=True):
+            if value == text:
+                return at
+        return None
 
     def wait_for(self, source: str, n: int, timeout: float) -> list[str]:
         deadline = time.monotonic() + timeout

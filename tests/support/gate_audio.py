@@ -7,7 +7,8 @@ import numpy as np
 from captioner.config import GateConfig
 
 RATE = 16_000
-DEFAULT = GateConfig()
+# The gate's mechanics are tabled with round, explicit lengths (the config's defaults are tested apart).
+DEFAULT = GateConfig(pre_roll_ms=500, trail_ms=2000)
 
 
 def voice(seconds: float, dbfs: float, rng: np.random.Generator) -> np.ndarray:

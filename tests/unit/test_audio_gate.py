@@ -86,8 +86,8 @@ async def test_same_captions_for_fewer_billed_seconds() -> None:
     )
     assert gated[3] == ungated[3] == pytest.approx(20.0)
     assert ungated[2] == pytest.approx(20.0)
-    # each phrase: 0.5 s pre-roll + the phrase + 2 s trail
-    assert gated[2] == pytest.approx(3 * 2.5 + 3.0)
+    # each phrase: 0.3 s pre-roll + the phrase + 1.2 s trail (qwen3's VAD silence, assumed 1 s, + 100 ms)
+    assert gated[2] == pytest.approx(3 * 1.4 + 3.0)
     # both sessions got the same audio from the one gate, and the service got what the metric says
     assert gated[4] == [round(gated[2] * 32000)] * 2
 
@@ -103,20 +103,20 @@ async def test_hold_sends_nothing_but_ends_the_segment_in_flight(fake: FakeTrans
         await d.player.play([("tone", 1.0), ("silence", 3.0)])
         assert await d.wait_finals(1) == ["[ja] utterance 1"]
         conn = fake.connections[0]
-        assert conn.audio_bytes == int((0.5 + 0.5 + 2.0) * 32000)  # pre-roll, speech, then 2 s of zeros
+        assert conn.audio_bytes == round((0.3 + 0.5 + 1.1) * 32000)  # pre-roll, speech, then the trail in zeros
         assert d.metric("captioner_audio_held_seconds_total", reason="operator_pause") == pytest.approx(4.0)
         assert d.metric("captioner_audio_gate_transitions_total", to="held") == 1
 
         d.feed.hold("operator_pause", False)
         assert d.status.as_dict()["audio_gate"]["held_by"] == ["obs_not_streaming"]
         await d.player.play([("tone", 1.0)])
-        assert conn.audio_bytes == int(3.0 * 32000)
+        assert conn.audio_bytes == round(1.9 * 32000)
         d.feed.hold("obs_not_streaming", False)
         assert d.status.as_dict()["audio_gate"]["state"] == "closed"
         # speech right at the release is sent from its first chunk
         await d.player.play([("tone", 1.0), ("silence", 3.0)])
         assert await d.wait_finals(2) == ["[ja] utterance 1", "[ja] utterance 2"]
-        assert conn.audio_bytes == int((3.0 + 1.0 + 2.0) * 32000)
+        assert conn.audio_bytes == round((1.9 + 1.0 + 1.1) * 32000)
         assert d.metric("captioner_audio_gate_transitions_total", to="closed") == 2
 
 
@@ -180,7 +180,7 @@ async def test_reload_changes_the_gate_without_losing_the_segment(fake: FakeTran
         await d.player.play([("silence", 5.0)])
         assert d.gate.state.value == "open"
         assert await d.wait_finals(1) == ["[ja] utterance 1"]
-        assert fake.connections[0].audio_bytes == int((0.5 + 1.0 + 5.0) * 32000)
+        assert fake.connections[0].audio_bytes == int((0.3 + 1.0 + 5.0) * 32000)
 
 
 async def test_rotation_in_a_noisy_room_uses_the_closed_gate_as_its_pause(fake: FakeTranslator) -> None:

@@ -46,9 +46,9 @@ def test_full_example_config_is_valid() -> None:
         (base(translator={"api_key": "k", "targets": ["ja", "ja"]}), "translator.targets[1]", "twice"),
         (base(translator={"api_key": "k", "targets": []}), "translator.targets", "at least 1"),
         (
-            base(translator={"api_key": "k", "model": "qwen3.8-livetranslate-flash-realtime"}),
+            base(translator={"api_key": "k", "model": "qwen3.9-livetranslate-flash-realtime"}),
             "translator.model",
-            "different protocol",
+            "qwen3.8-livetranslate-flash-realtime, or a dated snapshot",
         ),
         (base(translator={"api_key": "k", "model": "gpt-4o"}), "translator.model", "not a Qwen"),
         (base(translator={"api_key": "k", "url": "https://x"}), "translator.url", "ws://"),

@@ -40,7 +40,7 @@ async def test_bad_key_and_unknown_model_rejected_before_upgrade(
         assert ei.value.status == 401
         assert ei.value.headers is not None and ei.value.headers.get("x-request-id")
     with pytest.raises(aiohttp.WSServerHandshakeError) as ei:
-        await connect(http, fake, model="qwen3.8-livetranslate-flash-realtime")
+        await connect(http, fake, model="qwen3.9-livetranslate-flash-realtime")
     assert ei.value.status == 404
     assert fake.handshakes_rejected == 3
     assert fake.connections == []
@@ -235,14 +235,56 @@ async def test_turn_detection_silence_overrides_default(fake: FakeTranslator, ht
 async def test_manual_mode_commit_q35(fake: FakeTranslator, http: aiohttp.ClientSession) -> None:
     ws = await connect(http, fake)
     await configure(ws, modalities=["text"], translation={"language": "en"}, turn_detection=None)
-    await send_audio(ws, tone(0.5) + silence(2.0))
+    await send_audio(ws, tone(0.5) + silence(2.0))  # 2 s of silence ends nothing: the client does
     await ws.send_json({"type": "input_audio_buffer.commit"})
     events = await recv_until(ws, "response.done")
     assert events[0]["type"] == "input_audio_buffer.committed"
-    assert "input_audio_buffer.speech_started" not in [e["type"] for e in events]
+    types = [e["type"] for e in events]
+    assert "input_audio_buffer.speech_started" not in types and "input_audio_buffer.speech_stopped" not in types
+    # the user's audio item (§5), then the translation item that names it as its source
+    user, translation = (e for e in events if e["type"] == "conversation.item.created")
+    assert user["item"]["role"] == "user" and user["item"]["content"] == [{"type": "input_audio"}]
+    assert user["item"]["id"] == events[0]["item_id"] == translation["previous_item_id"]
     await ws.send_json({"type": "input_audio_buffer.commit"})
     assert (await recv(ws))["type"] == "error"  # empty buffer
+    await send_audio(ws, tone(0.5))
+    await ws.send_json({"type": "input_audio_buffer.clear"})
+    assert (await recv(ws))["type"] == "input_audio_buffer.cleared"
+    await ws.send_json({"type": "input_audio_buffer.commit"})
+    assert (await recv(ws))["type"] == "error"  # cleared: empty again
     await ws.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_manual_mode_finish_drops_what_was_never_committed(
+    fake: FakeTranslator, http: aiohttp.ClientSession
+) -> None:
+    ws = await connect(http, fake)
+    await configure(ws, modalities=["text"], translation={"language": "en"}, turn_detection=None)
+    await send_audio(ws, tone(1.0) + silence(0.5))
+    await ws.send_json({"type": "session.finish"})
+    assert [e["type"] for e in await recv_until(ws, "session.finished")] == ["session.finished"]
+    assert fake.connections[0].translations == []
+    await ws.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_commit_and_clear_are_refused_in_vad_mode_and_on_q3(
+    fake: FakeTranslator, http: aiohttp.ClientSession
+) -> None:
+    for model in (Q35_MODEL, Q3_MODEL):  # qwen3.5 with its default turn_detection: the VAD
+        ws = await connect(http, fake, model)
+        await configure(ws, modalities=["text"], translation={"language": "en"})
+        await send_audio(ws, tone(0.3))
+        for etype in ("input_audio_buffer.commit", "input_audio_buffer.clear"):
+            await ws.send_json({"type": etype})
+            ev = await recv(ws)
+            while ev["type"] != "error":  # the VAD's own events for the tone may come first
+                ev = await recv(ws)
+            assert ev["error"]["message"] == f"Invalid value: '{etype}'"
+        await ws.close()
 
 
 @pytest.mark.asyncio

@@ -308,7 +308,11 @@ def _chunk_levels(scene: Scene, parts: list[tuple[str, float, float]]) -> list[f
 @pytest.mark.parametrize(
     ("gate", "key", "words"),
     [
-        ({"trail_ms": 500}, "gate.trail_ms", "greater than or equal to 1000"),
+        ({"trail_ms": 100}, "gate.trail_ms", "greater than or equal to 200"),
+        ({"turns": "vad"}, "gate.turns", "'auto', 'server' or 'client'"),
+        ({"end_of_sentence_ms": 100}, "gate.end_of_sentence_ms", "greater than or equal to 200"),
+        ({"turns": "client"}, "gate.turns", "a model with manual turns"),
+        ({"turns": "client", "enabled": False}, "gate.turns", "a model with manual turns"),
         ({"pre_roll_ms": 5000}, "gate.pre_roll_ms", "less than or equal to 2000"),
         ({"enabled": "sometimes"}, "gate.enabled", "valid boolean"),
         ({"treshold_db": 9}, "gate.treshold_db", "unknown key"),
@@ -325,4 +329,13 @@ def test_config_errors_name_the_key(gate: dict[str, object], key: str, words: st
 def test_gate_is_on_by_default() -> None:
     cfg = parse({"translator": {"api_key": "k"}}, env={})
     assert cfg.gate == GateConfig()
-    assert cfg.gate.enabled and cfg.gate.trail_ms == 2000 and cfg.gate.pre_roll_ms == 500
+    assert cfg.gate.enabled and cfg.gate.trail_ms is None and cfg.gate.pre_roll_ms == 300
+    assert cfg.gate.turns == "auto" and cfg.gate.end_of_sentence_ms == 800
+
+
+def test_client_turns_need_the_gate() -> None:
+    raw = {"translator": {"api_key": "k", "model": "qwen3.5-livetranslate-flash-realtime"}}
+    assert parse({**raw, "gate": {"turns": "client"}}, env={}).gate.turns == "client"
+    with pytest.raises(ConfigError) as e:
+        parse({**raw, "gate": {"turns": "client", "enabled": False}}, env={})
+    assert e.value.key == "gate.turns" and "gate.enabled: true" in str(e.value)

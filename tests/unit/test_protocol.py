@@ -38,7 +38,7 @@ def test_dialects(model: str, family: object) -> None:
     assert dialect_for(model) is family
 
 
-@pytest.mark.parametrize("model", ["qwen3.8-livetranslate-flash-realtime", "qwen3-livetranslate-flash-realtimeX", "x"])
+@pytest.mark.parametrize("model", ["qwen3.9-livetranslate-flash-realtime", "qwen3-livetranslate-flash-realtimeX", "x"])
 def test_unsupported_models(model: str) -> None:
     with pytest.raises(UnsupportedModel):
         dialect_for(model)

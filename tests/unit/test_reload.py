@@ -77,6 +77,15 @@ def test_pinning_the_source_language_on_one_session_restarts_only_the_others() -
     assert plan(new, old).stop_sessions == (("", "ko"),) and plan(new, old).start_sessions == (("", "ko"),)
 
 
+def test_live_captions_switch_qwen35_to_server_turns_restarting_the_sessions_and_the_feed() -> None:
+    q35 = {"translator__model": "qwen3.5-livetranslate-flash-realtime"}
+    old = config(**q35)
+    new = config(**q35, layout={"live": True})
+    assert session_spec(old, "ja").manual_turns and not session_spec(new, "ja").manual_turns
+    restarted = ["translator:ja", "translator:ko", "translator:ja", "translator:ko"]
+    assert plan(new, old).changed() == ["gate", *restarted, "outputs"]
+
+
 def test_obs_starts_when_it_becomes_wanted_and_stops_when_not() -> None:
     assert plan(config(), obs_running=False).obs == "restart"  # outputs exist but OBS is not running yet
     assert plan(config(outputs=[]), obs_running=True).obs == "restart"  # nothing needs OBS any more

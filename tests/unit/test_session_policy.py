@@ -151,6 +151,15 @@ def test_no_transcription_asked_is_not_compared() -> None:
     assert echo_differences(asked, {**asked, "input_audio_transcription": {"model": "x"}}) == []
 
 
+def test_manual_turns_the_service_ignored_are_reported() -> None:
+    asked = {**ASKED, "turn_detection": None}
+    assert echo_differences(asked, {**SAME, "turn_detection": None}) == []
+    vad = {"type": "server_vad", "silence_duration_ms": 1000}
+    assert [f for f, _ in echo_differences(asked, {**SAME, "turn_detection": vad})] == ["turn_detection"]
+    assert [f for f, _ in echo_differences(asked, SAME)] == ["turn_detection"]  # not echoed: not known to be off
+    assert echo_differences(ASKED, {**SAME, "turn_detection": vad}) == []  # server turns ask nothing of it
+
+
 # (dialect, source language, transcribe_source, pin_source) -> (source_transcript, source_language)
 BILLING = [
     (Q3, "en", True, True, "shown", "en"),

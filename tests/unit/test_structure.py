@@ -25,6 +25,8 @@ IO = {
     "obs_watch",  # OBS's stream, recording, scene and mute state, from its events and replies
     "translation.session",  # the Qwen WebSocket sessions: connect, supervise, rotate, reconnect
     "translation.connection",  # one live Qwen WebSocket: its handshake, setup reads, sender and receiver tasks
+    "translation.handshake",  # the WebSocket handshake: endpoint, proxy from the environment, refusals
+    "translation.images",  # a session's screenshots, queued on its live connection
     "vision",  # the sampler that takes OBS screenshots while someone speaks
     "web.server",  # the aiohttp server
     "web.dashboard",  # its aiohttp handlers
@@ -68,6 +70,7 @@ PURE = {
     "translation.protocol",  # dialects and every client frame
     "translation.failures",  # the link errors a session retries on, each its own way
     "translation.policy",  # when a session is hung or due for rotation, what it bills, what the service changed
+    "translation.setup",  # one target's session.update and what it bills, from the config
     "translation.timeline",  # when the audio a connection sent was spoken
     "web",  # the package: imports nothing
     "inputs",  # the package: imports nothing
@@ -79,13 +82,16 @@ PURE = {
     "inputs.pcm",
     "inputs.pcm_convert",  # captured float blocks -> 16 kHz mono PCM16 chunks (numpy, soxr: no device)
     "inputs.gate",
+    "inputs.turns",  # where sentences end: what the sessions are sent, commits
     "obs_state",
     "vocabulary",
+    "speakers",  # who said what: the model's speaker ids named, and when labels show
     "config",  # the package: the public names of the modules below
     "config.sections",  # input, translator, OBS, HTTP, cost, pictures, voice
     "config.outputs",  # OBS text sources, YouTube and webhooks, files, vocabulary
     "config.model",  # the whole config and the rules across sections
     "config.loading",  # reads files only here, in the loader: YAML and glossary files
+    "config.service",  # rules across keys on what the service is asked: voice clone, same-language skip
     "config.hints",  # every pydantic problem at once, and the nearest key or language to a mistyped one
     "config.inputs",  # the capture inputs and their rules; the names of each input's parts
     "presenter",

@@ -67,6 +67,26 @@
     $("inputs-table").hidden = !rows.length;
   }
 
+  // What the bill is made of: audio captured, what of it was speech (the least that must be billed), and what each
+  // session was sent (what it bills), with how sentences end.
+  function renderBilled(gate) {
+    if (!gate) {
+      $("billed").replaceChildren(el("dt", "", "Audio"), el("dd", "dim", "not reported"));
+      return;
+    }
+    const sec = (s) => (s || 0).toFixed(1) + " s";
+    const rows = [
+      el("dt", "", "Captured"), el("dd", "", sec(gate.captured_s)),
+      el("dt", "", "Speech"), el("dd", "", sec(gate.speech_s)),
+      el("dt", "", "Sentence ends"), el("dd", "", gate.turns === "client" ? "by the gate (commit)"
+        : "by the service (" + gate.turns + ", " + gate.trail_ms + " ms after speech)")];
+    for (const [target, s] of Object.entries(gate.sessions || {})) {
+      const ratio = s.sent_per_speech === null ? "" : " (" + s.sent_per_speech.toFixed(2) + "× the speech)";
+      rows.push(el("dt", "", "Sent to " + target), el("dd", "", sec(s.sent_s) + ratio));
+    }
+    $("billed").replaceChildren(...rows);
+  }
+
   function renderCost(cost, demo) {
     const out = $("cost");
     if (!cost) {
@@ -133,11 +153,19 @@
     if (langs.size <= MAX_STREAMS) stream(l);
     return l;
   }
-  function addFinal(l, text, missed) {
+  function final(text, speaker, cls) {
+    // Who said it (the speaker's name, also when speakers.label hides labels from viewers) before the text.
+    const li = el("li", cls || "");
+    if (speaker) { li.dataset.speaker = speaker; li.append(el("b", "speaker", speaker), " "); }
+    li.append(text);
+    return li;
+  }
+  function addFinal(l, text, missed, speaker) {
     // Appended, never rebuilt: a screen reader announces the new line only, not the whole list again.
-    l.list.append(el("li", missed ? "missed" : "", text));
+    l.list.append(final(text, speaker, missed ? "missed" : ""));
     while (l.list.children.length > RECENT) l.list.firstElementChild.remove();
   }
+  const nameOf = (c) => (c && c.speaker ? c.speaker.name : "");
   function stream(l) {
     const es = l.es = new EventSource("overlay/events?lang=" + encodeURIComponent(l.code) + "&partials=1");
     es.onmessage = (m) => {
@@ -145,11 +173,11 @@
       try { ev = JSON.parse(m.data); } catch (e) { return; }
       l.mode = "sse";
       if (ev.kind === "replay") {
-        l.list.replaceChildren(...ev.captions.slice(-RECENT).map((c) => el("li", "", c.text)));
+        l.list.replaceChildren(...ev.captions.slice(-RECENT).map((c) => final(c.text, nameOf(c))));
         l.partial.textContent = ev.partial ? ev.partial.text : "";
       } else if (ev.kind === "final") {
         l.partial.textContent = "";
-        if (ev.text) addFinal(l, ev.text);
+        if (ev.text) addFinal(l, ev.text, false, nameOf(ev));
       } else if (ev.kind === "partial") {
         l.partial.textContent = ev.text;
       } else if (ev.kind === "clear") {
@@ -170,11 +198,11 @@
       const count = o.final_count || 0;
       if (l.mode === "poll") {
         if (l.seen === null) {
-          if (o.last_final && !l.list.children.length) addFinal(l, o.last_final);
+          if (o.last_final && !l.list.children.length) addFinal(l, o.last_final, false, o.last_speaker);
         } else if (count > l.seen && o.last_final) {
           // Finals that came and went between two polls cannot be fetched any more: say so instead of hiding it.
           if (count - l.seen > 1) addFinal(l, "… " + (count - l.seen - 1) + " more not shown", true);
-          addFinal(l, o.last_final);
+          addFinal(l, o.last_final, false, o.last_speaker);
         }
         // /status keeps the last partial after its final came: only the stream knows what is being spoken now.
         l.partial.textContent = "";
@@ -258,6 +286,7 @@
     $("reload-error").textContent = st.reload_error ? "Config reload refused: " + st.reload_error : "";
     renderLinks(st.links);
     renderLevel(st.audio_level, st.audio_gate, (st.links || {}).audio);
+    renderBilled(st.audio_gate);
     renderCost(st.cost, st.demo);
     renderInputs(st.inputs, st.cost && st.cost.currency);
     renderLatency(st.latency);

@@ -20,13 +20,31 @@
     box.classList.add("faded");
     emptyTimer = setTimeout(empty, cfg.fade * 1000 + 50);
   }
-  function block(text, kind, animate) {
+  function fill(el, c) {
+    // Who said it: data-speaker (the name) and speaker-<n> (the order first heard) for CSS, the label as its own
+    // element so it can have its own colour. Everything goes in as text, never as markup.
+    const span = el.firstElementChild, sp = c.speaker;
+    for (const k of [...el.classList]) if (k.startsWith("speaker-")) el.classList.remove(k);
+    delete el.dataset.speaker;
+    span.replaceChildren();
+    if (sp) {
+      el.dataset.speaker = sp.name;
+      if (sp.number) el.classList.add("speaker-" + sp.number);
+      if (sp.label) {
+        const label = document.createElement("span");
+        label.className = "label";
+        label.textContent = sp.label;
+        span.append(label);
+      }
+    }
+    span.append(c.text);
+  }
+  function block(c, kind, animate) {
     const el = document.createElement("div");
-    const span = document.createElement("span");
-    span.textContent = text;
-    el.append(span);
     el.className = "caption" + (kind === "partial" ? " partial" : "") + (animate ? " enter" : "");
     el.dataset.kind = kind;
+    el.append(document.createElement("span"));
+    fill(el, c);
     box.append(el);
     return el;
   }
@@ -43,9 +61,9 @@
     if (ev.kind === "replay") {
       stopTimers(); empty(); box.classList.remove("faded");
       const shown = ev.captions.filter(fresh).slice(-cfg.lines);
-      for (const c of shown) block(c.text, "final", false);
+      for (const c of shown) block(c, "final", false);
       if (cfg.partials && ev.partial && fresh(ev.partial)) {
-        partialEl = block(ev.partial.text, "partial", false);
+        partialEl = block(ev.partial, "partial", false);
         shown.push(ev.partial);
       }
       if (shown.length) arm(Math.min(...shown.map((c) => c.age_s)));
@@ -57,19 +75,19 @@
       if (!cfg.partials) return;
       if (!ev.text) { if (partialEl) { partialEl.remove(); partialEl = null; } return; }
       reveal();
-      if (partialEl) partialEl.firstElementChild.textContent = ev.text;
-      else partialEl = block(ev.text, "partial", true);
+      if (partialEl) fill(partialEl, ev);
+      else partialEl = block(ev, "partial", true);
       prune(); arm(ev.age_s);
     } else if (ev.kind === "final") {
       if (!ev.text) return;
       reveal();
       if (partialEl) {  // the final takes the partial's place: no jump, no second fade-in
-        partialEl.firstElementChild.textContent = ev.text;
+        fill(partialEl, ev);
         partialEl.classList.remove("partial");
         partialEl.dataset.kind = "final";
         partialEl = null;
       } else {
-        block(ev.text, "final", true);
+        block(ev, "final", true);
       }
       prune(); arm(ev.age_s);
     }

@@ -10,7 +10,9 @@ import json
 import time
 from typing import Any
 
-from tests.support.fake_translator.generation import FRAME_MS, Generation
+from tests.support.fake_translator.generation import FRAME_MS
+from tests.support.fake_translator.q38 import Q38Generation
+from tests.support.fake_translator.q38_session import clone_problem, clone_voice_ok, defaults_q38, validate_q38
 from tests.support.fake_translator.records import Conn, ImageRecord
 from tests.support.fake_translator.session import Glossary, defaults, validate
 from tests.support.fake_translator.vendor import (
@@ -19,6 +21,7 @@ from tests.support.fake_translator.vendor import (
     IMAGE_MAX_SIDES,
     IMAGE_RATE_MAX,
     IMAGE_RATE_WINDOW_S,
+    Q38_OMITTED_VOICE,
     VOICES,
     image_tokens,
     jpeg_dimensions,
@@ -26,7 +29,7 @@ from tests.support.fake_translator.vendor import (
 )
 
 
-class ClientEvents(Generation):
+class ClientEvents(Q38Generation):
     """Answers each client event as the service does, feeding audio to the segment generation."""
 
     async def _on_text(self, c: Conn, data: str) -> None:
@@ -52,7 +55,11 @@ class ClientEvents(Generation):
                 c.rec.finished = True
             if self.finish_delay_s:
                 await asyncio.sleep(self.finish_delay_s)
-            if not self.stall:
+            if c.manual:
+                # Manual mode: only committed audio is the client's input; what it never committed is dropped
+                # (the docs say finish completes pending work, and uncommitted audio is none) [INF].
+                c.seg, c.uncommitted = None, False
+            elif not self.stall:
                 await self._end_segment(c)
             await self._send(c, {"type": "session.finished"})
         elif etype == "input_audio_buffer.commit" and q35 and c.manual:
@@ -60,11 +67,26 @@ class ClientEvents(Generation):
                 await self._error(c, "invalid_value", "Error committing input audio buffer: empty.", "")
                 return
             c.uncommitted = False
-            await self._send(c, {"type": "input_audio_buffer.committed", "item_id": new_id("item")})
+            seg = c.seg if c.seg is not None and c.seg.confirmed else None
+            item_id = seg.src_item if seg is not None else new_id("item")
+            await self._send(
+                c, {"type": "input_audio_buffer.committed", "previous_item_id": c.last_item, "item_id": item_id}
+            )
+            with self._lock:
+                c.rec.commits += 1
+            if seg is not None:
+                # The user's audio item (§5, manual mode), after the item before it.
+                user_item = {"id": item_id, "type": "message", "role": "user", "content": [{"type": "input_audio"}]}
+                await self._send(
+                    c, {"type": "conversation.item.created", "previous_item_id": c.last_item, "item": user_item}
+                )
+                c.last_item = seg.out_item
             await self._end_segment(c)
         elif etype == "input_audio_buffer.clear" and q35 and c.manual:
             c.buf.clear()
             c.uncommitted = False
+            with self._lock:
+                c.rec.clears += 1
             if c.seg is not None and not c.seg.opened:
                 c.seg = None
             await self._send(c, {"type": "input_audio_buffer.cleared"})
@@ -79,8 +101,9 @@ class ClientEvents(Generation):
             await self._error(c, "invalid_value", "Missing or invalid 'session' object.", "session")
             return
         family = c.rec.family
+        q38 = family == "q3.8"
         # Merge onto the defaults, not onto the previous update: the service does not merge (§4.1).
-        eff = defaults(family, c.rec.model, self.silence_ms)
+        eff = defaults_q38(c.rec.model, self.silence_ms) if q38 else defaults(family, c.rec.model, self.silence_ms)
         eff["id"] = c.session["id"]
         for k, v in upd.items():
             if k in ("id", "object", "model"):
@@ -89,12 +112,19 @@ class ClientEvents(Generation):
         if self.refuse_updates is not None:
             await self._error(c, self.refuse_updates[0], self.refuse_updates[1], "")
             return
-        problem = validate(family, upd, eff, self.reject_audio_for_text_only_targets)
+        if q38:
+            problem = validate_q38(upd, eff, self.mixed_layout, self.reject_audio_for_text_only_targets)
+        else:
+            problem = validate(family, upd, eff, self.reject_audio_for_text_only_targets)
+        if problem is None and family != "q3":
+            problem = clone_problem(upd, upd.get("voice", eff.get("voice")))
         if problem is not None:
             await self._error(c, "invalid_value", problem[0], problem[1])
             return
-        voice = eff.get("voice")
-        if not isinstance(voice, str) or not (voice in VOICES[family] or voice.startswith(CLONE_PREFIX)):
+        # Q3.8 without a voice fell back on one it does not have, even text-only (observed, 3.8 digest §2.1).
+        voice = upd.get("voice", Q38_OMITTED_VOICE) if q38 else eff.get("voice")
+        known = isinstance(voice, str) and (voice in VOICES[family] or voice.startswith(CLONE_PREFIX))
+        if not known and not (family != "q3" and clone_voice_ok(upd, voice)):
             await self._server_close(c, 1011, f"InternalError.Algo.InvalidParameter: Voice '{voice}' is not supported.")
             return
         c.session = eff
@@ -104,9 +134,9 @@ class ClientEvents(Generation):
         if family == "q3.5" and isinstance(td, dict):
             c.silence_ms = td["silence_duration_ms"]
         c.frame_bytes = int(eff.get("sample_rate", 16000)) * FRAME_MS // 1000 * 2
-        # Only Q3.5 documents the corpus (§4.1); on Q3 the fake accepts and ignores it.
+        # Q3.5 and Q3.8 document the corpus (§4.1); on Q3 the fake accepts and ignores it.
         corpus = upd["translation"].get("corpus") or {}
-        phrases: dict[str, str] = dict(corpus["phrases"]) if corpus and family == "q3.5" else {}
+        phrases: dict[str, str] = dict(corpus["phrases"]) if corpus and family != "q3" else {}
         c.glossary = Glossary.of(phrases) if phrases else None
         with self._lock:
             c.rec.session = copy.deepcopy(eff)

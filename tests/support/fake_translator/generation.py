@@ -38,6 +38,11 @@ def tone_pcm(hz: float, start: int, end: int) -> bytes:
     return pcm[start - 2 * first : end - 2 * first]
 
 
+def modalities(session: dict[str, Any]) -> list[str]:
+    """The session's output modalities: `modalities` (Q3, Q3.5) or `output_modalities` (Q3.8)."""
+    return list(session.get("output_modalities") or session.get("modalities") or [])
+
+
 class Generation(Wire):
     """Turns the audio of a connection into segments and each segment into the events of one response."""
 
@@ -80,7 +85,7 @@ class Generation(Wire):
         translated = seg.sentence if c.glossary is None else c.glossary.apply(seg.sentence)
         rendering = self.renderings.get(lang, {}).get(seg.sentence)
         seg.final = rendering or f"[{lang}] {translated}"
-        seg.audio = "audio" in s["modalities"]
+        seg.audio = "audio" in modalities(s)
         if seg.audio:
             seg.tone_hz = tone_hz(c.voiced_segments)
             c.voiced_segments += 1
@@ -270,7 +275,7 @@ class Generation(Wire):
             now, c.usage_reported = tuple(a - b for a, b in zip(now, c.usage_reported, strict=True)), now
         audio_in, image_in, text_out, audio_out = now
         out_details: dict[str, int] = {"text_tokens": text_out}
-        if "audio" in c.session["modalities"]:
+        if "audio" in modalities(c.session):
             out_details["audio_tokens"] = audio_out
         out = sum(out_details.values())
         # The documented details are text and audio only: image tokens show in the input total alone.

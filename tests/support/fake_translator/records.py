@@ -49,6 +49,10 @@ class ConnectionRecord:
     open: bool = True
     images: list[ImageRecord] = field(default_factory=list)  # accepted, in order
     images_rejected: list[str] = field(default_factory=list)  # the error message of each refused image
+    commits: int = 0  # input_audio_buffer.commit accepted (manual mode)
+    clears: int = 0  # input_audio_buffer.clear accepted (manual mode)
+    speakers: list[int] = field(default_factory=list)  # Q3.8: the speaker_id of each final, in order
+    skipped: list[str] = field(default_factory=list)  # sentences skipped as already in the target language
 
 
 @dataclass
@@ -77,6 +81,10 @@ class Segment:
     tr_pos: int = 0
     audio_sent: int = 0
     tone_hz: float = 0.0
+    speaker: int = 1  # Q3.8 speaker_id
+    asr_deltas: list[str] = field(default_factory=list)  # Q3.8 append-only pieces
+    tr_deltas: list[str] = field(default_factory=list)
+    skipped: bool = False  # same-language skip (Q3.5)
 
 
 @dataclass(eq=False)  # identity hashing: kept in a set of open connections
@@ -95,6 +103,7 @@ class Conn:
     seg: Segment | None = None
     any_audio: bool = False
     uncommitted: bool = False
+    last_item: str | None = None  # manual mode: the last item, which the next user item follows
     sent: int = 0
     close_after: tuple[int, int, str] | None = None
     closing: bool = False
@@ -105,3 +114,4 @@ class Conn:
     glossary: Glossary | None = None
     usage_reported: tuple[int, ...] = (0, 0, 0, 0)  # what the last usage said, for per-response reports
     last_response_at: float = field(default_factory=time.monotonic)
+    last_item: str | None = None  # Q3.8: the previous utterance's item (a source item's previous_item_id)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.support.fake_translator.client_events import ClientEvents
+from tests.support.fake_translator.q38_session import defaults_q38
 from tests.support.fake_translator.records import Conn, ConnectionRecord
 from tests.support.fake_translator.session import defaults
 from tests.support.fake_translator.vendor import HTTP_ERROR_CODES, MODELS, PATH, RATE_LIMIT_REASON
@@ -34,8 +36,22 @@ class FakeTranslator(ClientEvents):
         speech_rms: float = 0.02,
         host: str = "127.0.0.1",
         port: int = 0,
+        speakers: list[int] | None = None,
+        spoken: list[str] | None = None,
     ) -> None:
         self.api_key = api_key
+        # Q3.8: the speaker_id of utterance i of each language (default: all speaker 1).
+        self.speakers = list(speakers or [])
+        # The language utterance i is spoken in, for the same-language skip (default: the session's source, or en).
+        self.spoken = list(spoken or [])
+        # The skip's wire result is not documented (3.8 digest §6): "no_response" or "empty" (a response, no text).
+        self.skip_reading = "no_response"
+        # Q3.8's response.done was recorded without usage: True adds it (cumulative, as on Q3.5).
+        self.q38_usage = False
+        # Q3.5 field names in a Q3.8 update: "reject" (the guide: do not mix) or "ignore" (what one client saw).
+        self.mixed_layout = "reject"
+        # The TLS context to serve wss:// with (a test CA's certificate), or None for ws://.
+        self.ssl_context: ssl.SSLContext | None = None
         self.script = list(script or [])
         # Real-looking translations for chosen sentences, by language; others are "[lang] sentence".
         self.renderings = renderings or {}
@@ -77,7 +93,7 @@ class FakeTranslator(ClientEvents):
     # ---- lifecycle -------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}{PATH}"
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}{PATH}"
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -85,7 +101,7 @@ class FakeTranslator(ClientEvents):
         app.router.add_get(PATH, self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
@@ -232,7 +248,8 @@ class FakeTranslator(ClientEvents):
         await ws.prepare(request)
         rec = ConnectionRecord(model=model, family=family, headers=dict(request.headers))
         c = Conn(ws=ws, transport=request.transport, rec=rec, silence_ms=self.silence_ms)
-        c.session = defaults(family, model, self.silence_ms)
+        q38 = family == "q3.8"
+        c.session = defaults_q38(model, self.silence_ms) if q38 else defaults(family, model, self.silence_ms)
         rec.session = copy.deepcopy(c.session)
         now = time.monotonic()
         with self._lock:

@@ -9,11 +9,13 @@ import uuid
 PATH = "/api-ws/v1/realtime"
 Q3_MODEL = "qwen3-livetranslate-flash-realtime"
 Q35_MODEL = "qwen3.5-livetranslate-flash-realtime"
+Q38_MODEL = "qwen3.8-livetranslate-flash-realtime"
 MODELS = {
     Q3_MODEL: "q3",
     Q3_MODEL + "-2025-09-22": "q3",
     Q35_MODEL: "q3.5",
     Q35_MODEL + "-2026-05-19": "q3.5",
+    Q38_MODEL: "q3.8",  # no dated snapshot id is published in the 3.8 digest
 }
 ASR_MODEL = "qwen3-asr-flash-realtime"
 RATE_LIMIT_REASON = "Requests rate limit exceeded, please try again later."
@@ -31,11 +33,12 @@ LANGUAGES = {
     "q3.5": _Q35_AUDIO
     | _codes("yue el af ast be bg bn bs ca ceb et gl gu hr hu jv kk kn ky lv mk ml mr pa ro sk sl sw tg az uk"),
 }
-AUDIO_LANGUAGES = {"q3": _Q3_AUDIO, "q3.5": _Q35_AUDIO}
-AUDIO_TOKENS_PER_S = {"q3": 12.5, "q3.5": 7.0}  # §8
+LANGUAGES["q3.8"] = LANGUAGES["q3.5"]  # 3.8 digest §7: the same 60, 29 with audio
+AUDIO_LANGUAGES = {"q3": _Q3_AUDIO, "q3.5": _Q35_AUDIO, "q3.8": _Q35_AUDIO}
+AUDIO_TOKENS_PER_S = {"q3": 12.5, "q3.5": 7.0, "q3.8": 7.0}  # §8; 3.8 digest §4
 # §8: 0.5 token per 28x28 px (Q3) or 32x32 px (Q3.5). How partial tiles round is not documented; the fake
 # bills every started tile [INF].
-IMAGE_TILE_PX = {"q3": 28, "q3.5": 32}
+IMAGE_TILE_PX = {"q3": 28, "q3.5": 32, "q3.8": 32}
 # §4.3 limits, enforced with an `error` each: JPEG only, <= 500 KB before base64, <= 1080p, <= 2 per second.
 IMAGE_MAX_BYTES = 500 * 1024
 IMAGE_MAX_SIDES = (1920, 1080)  # long side, short side
@@ -56,7 +59,13 @@ VOICES = {
     "q3": frozenset({"Cherry", "Nofish", "Jada", "Dylan", "Sunny", "Peter", "Kiki", "Eric", "Ethan"}),
     "q3.5": frozenset({"Tina", "Cindy", "Liora Mira", "Sunnybobi", "Raymond", "Ethan", "Theo Calm"}),
 }
+VOICES["q3.8"] = VOICES["q3.5"]
 CLONE_PREFIX = "qwen-translate-vc-"
+# 3.8 digest §5 (identical on Q3.5): with once/always the voice must be "default"; never takes a pre-created id.
+CLONE_VOICE = "default"
+CLONE_FREQUENCIES = ("never", "once", "always")
+# Voice omitted on Q3.8: the service fell back on a voice it does not have (observed, 3.8 digest §2.1).
+Q38_OMITTED_VOICE = "Chelsie"
 
 
 def new_id(prefix: str) -> str:

@@ -24,6 +24,7 @@ class Wire:
     echo_override: dict[str, Any]
     hang_after_speech_started: bool
     refuse_updates: tuple[str, str] | None
+    mixed_layout: str
     _lock: threading.Lock
     _segments_emitted: dict[str, int]
     _next_index: dict[str, int]
