@@ -166,7 +166,7 @@ class Listener:
             "link": link.as_dict() if link is not None else None,
             "audio_source": self.capture.source if isinstance(self.capture, AudioCapture) else None,
             "audio_level": round(self.feed.gate.last_level, 4),
-            "audio_gate": self.feed.gate.as_dict(),
+            "audio_gate": self.feed.as_dict(),
             "sessions": {t: s.link.state.value for t, s in self.sessions.items()},
         }
 

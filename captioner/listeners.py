@@ -57,7 +57,7 @@ class Listeners:
         )
         self.by_name[inp.name] = listener
         if len(self.by_name) == 1:
-            self.status.audio_gate = listener.feed.gate.as_dict  # the top-level gate is the first input's
+            self.status.audio_gate = listener.feed.as_dict  # the top-level gate is the first input's
         listener.feed.follow_obs(self._obs)
         for reason in self._held:
             listener.feed.hold(reason, True)
@@ -105,7 +105,7 @@ class Listeners:
                 listener.start_session(new, target)
         for name in plan.start_inputs:
             self.add(new, inputs[name]).start(new)
-        self.status.audio_gate = self.primary.feed.gate.as_dict  # the first input may be another one now
+        self.status.audio_gate = self.primary.feed.as_dict  # the first input may be another one now
 
     async def stop_capture(self) -> None:
         for listener in self.by_name.values():

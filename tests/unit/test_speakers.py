@@ -179,6 +179,6 @@ def test_number_is_the_order_heard_under_the_current_names() -> None:
 def test_a_speakers_change_restarts_nothing_and_is_named_in_the_reload_log() -> None:
     old = parse(base(), ENV)
     new = parse(base(speakers={"names": ["Host"], "label": "[{name}] "}), ENV)
-    plan = plan_reload(old, new, {"ja": session_spec(old, "ja")}, obs_running=wants_obs(old))
+    plan = plan_reload(old, new, {("", "ja"): session_spec(old, "ja")}, obs_running=wants_obs(old))
     assert plan.changed() == ["speakers"]
     assert (plan.stop_targets, plan.start_targets, plan.obs, plan.transcripts) == ((), (), None, False)
