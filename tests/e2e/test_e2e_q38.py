@@ -90,9 +90,12 @@ def test_qwen38_over_the_workspace_endpoint_captions_into_obs(
     try:
         daemon.wait_connected("audio", "obs", "translator:ja")
         pulse_env.play(speech)
-        want_ja = "\n".join(f"[ja] {p}" for p in PHRASES)
+        # The fake's speakers 1, 2, 1: labels from the second voice on, named by default (no speakers.names).
+        labels = ["", "Speaker 2: ", "Speaker 1: "]
+        want_ja = "\n".join(f"{who}[ja] {p}" for who, p in zip(labels, PHRASES, strict=True))
+        want_source = "\n".join(f"{who}{p}" for who, p in zip(labels, PHRASES, strict=True))
         daemon.wait(lambda: obs.text_of("Q38 JA") == want_ja, 30, "three translations in OBS")
-        daemon.wait(lambda: obs.text_of("Q38 Source") == "\n".join(PHRASES), 10, "the source transcript in OBS")
+        daemon.wait(lambda: obs.text_of("Q38 Source") == want_source, 10, "the source transcript in OBS")
         link = daemon.status()["links"]["translator:ja"]
         assert link["source_transcript"] == "shown" and link["source_language"] == "auto-detected"
     finally:
