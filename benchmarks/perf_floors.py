@@ -144,9 +144,16 @@ def _child_floor(pulse: PulseEnv, wav: Path, seconds: float, what: str, argv: li
     return Floor(pulse.keepalive_ms, what, float(line), server.per_min, server.render_ms)
 
 
-def measure_floors(pulse: PulseEnv, wav: Path, seconds: float, fake: FakeTranslator) -> list[Floor]:
-    """CPU per audio minute of bare recorders on the monitor (and of the sound server alone), while speech plays."""
+def measure_floors(
+    pulse: PulseEnv, wav: Path, seconds: float, fake: FakeTranslator, minimal_only: bool = False
+) -> list[Floor]:
+    """CPU per audio minute of bare recorders on the monitor (and of the sound server alone), while speech plays.
+
+    minimal_only: just the minimal pipeline (what the daemon's CPU ratio is measured against).
+    """
     ms = pulse.keepalive_ms
+    if minimal_only:
+        return [_minimal_pipeline(pulse, wav, seconds, fake)]
     floors = [
         _child_floor(
             pulse,
@@ -232,15 +239,17 @@ def measure_floors(pulse: PulseEnv, wav: Path, seconds: float, fake: FakeTransla
             pulse.child_env(),
         )
     )
-    floors.append(
-        _child_floor(
-            pulse,
-            wav,
-            seconds,
-            "minimal pipeline: one asyncio loop reads libpulse-simple when the chunk is due, measures it "
-            "(gate levels), sends it to the fake translator (1 target)",
-            ["-c", _BARE_PIPELINE, str(seconds), pulse.monitor, fake.url, fake.api_key],
-            pulse.child_env(),
-        )
-    )
+    floors.append(_minimal_pipeline(pulse, wav, seconds, fake))
     return floors
+
+
+def _minimal_pipeline(pulse: PulseEnv, wav: Path, seconds: float, fake: FakeTranslator) -> Floor:
+    return _child_floor(
+        pulse,
+        wav,
+        seconds,
+        "minimal pipeline: one asyncio loop reads libpulse-simple when the chunk is due, measures it "
+        "(gate levels), sends it to the fake translator (1 target)",
+        ["-c", _BARE_PIPELINE, str(seconds), pulse.monitor, fake.url, fake.api_key],
+        pulse.child_env(),
+    )

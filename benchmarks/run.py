@@ -168,7 +168,19 @@ def _recorders(pulse: PulseEnv) -> int:
     return len(pulse.pactl("list", "short", "source-outputs").splitlines())
 
 
-def measure_run(work: Path, fake: FakeTranslator, pulse: PulseEnv, obs: ObsEnv, n: int, wav: Path) -> RunResult:
+def _py_spy(pid: int, out: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the daemon (every thread, idle time left out) while the speech plays; its CPU is its own."""
+    if out is None:
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).parent / "py-spy"
+    argv = [str(spy), "record", "-p", str(pid), "-o", str(out), "-f", "raw", "-r", "200", "--threads", "--nonblocking"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure_run(
+    work: Path, fake: FakeTranslator, pulse: PulseEnv, obs: ObsEnv, n: int, wav: Path, spy_out: Path | None = None
+) -> RunResult:
     """Start the daemon with n targets, play the speech, read CPU/RSS/metrics, stop, read the trace."""
     targets = LANGUAGES[:n]
     daemon, notify, trace, healthz, ready = _start(work, fake, pulse, obs, targets)
@@ -187,9 +199,13 @@ def measure_run(work: Path, fake: FakeTranslator, pulse: PulseEnv, obs: ObsEnv, 
         assert daemon.proc is not None
         pid = daemon.proc.pid
         server = ServerMeter(pulse).start()
+        spy = _py_spy(pid, spy_out)
         threads0, cpu0, t0 = proc_threads_cpu_s(pid), proc_cpu_s(pid), time.monotonic()
         pulse.play(wav)
         threads1, cpu1, t1 = proc_threads_cpu_s(pid), proc_cpu_s(pid), time.monotonic()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            spy.wait(30)
         server.stop()
         result.cpu_s, result.audio_s = cpu1 - cpu0, t1 - t0
         result.cpu_threads_s = {k: threads1[k] - threads0[k] for k in threads1}
@@ -210,7 +226,9 @@ def measure_run(work: Path, fake: FakeTranslator, pulse: PulseEnv, obs: ObsEnv, 
         notify.close()
     for line in trace.read_text().splitlines() if trace.exists() else []:
         name, seconds = line.split()
-        if name.startswith("capture_to_wire"):
+        if name.startswith("capture_to_wire_held"):
+            result.capture_to_wire_held_s.append(float(seconds))
+        elif name.startswith("capture_to_wire"):
             result.capture_to_wire_s.append(float(seconds))
         elif name == "final_to_screen":
             result.final_to_screen_s.append(float(seconds))
@@ -267,6 +285,13 @@ def main() -> int:
         default=30,
         help="seconds of each bare reference recorder, per sink latency (0: skip)",
     )
+    p.add_argument(
+        "--floors",
+        choices=("all", "minimal"),
+        default="all",
+        help="reference rows: every bare recorder, or only the minimal pipeline (the CPU ratios' floor)",
+    )
+    p.add_argument("--py-spy", type=Path, metavar="DIR", help="record a py-spy profile of each daemon run into DIR")
     p.add_argument("--markdown", type=Path, help="also write the tables to this file")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (daemon logs, traces)")
     p.add_argument(
@@ -315,7 +340,8 @@ def main() -> int:
                     silence_obs_capture(obs, pulse)
                     for n in counts:
                         print(f"run: sink {ms} ms, {n} target(s) ...", flush=True)
-                        r = measure_run(work / f"run-{ms}-{n}", fake, pulse, obs, n, wav)
+                        spy = args.py_spy / f"sink{ms}-targets{n}.txt" if args.py_spy else None
+                        r = measure_run(work / f"run-{ms}-{n}", fake, pulse, obs, n, wav, spy)
                         starts.append((r.ready_healthz_s, r.ready_notify_s))
                         runs.append(r)
                         print(
@@ -327,7 +353,7 @@ def main() -> int:
                             starts.append(measure_start(work / f"start{j}", fake, pulse, obs))
                     if args.floor_seconds > 0:
                         print(f"reference recorders: sink {ms} ms ...", flush=True)
-                        floors += measure_floors(pulse, wav, args.floor_seconds, fake)
+                        floors += measure_floors(pulse, wav, args.floor_seconds, fake, args.floors == "minimal")
         finally:
             fake.stop_thread()
         micro = [] if args.skip_micro else [hotpath.run(wav, args.micro_minutes, n) for n in (1, 8)]

@@ -65,7 +65,7 @@ class AudioFeed:
                 if isinstance(item, TurnEnd):
                     session.end_turn(item.commit)
                 else:
-                    session.feed(item.pcm, item.captured_at, item.level)
+                    session.feed(item.pcm, item.captured_at, item.level, item.held)
 
     def flush(self) -> None:
         """At stop: speech that had just begun, before the gate opened for it, still goes out; in client turns the

@@ -62,12 +62,17 @@ class GateState(enum.StrEnum):
 
 
 class GateChunk(NamedTuple):
-    """One chunk to send: PCM16 bytes, when it was captured, its RMS level (0..1); padding is made-up silence."""
+    """One chunk to send: PCM16 bytes, when it was captured, its RMS level (0..1); padding is made-up silence.
+
+    `held`: kept back on purpose and sent late (the pre-roll and onset the gate releases when it opens, a pause
+    the turn shaper sends once speech follows it); its capture-to-wire delay is the gate's, not the pipeline's.
+    """
 
     pcm: bytes
     captured_at: float
     level: float
     padding: bool = False
+    held: bool = False
 
 
 @dataclass
@@ -258,8 +263,8 @@ class SpeechGate:
         # The pre-roll carries its onset's capture time: capture-to-wire then measures the pipeline, not the
         # pre-roll length, while any delay the gate adds to speech itself still shows.
         onset_at = entries[first].chunk.captured_at
-        out = [e.chunk._replace(captured_at=onset_at) for e in entries[start:first]]
-        out += [e.chunk for e in entries[first:]]
+        out = [e.chunk._replace(captured_at=onset_at, held=True) for e in entries[start:first]]
+        out += [e.chunk._replace(held=True) for e in entries[first:-1]] + [entries[-1].chunk]
         self.counters.sent_s += sum(len(c.pcm) for c in out) / BYTES_PER_S
         self._clear_ring()
         self._set_open(True)

@@ -112,7 +112,7 @@ class TurnShaper:
         elif real:
             for chunk in real:
                 if speech:
-                    items += self._held
+                    items += [c._replace(held=True) for c in self._held]
                     self._held = []
                     items.append(chunk)
                     self._speech_s += _seconds(chunk)

@@ -95,6 +95,8 @@ class Meters:
         self.latency = metrics.capture_to_wire_seconds.labels(*key)
         self.trace = metrics.trace
         self.trace_key = ":".join(("capture_to_wire", *((input_name,) if input_name else ()), target))
+        # Chunks the gate kept back on purpose (its pre-roll and onset, a held pause): traced apart.
+        self.trace_key_held = self.trace_key.replace("capture_to_wire", "capture_to_wire_held", 1)
         self.turns = {k: metrics.translator_turns.labels(*key, k) for k in (COMMIT, CLEAR, "skipped")}
         self.images = metrics.vision_images.labels(*key)
         self.image_bytes = metrics.vision_image_bytes.labels(*key)
@@ -148,8 +150,9 @@ class Connection:
         # How the service reports usage does not change between connections: a new one starts knowing it.
         if usage_mode is not None:
             self.interpreter.usage.mode = usage_mode
-        # Audio chunks (at most SEND_QUEUE_CHUNKS) and the sentence ends between them (COMMIT, CLEAR).
-        self.queue: deque[tuple[bytes, float, bool] | str] = deque()
+        # Audio chunks (at most SEND_QUEUE_CHUNKS) and the sentence ends between them (COMMIT, CLEAR); a chunk is
+        # (pcm, captured_at, speech, held).
+        self.queue: deque[tuple[bytes, float, bool, bool] | str] = deque()
         self._queued_audio = 0
         # Client turns: the client commits each sentence; audio sent since the last commit or clear, and its speech.
         self.manual = False
@@ -179,17 +182,17 @@ class Connection:
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"translator:{self.target}:conn")
 
-    def feed(self, chunk: bytes, captured_at: float, speech: bool) -> None:
+    def feed(self, chunk: bytes, captured_at: float, speech: bool, held: bool = False) -> None:
         if self._queued_audio >= SEND_QUEUE_CHUNKS:
             # The oldest audio goes; a sentence end never does (it would leave the sentence uncommitted).
             self.meters.skipped.inc()
             self.queue.remove(next(e for e in self.queue if isinstance(e, tuple)))
             self._queued_audio -= 1
-        self.queue.append((chunk, captured_at, speech))
+        self.queue.append((chunk, captured_at, speech, held))
         self._queued_audio += 1
         self.has_audio.set()
 
-    def replay(self, chunks: Iterable[tuple[bytes, float, bool]]) -> None:
+    def replay(self, chunks: Iterable[tuple[bytes, float, bool, bool]]) -> None:
         """Before any new audio: a sentence begun on another connection (client turns), beyond the queue's limit."""
         for entry in chunks:
             self.queue.append(entry)
@@ -282,12 +285,12 @@ class Connection:
                     await self._end_turn(entry == COMMIT)
                     continue
                 self._queued_audio -= 1
-                chunk, captured_at, speech = entry
+                chunk, captured_at, speech, held = entry
                 await self.ws.send_str(protocol.audio_append(chunk))
                 now = time.monotonic()
                 meters.latency.observe(now - captured_at)
                 if meters.trace is not None:
-                    meters.trace(meters.trace_key, now - captured_at)
+                    meters.trace(meters.trace_key_held if held else meters.trace_key, now - captured_at)
                 seconds = len(chunk) / protocol.INPUT_BYTES_PER_S
                 self.timeline.sent(time.time() - (now - captured_at), seconds, speech)
                 self.audio_s += seconds

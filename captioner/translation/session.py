@@ -69,7 +69,7 @@ class TranslatorSession(ImageSending):
         self.manual_turns = manual_turns
         self._turn_open = False  # a sentence's audio went out and its end has not yet
         # ... and that audio: a connection that replaces a dead one mid-sentence gets it again, whole.
-        self._turn_audio: deque[tuple[bytes, float, bool]] = deque(maxlen=REPLAY_CHUNKS)
+        self._turn_audio: deque[tuple[bytes, float, bool, bool]] = deque(maxlen=REPLAY_CHUNKS)
         # Whether this session is told the source language where that bills a transcript (qwen3.5).
         self.pin_source = pin_source
         self.on_usage = on_usage
@@ -109,19 +109,22 @@ class TranslatorSession(ImageSending):
         return setup.billing(self.cfg, transcribe_source=self.transcribe_source, pin_source=self.pin_source)
 
     # ---- audio in -------------------------------------------------------------------------------
-    def feed(self, chunk: bytes, captured_at: float, level: float | None = None) -> None:
-        """Hand one 16 kHz PCM16 chunk over; dropped (and counted) unless a session is streaming."""
+    def feed(self, chunk: bytes, captured_at: float, level: float | None = None, held: bool = False) -> None:
+        """Hand one 16 kHz PCM16 chunk over; dropped (and counted) unless a session is streaming.
+
+        `held`: the gate kept it back on purpose (GateChunk.held); its delay is traced apart.
+        """
         speech = (rms(chunk) if level is None else level) >= SPEECH_RMS
         self._quiet_chunks = 0 if speech else self._quiet_chunks + 1
         self._turn_open = self.manual_turns
         if self.manual_turns:
-            self._turn_audio.append((chunk, captured_at, speech))
+            self._turn_audio.append((chunk, captured_at, speech, True))  # sent again, it is late by design
         conn = self._active
         if conn is None or conn.finishing or self._stop.is_set():
             # Audio from before session.updated is never queued: sent later it gives stale captions.
             self._meters.skipped.inc()
             return
-        conn.feed(chunk, captured_at, speech)
+        conn.feed(chunk, captured_at, speech, held)
 
     def end_turn(self, commit: bool) -> None:
         """Client turns: the sentence fed so far ended; commit it (translate) or, without speech, clear it."""

@@ -136,7 +136,10 @@ def test_pre_roll_is_exactly_the_chunks_before_the_onset() -> None:
     assert scene.indexes(released) == list(range(onset - 5, onset + 1))
     # stamped with the onset's capture time, so capture-to-wire does not count the pre-roll's age
     assert [c.captured_at for c in released] == [7.5] * 6
+    # ... and marked as held back, so capture-to-wire reports the pre-roll apart from the chunk just captured
+    assert [c.held for c in released] == [True] * 5 + [False]
     assert gate.state == GateState.OPEN
+    assert not gate.feed(scene.chunks[onset + 1])[0].held
 
 
 @pytest.mark.parametrize("pre_roll_ms", [100, 500, 1500])
