@@ -30,6 +30,7 @@ from .obs_watch import ObsWatch, Recording
 from .placement import SourcePlan, as_plans
 from .reconnect import Backoff
 from .status import LinkState, Status
+from .ticks import until_next
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -170,7 +171,7 @@ class ObsSink:
             await self._send_stream_captions()
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), _IDLE_PING_S)
+                await asyncio.wait_for(self._wake.wait(), until_next(asyncio.get_running_loop().time(), _IDLE_PING_S))
             except TimeoutError:
                 # Nothing to write: make sure OBS is still there so /status tells the truth; the record state
                 # is asked too in case the event connection missed a change.

@@ -118,6 +118,9 @@ class Presenter:
         `item_id`/`pair_id` let a bilingual output show a translation together with its source sentence.
         """
         now = self._clock()
+        # A partial that no output shows live changes nothing, and the timer task is not woken for it: with eight
+        # languages it would lay out every output again several times a second for nothing (#21).
+        changed = False
         for view in self._views:
             lane = view.lanes.get(language)
             if lane is None or not view.output.takes(input_name):
@@ -146,8 +149,10 @@ class Presenter:
                     lane.partial_shown_at = now
                 else:
                     lane.pending_partial = text
+            changed = True
             self._refresh(view, now, received_at if final else None)
-        self._wake.set()
+        if changed:
+            self._wake.set()
 
     def shown(self, source: str) -> str:
         """The text last laid out for one output ("" for none, or before anything was)."""

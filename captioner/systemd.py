@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable
 
 from .status import Status
+from .ticks import until_next
 
 log = logging.getLogger(__name__)
 
@@ -44,4 +45,4 @@ async def heartbeat(status: Status, tick: Callable[[], None], every_s: float) ->
         count = sum(o.final_count for o in status.languages.values())
         notify(f"WATCHDOG=1\nSTATUS={count} captions; {links}" if watched else f"STATUS={count} captions; {links}")
         tick()
-        await asyncio.sleep(interval)
+        await asyncio.sleep(until_next(asyncio.get_running_loop().time(), interval))  # with the other ticks

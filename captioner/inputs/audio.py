@@ -15,6 +15,7 @@ import numpy as np
 
 from ..reconnect import Backoff, supervise
 from ..status import LinkState, Status
+from ..ticks import until_next
 from . import pulse
 from .audio_devices import (
     AUTO,
@@ -279,7 +280,7 @@ class _HandOver:
         self._dropped = metrics.audio_dropped
         self._ended: asyncio.Future[str] = loop.create_future()
         self._last_block_at = loop.time()
-        self._stall_timer = loop.call_later(1.0, self._check_stall)
+        self._stall_timer = loop.call_later(until_next(loop.time(), 1.0), self._check_stall)
 
     # ---- capture thread ----------------------------------------------------------------------------
     def put(self, block: Any, captured_at: float) -> None:
@@ -323,4 +324,4 @@ class _HandOver:
         if self._loop.time() - self._last_block_at >= _STALL_S:
             self._end(f"no audio from the device for {_STALL_S:.0f} s: device lost?")
         elif not self._ended.done():
-            self._stall_timer = self._loop.call_later(1.0, self._check_stall)
+            self._stall_timer = self._loop.call_later(until_next(self._loop.time(), 1.0), self._check_stall)

@@ -39,8 +39,10 @@ def presenter(cfg: Config) -> tuple[Presenter, Clock, list[tuple[str, str, float
 
 def test_finals_only_by_default_and_received_time_travels_with_the_text() -> None:
     p, clock, sent = presenter(config(JA={"language": "ja"}))
+    p._wake.clear()
     p.caption("ja", "こんにちは", final=False)
     assert sent == []
+    assert not p._wake.is_set()  # nothing shows it live: its timer task is not woken for it (#21)
     p.caption("ja", "こんにちは。", final=True, received_at=12.5)
     assert sent == [("JA", "こんにちは。", 12.5)]
     clock.now += 5.0

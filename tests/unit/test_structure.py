@@ -95,6 +95,7 @@ PURE = {
     "config.hints",  # every pydantic problem at once, and the nearest key or language to a mistyped one
     "config.inputs",  # the capture inputs and their rules; the names of each input's parts
     "presenter",
+    "ticks",  # the shared grid the periodic checks wake on
     "placement",  # where created caption sources sit on the canvas, their size and font
     "readout",
     "redaction",
