@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import socket
 import time
@@ -108,15 +109,61 @@ def subscribe(events: Any, handler: Callable[[str, Any], None]) -> None:
     )
 
 
+def pipeline(client: Any, requests: Sequence[tuple[str, dict[str, Any] | None]]) -> list[dict[str, Any]]:
+    """Send every request, then read every reply (matched by requestId): one round trip for all of them.
+
+    obsws-python's send waits for each reply before the next request: several requests at once (the finals of
+    several languages, the idle check's three questions) each paid a round trip to OBS and back (#21).
+    Returns each request's reply (`requestStatus`, `responseData`) in the order asked; refusals are not raised.
+    """
+    from obsws_python.error import OBSSDKTimeoutError
+    from websocket import WebSocketTimeoutException
+
+    ws = client.base_client.ws
+    for n, (kind, data) in enumerate(requests):
+        d: dict[str, Any] = {"requestType": kind, "requestId": f"captioner-{n}"}
+        if data is not None:
+            d["requestData"] = data
+        ws.send(json.dumps({"op": 6, "d": d}))
+    replies: dict[str, dict[str, Any]] = {}
+    try:
+        while len(replies) < len(requests):
+            reply = json.loads(ws.recv())["d"]
+            replies[reply["requestId"]] = reply
+    except WebSocketTimeoutException as e:
+        raise OBSSDKTimeoutError("Timeout while trying to send the request") from e
+    return [replies[f"captioner-{n}"] for n in range(len(requests))]
+
+
+def refusal(reply: dict[str, Any]) -> Exception | None:
+    """A pipeline reply's refusal as obsws-python raises it (with `.code`), or None when OBS did it."""
+    from obsws_python.error import OBSSDKRequestError
+
+    status = reply["requestStatus"]
+    if status["result"]:
+        return None
+    error: Exception = OBSSDKRequestError(reply["requestType"], status["code"], status.get("comment"))
+    return error
+
+
 def write_texts(client: Any, texts: dict[str, str], written: dict[str, float]) -> None:
-    for source, text in texts.items():
-        # overlay=True changes only the text; the user's font, size and colours stay.
-        client.send("SetInputSettings", {"inputName": source, "inputSettings": {"text": text}, "overlay": True})
-        written[source] = time.perf_counter()
+    """Set each source's text (one round trip for all); `written[source]` = perf_counter when OBS confirmed it.
 
-
-def input_muted(client: Any, name: str) -> bool:
-    return bool(client.send("GetInputMute", {"inputName": name}, raw=True).get("inputMuted"))
+    overlay=True changes only the text; the user's font, size and colours stay. The first refusal is raised after
+    every reply was read, so the socket stays in step for the next request.
+    """
+    sources = list(texts)
+    asks = [
+        ("SetInputSettings", {"inputName": s, "inputSettings": {"text": texts[s]}, "overlay": True}) for s in sources
+    ]
+    refused: Exception | None = None
+    for source, reply in zip(sources, pipeline(client, asks), strict=True):
+        if (error := refusal(reply)) is None:
+            written[source] = time.perf_counter()
+        elif refused is None:
+            refused = error
+    if refused is not None:
+        raise refused
 
 
 def send_stream_caption(client: Any, text: str) -> None:

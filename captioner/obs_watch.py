@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
-from .obs_client import input_muted
+from .obs_client import pipeline, refusal
 from .obs_state import ObsState
 
 log = logging.getLogger(__name__)
@@ -58,21 +58,26 @@ class ObsWatch:
         """Ask OBS what it is doing (on connect, and when idle in case the event connection missed a change)."""
         if not self.enabled:
             return
-        record = await call(lambda c: c.send("GetRecordStatus", raw=True))
-        stream = await call(lambda c: c.send("GetStreamStatus", raw=True))
-        scene = await call(lambda c: c.send("GetCurrentProgramScene", raw=True))
+        # One trip to the OBS thread and one round trip to OBS for every question (#21: this runs every 2 s).
+        asks: list[tuple[str, dict[str, Any] | None]] = [
+            ("GetRecordStatus", None),
+            ("GetStreamStatus", None),
+            ("GetCurrentProgramScene", None),
+        ]
+        asks += [("GetInputMute", {"inputName": name}) for name in self._watch_inputs]
+        replies = await call(functools.partial(pipeline, requests=asks))
+        for reply in replies[:3]:
+            if (error := refusal(reply)) is not None:
+                raise error
+        record, stream, scene = (reply.get("responseData") or {} for reply in replies[:3])
         muted = set()
-        for name in self._watch_inputs:
-            try:
-                reply = await call(functools.partial(input_muted, name=name))
-            except Exception as e:  # a missing input (request error) must not take the OBS link down
-                if getattr(e, "code", None) is None:
-                    raise
+        for name, reply in zip(self._watch_inputs, replies[3:], strict=True):
+            if (error := refusal(reply)) is not None:  # a missing input must not take the OBS link down
                 if name not in self._missing_inputs:
-                    log.warning("OBS has no input %r to watch for mute (%s); it counts as unmuted", name, e)
+                    log.warning("OBS has no input %r to watch for mute (%s); it counts as unmuted", name, error)
                     self._missing_inputs.add(name)
                 continue
-            if reply:
+            if (reply.get("responseData") or {}).get("inputMuted"):
                 muted.add(name)
         active = bool(record.get("outputActive"))
         if active != self._recording:
