@@ -81,6 +81,7 @@ class Presenter:
         self._clock = clock
         self._views: list[_View] = []
         self._wake = asyncio.Event()
+        self._due: float | None = None  # when the timer task wakes next (None: only for new input)
         self.set_outputs(cfg)
 
     def set_outputs(self, cfg: Config) -> None:
@@ -118,9 +119,10 @@ class Presenter:
         `item_id`/`pair_id` let a bilingual output show a translation together with its source sentence.
         """
         now = self._clock()
-        # A partial that no output shows live changes nothing, and the timer task is not woken for it: with eight
-        # languages it would lay out every output again several times a second for nothing (#21).
-        changed = False
+        # The timer task is woken only when this caption brings a change due before its next wake-up: a partial
+        # that no output shows live changes nothing, and a final is laid out and shown here. With eight languages
+        # it would lay out every output again for every event, in the moment the finals must reach OBS (#21).
+        sooner = False
         for view in self._views:
             lane = view.lanes.get(language)
             if lane is None or not view.output.takes(input_name):
@@ -149,10 +151,21 @@ class Presenter:
                     lane.partial_shown_at = now
                 else:
                     lane.pending_partial = text
-            changed = True
             self._refresh(view, now, received_at if final else None)
-        if changed:
+            sooner = sooner or self._comes_sooner(view, now)
+        if sooner:
             self._wake.set()
+
+    def _comes_sooner(self, view: _View, now: float) -> bool:
+        """Whether `view` has a change due before the timer task's next wake-up (then it must wake earlier)."""
+        due = [lane.screen.next_change(now) for lane in view.lanes.values()]
+        due += [
+            lane.partial_shown_at + view.layout.live_interval_s
+            for lane in view.lanes.values()
+            if lane.pending_partial is not None
+        ]
+        due += [w.arrived + PAIR_WAIT_S for w in view.waiting.values()]
+        return any(t is not None and (self._due is None or t < self._due) for t in due)
 
     def shown(self, source: str) -> str:
         """The text last laid out for one output ("" for none, or before anything was)."""
@@ -219,7 +232,7 @@ class Presenter:
         """Sleep until the next scheduled change (or new input), then apply it."""
         while True:
             self._wake.clear()
-            due = self._next_due(self._clock())
+            due = self._due = self._next_due(self._clock())
             timeout = None if due is None else max(0.0, due - self._clock())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
