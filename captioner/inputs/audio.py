@@ -180,8 +180,8 @@ class AudioCapture:
         capturing another one (perhaps another input's microphone) while its link says connected.
         """
         while True:
-            await asyncio.sleep(_SOURCE_CHECK_S)
-            present = await asyncio.to_thread(pulse.names, "sources")
+            await asyncio.sleep(until_next(asyncio.get_running_loop().time(), _SOURCE_CHECK_S))
+            present = await _SOURCES.get()
             if present and source not in present:  # an empty list: pactl did not answer, which proves nothing
                 hand_over.fail(f"source {source} is gone: device lost?")
                 return
@@ -253,6 +253,22 @@ class AudioCapture:
     def stop(self) -> None:
         """Stop reopening; the running stream ends when the task is cancelled."""
         self._stopping = True
+
+
+class _SourceList:
+    """The sound server's sources, asked once per check for every input that watches its own (one pactl, #21)."""
+
+    def __init__(self) -> None:
+        self._asked: tuple[asyncio.AbstractEventLoop, float, asyncio.Future[list[str]]] | None = None
+
+    async def get(self) -> list[str]:
+        loop = asyncio.get_running_loop()
+        if self._asked is None or self._asked[0] is not loop or loop.time() - self._asked[1] >= _SOURCE_CHECK_S / 2:
+            self._asked = (loop, loop.time(), asyncio.ensure_future(asyncio.to_thread(pulse.names, "sources")))
+        return await asyncio.shield(self._asked[2])
+
+
+_SOURCES = _SourceList()
 
 
 class _HandOver:
