@@ -111,10 +111,7 @@ class TranslatorSession(ImageSending):
 
     # ---- audio in -------------------------------------------------------------------------------
     def feed(self, chunk: bytes, captured_at: float, level: float | None = None, held: bool = False) -> None:
-        """Hand one 16 kHz PCM16 chunk over; dropped (and counted) unless a session is streaming.
-
-        `held`: the gate kept it back on purpose (GateChunk.held); its delay is traced apart.
-        """
+        """Hand one 16 kHz PCM16 chunk over (`held`: see GateChunk); dropped (and counted) unless one streams."""
         speech = (rms(chunk) if level is None else level) >= SPEECH_RMS
         self._quiet_chunks = 0 if speech else self._quiet_chunks + 1
         self._turn_open = self.manual_turns
@@ -212,12 +209,9 @@ class TranslatorSession(ImageSending):
         try:
             while True:
                 assert conn.task is not None
-                # On the shared grid: every session's tick (and the other periodic checks) in one wake-up; an idle
-                # rotation that comes due before the next tick is not a tick late (asyncio's clock is monotonic).
-                now = time.monotonic()
-                tick = until_next(now, _SUPERVISE_TICK_S)
-                if 0 < (idle_due := conn.last_event_at + self.idle_rotate_s - now) < tick:
-                    tick = idle_due
+                # On the shared tick grid (one wake-up for every session); an idle rotation due sooner is not late.
+                now, tick = time.monotonic(), until_next(time.monotonic(), _SUPERVISE_TICK_S)
+                tick = min(tick, max(0.0, conn.last_event_at + self.idle_rotate_s - now) or tick)
                 done, _ = await asyncio.wait({conn.task, stopping}, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
                 lasted = time.monotonic() - conn.opened_at
                 if conn.task in done:
