@@ -150,6 +150,9 @@ class Connection:
             self.interpreter.usage.mode = usage_mode
         # Audio chunks (at most SEND_QUEUE_CHUNKS) and the sentence ends between them (COMMIT, CLEAR).
         self.queue: deque[tuple[bytes, float, bool] | str] = deque()
+        # A sentence begun on another connection (client turns), sent before the queue: apart from it, so the
+        # queue's 3 s limit drops the oldest live audio, never the start of the replayed sentence.
+        self._replay: deque[tuple[bytes, float, bool]] = deque()
         self._queued_audio = 0
         # Client turns: the client commits each sentence; audio sent since the last commit or clear, and its speech.
         self.manual = False
@@ -191,9 +194,7 @@ class Connection:
 
     def replay(self, chunks: Iterable[tuple[bytes, float, bool]]) -> None:
         """Before any new audio: a sentence begun on another connection (client turns), beyond the queue's limit."""
-        for entry in chunks:
-            self.queue.append(entry)
-            self._queued_audio += 1
+        self._replay.extend(chunks)
         self.has_audio.set()
 
     def end_turn(self, commit: bool) -> None:
@@ -276,12 +277,14 @@ class Connection:
     async def _send(self) -> None:
         meters = self.meters
         while True:
-            while self.queue:
-                entry = self.queue.popleft()
+            while self._replay or self.queue:
+                replayed = bool(self._replay)
+                entry = self._replay.popleft() if replayed else self.queue.popleft()
                 if isinstance(entry, str):
                     await self._end_turn(entry == COMMIT)
                     continue
-                self._queued_audio -= 1
+                if not replayed:
+                    self._queued_audio -= 1
                 chunk, captured_at, speech = entry
                 await self.ws.send_str(protocol.audio_append(chunk))
                 now = time.monotonic()

@@ -195,7 +195,7 @@ async def test_sampler_retakes_a_picture_too_big_and_skips_unchanged_and_silence
     )
     gate = SpeechGate(GateConfig(enabled=False))
     sampler = VisionSampler(
-        VisionConfig(enabled=True, source=source, quality=100), sink, lambda: [session], gate, status
+        VisionConfig(enabled=True, source=source, quality=100), sink, lambda: [session], lambda: [gate], status
     )
     tasks = [asyncio.create_task(sink.run()), asyncio.create_task(session.run())]
 

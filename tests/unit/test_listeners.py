@@ -55,6 +55,8 @@ async def test_each_inputs_captions_carry_its_name(fake: FakeTranslator) -> None
         assert {"translator:Host:ja", "translator:Guests:ja"} <= set(d.status.links)
         await player(d, "Host").play(PHRASE)
         await d.wait_finals(1)
+        # The top-level gate is the first input's: it heard the Host (the Guests' gate has heard nothing yet).
+        assert d.status.as_dict()["audio_gate"]["speech_s"] > 0
         await player(d, "Guests").play(PHRASE)
         await d.wait_finals(2)
         assert [(c.input, c.speaker) for c in d.finals] == [("Host", "Host"), ("Guests", "Guests")]
