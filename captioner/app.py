@@ -104,7 +104,7 @@ class Daemon:
             on_state=self.on_obs_state,
             hidden=self.control.hidden,
             sessions=self.listeners.sessions,
-            gate=self.gate,  # screenshots go out while the first input speaks
+            gates=self.listeners.gates,  # screenshots go out while someone speaks on any input
             label=self.speakers.prefix,
         )
         self.status.inputs = lambda: self.listeners.as_dict(self.spending.by_input)

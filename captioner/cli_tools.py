@@ -64,7 +64,7 @@ def _print_outputs() -> None:
 async def check_connections(cfg: Config) -> int:
     """Try OBS and each translator target once; print ok / failed with the reason."""
     from .obs_client import describe_error, new_client, quiet_obsws_logger
-    from .reload import session_audio
+    from .reload import session_spec
     from .translation.session import TranslatorSession
 
     quiet_obsws_logger()
@@ -91,13 +91,11 @@ async def check_connections(cfg: Config) -> int:
         session = TranslatorSession(
             cfg.translator,
             target,
-            transcribe_source=False,
             status=status,
             on_caption=lambda c: None,
             budget=budget,
-            # The session the daemon would open: a voice language is checked with its voice (text+audio).
-            audio_output=session_audio(cfg, target)[0],
-            voice=session_audio(cfg, target)[1],
+            # The session the daemon would open (its voice, clone, turns), without paying for a transcript.
+            **{**session_spec(cfg, target).options(), "transcribe_source": False},
         )
         try:
             await session.probe()

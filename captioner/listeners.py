@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .config import Config, InputConfig
+from .config import Config, InputConfig, link_name
 from .inputs.audio import AudioCapture
+from .inputs.gate import SpeechGate
 from .listener import Listener, SessionFactory
 from .obs_state import ObsState
 from .reload import ReloadPlan, SessionKey, SessionSpec
@@ -40,6 +41,9 @@ class Listeners:
         """The first input (the only one without `inputs:`)."""
         return next(iter(self.by_name.values()))
 
+    def gates(self) -> list[SpeechGate]:
+        return [listener.feed.gate for listener in self.by_name.values()]
+
     def sessions(self) -> list[TranslatorSession]:
         return [s for listener in self.by_name.values() for s in listener.sessions.values()]
 
@@ -56,8 +60,7 @@ class Listeners:
             on_caption=self._on_caption,
         )
         self.by_name[inp.name] = listener
-        if len(self.by_name) == 1:
-            self.status.audio_gate = listener.feed.as_dict  # the top-level gate is the first input's
+        self.status.audio_gate = self.primary.feed.as_dict  # the top-level gate is the first input's
         listener.feed.follow_obs(self._obs)
         for reason in self._held:
             listener.feed.hold(reason, True)
@@ -84,7 +87,9 @@ class Listeners:
             await self.by_name.pop(name).stop()
             # An input gone leaves no links behind in /status (its name may come back as another device).
             gone = [
-                n for n in self.status.links if name and n.split(":")[0:2] in (["audio", name], ["translator", name])
+                n
+                for n in self.status.links
+                if name and (n == link_name("audio", name) or n.startswith(link_name("translator", name) + ":"))
             ]
             for link in gone:
                 del self.status.links[link]

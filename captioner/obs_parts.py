@@ -40,7 +40,7 @@ class ObsParts:
         on_state: Callable[[ObsState], None],
         hidden: set[str],
         sessions: Callable[[], Iterable[TranslatorSession]],
-        gate: SpeechGate,
+        gates: Callable[[], Iterable[SpeechGate]],
         label: Callable[[str], str] = lambda name: "",
     ) -> None:
         self.status = status
@@ -49,7 +49,7 @@ class ObsParts:
         self._on_state = on_state
         self._hidden = hidden
         self._sessions = sessions
-        self._gate = gate
+        self._gates = gates
         # A speaker's name -> the label shown before that speaker's captions (speakers.label, read live).
         self._label = label
         self.obs: ObsSink | None = None
@@ -89,7 +89,7 @@ class ObsParts:
             self._set_output("stream_captions", stream)
             self._tasks.append(asyncio.create_task(stream.run(), name="stream-captions"))
         if cfg.vision.enabled:
-            vision = VisionSampler(cfg.vision, obs, self._sessions, self._gate, self.status)
+            vision = VisionSampler(cfg.vision, obs, self._sessions, self._gates, self.status)
             self.status.vision = vision.as_dict
             self._tasks.append(asyncio.create_task(vision.run(), name="vision"))
 

@@ -160,12 +160,13 @@ def known_family(language: str, platform: str) -> str:
 def plans(cfg: Config) -> list[SourcePlan]:
     """Each OBS output's source, in the order of `outputs` (the config refuses a source named twice)."""
     out: list[SourcePlan] = []
-    source_language = cfg.translator.source_language
     for o in cfg.obs_outputs:
         layout = cfg.layout_for(o)
-        shown = [font_language(o.language, source_language)]
+        # What is spoken on the inputs this output shows (each input may speak its own language).
+        spoken = [cfg.input_translator(i).source_language for i in cfg.input_list() if o.takes(i.name)]
+        shown = [font_language(o.language, s) for s in spoken or [cfg.translator.source_language]]
         if o.with_source:
-            shown.append(font_language(SOURCE, source_language))
+            shown += [font_language(SOURCE, s) for s in spoken or [cfg.translator.source_language]]
         language = needed_language(shown)
         lanes = 2 if o.with_source else 1  # bilingual: the source sentences' lines above the translation's
         out.append(SourcePlan(o.obs_source, language, layout.max_width, layout.max_lines * lanes, o.style, o.restyle))

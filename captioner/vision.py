@@ -200,13 +200,14 @@ class VisionSampler:
         cfg: VisionConfig,
         obs: Screenshotter,
         sessions: Callable[[], Iterable[ImageTarget]],
-        gate: SpeechGate,
+        gates: Callable[[], Iterable[SpeechGate]],
         status: Status,
     ) -> None:
         self.cfg = cfg
         self.obs = obs
         self.sessions = sessions
-        self.gate = gate
+        # Every input's gate, asked each round: someone speaks on any input (a reload may change the inputs).
+        self.gates = gates
         self.status = status
         self.counters = VisionCounters()
         self._sent: dict[str, _Sent] = {}
@@ -229,7 +230,7 @@ class VisionSampler:
 
     async def sample(self) -> int:
         """One round; returns how many sessions were sent the picture."""
-        if not speaking(self.gate.state == GateState.OPEN, self.gate.quiet_s):
+        if not any(speaking(g.state == GateState.OPEN, g.quiet_s) for g in self.gates()):
             self._skip("no_speech")
             return 0
         now = time.monotonic()

@@ -55,6 +55,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end test with real OBS, PulseAudio and audio")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With xdist (tests/run.sh runs two workers, --dist loadgroup): the unit tests on one worker, the end-to-end
+    tests on the other, side by side. The e2e tests share one OBS and PulseAudio per worker, and mostly wait on
+    real time (speech, streams), so they overlap well with the CPU-bound unit tests and never with each other."""
+    for item in items:
+        group = "e2e" if "e2e" in item.path.parts else "unit"
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def _missing_message(missing: list[str]) -> str:
     return (
         "e2e tests need real OBS/PulseAudio/espeak-ng and must never be skipped; missing: "

@@ -37,4 +37,4 @@ echo "== mypy --strict"
 "$VENV/bin/mypy" --strict captioner
 echo "== pytest"
 # pytest exits 5 when it collected nothing, so a run without tests fails here too.
-exec "$VENV/bin/python" -m pytest -p no:cacheprovider -ra "$@"
+exec "$VENV/bin/python" -m pytest -p no:cacheprovider -ra -n 2 --dist loadgroup "$@"

@@ -33,7 +33,6 @@ class AudioFeed:
         self.gate = SpeechGate(cfg.gate, self.turns.trail_ms)
         self.shaper = TurnShaper(self.turns.client, self.turns.zeros_ms)
         self._handed = {False: 0.0, True: 0.0}  # seconds of captured audio / of zeros handed to the sessions
-        status.audio_gate = self.as_dict
 
     def on_chunk(self, chunk: bytes, captured_at: float) -> None:
         """The capture's callback: one chunk of 16 kHz PCM16, on the event loop."""
@@ -105,9 +104,10 @@ class AudioFeed:
         else:
             log.debug("audio hold %s %s; held by %s", reason, "on" if held else "off", self.gate.held_by)
         self._moved(before)
-        if self.gate.state != GateState.OPEN:
-            # A sentence cut off by the hold ends here; the gate owes no closing silence in client turns.
-            self.send(self.shaper.end())
+        # A sentence cut off by the hold ends here; the gate owes no closing silence in client turns. Nothing to
+        # end sends nothing: an empty send would count a pause the capture never had.
+        if self.gate.state != GateState.OPEN and (ends := self.shaper.end()):
+            self.send(ends)
 
     def follow_obs(self, state: ObsState) -> None:
         """Hold or release the audio as gate.obs_* asks for what OBS is doing now."""
@@ -121,7 +121,8 @@ class AudioFeed:
         turns = plan_for(cfg)
         if turns != self.turns:
             # Client turns restart the sessions (reload.SessionSpec): the sentence ends on the ones that have it.
-            self.send(self.shaper.end())
+            if ends := self.shaper.end():
+                self.send(ends)
             self.shaper = TurnShaper(turns.client, turns.zeros_ms)
         self.turns = turns
         self.gate.configure(cfg.gate, turns.trail_ms)

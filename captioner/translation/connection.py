@@ -153,6 +153,9 @@ class Connection:
         # Audio chunks (at most SEND_QUEUE_CHUNKS) and the sentence ends between them (COMMIT, CLEAR); a chunk is
         # (pcm, captured_at, speech, held).
         self.queue: deque[tuple[bytes, float, bool, bool] | str] = deque()
+        # A sentence begun on another connection (client turns), sent before the queue: apart from it, so the
+        # queue's 3 s limit drops the oldest live audio, never the start of the replayed sentence.
+        self._replay: deque[tuple[bytes, float, bool, bool]] = deque()
         self._queued_audio = 0
         # Client turns: the client commits each sentence; audio sent since the last commit or clear, and its speech.
         self.manual = False
@@ -194,9 +197,7 @@ class Connection:
 
     def replay(self, chunks: Iterable[tuple[bytes, float, bool, bool]]) -> None:
         """Before any new audio: a sentence begun on another connection (client turns), beyond the queue's limit."""
-        for entry in chunks:
-            self.queue.append(entry)
-            self._queued_audio += 1
+        self._replay.extend(chunks)
         self.has_audio.set()
 
     def end_turn(self, commit: bool) -> None:
@@ -279,12 +280,14 @@ class Connection:
     async def _send(self) -> None:
         meters = self.meters
         while True:
-            while self.queue:
-                entry = self.queue.popleft()
+            while self._replay or self.queue:
+                replayed = bool(self._replay)
+                entry = self._replay.popleft() if replayed else self.queue.popleft()
                 if isinstance(entry, str):
                     await self._end_turn(entry == COMMIT)
                     continue
-                self._queued_audio -= 1
+                if not replayed:
+                    self._queued_audio -= 1
                 chunk, captured_at, speech, held = entry
                 await self.ws.send_str(protocol.audio_append(chunk))
                 now = time.monotonic()

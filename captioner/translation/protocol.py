@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -108,23 +109,17 @@ Q35 = Dialect(
     same_language_skip=True,
     voice_clone=True,
 )
-Q38 = Dialect(
+# qwen3.8 shares qwen3.5's languages, voices, rates and clone ids (3.8 digest §4, §7); what differs is below.
+Q38 = dataclasses.replace(
+    Q35,
     family="qwen3.8-livetranslate-flash-realtime",
-    default_voice="Tina",
-    languages=_Q35_AUDIO | _Q35_TEXT_ONLY,
-    audio_languages=_Q35_AUDIO,
-    asr_on_by_default=True,
-    # Not settable at all on qwen3.8: the model detects the language of every sentence (3.8 digest §2.1).
-    source_autodetect=True,
-    input_tokens_per_s=7.0,
-    corpus_phrases=True,
-    voices=Q35.voices,
-    voices_complete=False,
-    vad_events=True,
-    clone_prefix="qwen-translate-vc-",
     layout="nested",
+    # The source transcript is always on, and its language always detected, never told (3.8 digest §2.1).
     asr_always_on=True,
-    voice_clone=True,
+    # No commit on qwen3.8: it always detects turns on the server ("no need to submit sentence by sentence", §2).
+    manual_turns=False,
+    # translation.same_language_skip_options is documented for qwen3.5 only (§6).
+    same_language_skip=False,
     speaker_ids=True,
     usage_optional=True,
     # Not documented; session.created reported turn_detection.silence_duration_ms 2500 (3.8 digest §2.1).

@@ -68,8 +68,8 @@ class TranslatorSession(ImageSending):
         self.cfg = cfg
         # Client turns (gate.turns): the service's VAD is off, the audio feed says where each sentence ends.
         self.manual_turns = manual_turns
-        self._turn_open = False  # a sentence's audio went out and its end has not yet
-        # ... and that audio: a connection that replaces a dead one mid-sentence gets it again, whole.
+        # The audio of the sentence in flight (sent, its end not yet): a connection that replaces a dead one
+        # mid-sentence gets it again, whole. Empty between sentences.
         self._turn_audio: deque[tuple[bytes, float, bool, bool]] = deque(maxlen=REPLAY_CHUNKS)
         # Whether this session is told the source language where that bills a transcript (qwen3.5).
         self.pin_source = pin_source
@@ -114,7 +114,6 @@ class TranslatorSession(ImageSending):
         """Hand one 16 kHz PCM16 chunk over (`held`: see GateChunk); dropped (and counted) unless one streams."""
         speech = (rms(chunk) if level is None else level) >= SPEECH_RMS
         self._quiet_chunks = 0 if speech else self._quiet_chunks + 1
-        self._turn_open = self.manual_turns
         if self.manual_turns:
             self._turn_audio.append((chunk, captured_at, speech, True))  # sent again, it is late by design
         conn = self._active
@@ -126,7 +125,6 @@ class TranslatorSession(ImageSending):
 
     def end_turn(self, commit: bool) -> None:
         """Client turns: the sentence fed so far ended; commit it (translate) or, without speech, clear it."""
-        self._turn_open = False
         self._turn_audio.clear()
         conn = self._active
         if conn is not None and not conn.finishing and not self._stop.is_set():
@@ -281,7 +279,7 @@ class TranslatorSession(ImageSending):
         deadline = time.monotonic() + _ROTATE_PAUSE_WAIT_S
         # With client turns, the pause must also be between sentences: the old connection's last one is committed.
         while (
-            (self._quiet_chunks < _PAUSE_CHUNKS or self._turn_open)
+            (self._quiet_chunks < _PAUSE_CHUNKS or self._turn_audio)
             and time.monotonic() < deadline
             and not old.task.done()
         ):

@@ -65,6 +65,32 @@ def test_check_connect_reports_each_link(obs: ObsEnv, tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+def test_check_connect_opens_the_session_the_daemon_would_a_cloned_voice_included(tmp_path: Path) -> None:
+    fake = FakeTranslator(api_key="sk-check")
+    fake.start_in_thread()
+    try:
+        cfg = {
+            "translator": {
+                "url": fake.url,
+                "model": "qwen3.5-livetranslate-flash-realtime",
+                "api_key": "${KEY}",
+                "targets": ["ja"],
+            },
+            "obs": {"enabled": False},
+            "voice_outputs": [{"language": "ja", "voice": "default", "voice_clone": "once"}],
+        }
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        ok = captioner("check", "--connect", "--config", str(path), env={"KEY": "sk-check", "PATH": "/usr/bin:/bin"})
+        assert ok.returncode == 0 and "translator ja: ok" in ok.stdout, ok.stdout + ok.stderr
+        # The fake refuses voice "default" without a clone: the probe asked for the clone, as the daemon does.
+        update = fake.connections[-1].session_update or {}
+        assert (update.get("voice"), update.get("enable_voice_clone")) == ("default", True), update
+    finally:
+        fake.stop_thread()
+
+
+@pytest.mark.e2e
 def test_devices_lists_inputs_and_the_loopback_monitor(pulse_env: PulseEnv) -> None:
     r = captioner("devices", env=pulse_env.child_env())
     assert r.returncode == 0, r.stderr

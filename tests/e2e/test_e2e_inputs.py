@@ -84,6 +84,10 @@ def test_two_inputs_each_captioned_as_itself(
             daemon.wait(lambda: texts[2] in (obs.text_of(HOST_ONLY) or ""), 10, "the Host's sentences in OBS")
             only = obs.text_of(HOST_ONLY) or ""
             assert texts[0] in only and texts[1] not in only
+            # ... each under its input's name, as viewers read it.
+            shared = obs.text_of(ALL) or ""
+            assert [f"{c['speaker']}: {c['text']}" in shared for c in finals] == [True] * 3, shared
+            assert f"Host: {texts[0]}" in only, only
             inputs = daemon.status()["inputs"]
             assert inputs["Host"]["device"] == host.monitor and inputs["Guests"]["device"] == guest.monitor
             assert inputs["Host"]["link"]["state"] == "connected" and inputs["Guests"]["sessions"] == {

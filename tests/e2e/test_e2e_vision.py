@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from obsws_python.error import OBSSDKRequestError
 
 from captioner.config import GateConfig, ObsConfig, TranslatorConfig, VisionConfig
 from captioner.inputs.gate import SpeechGate
@@ -41,13 +42,27 @@ FFMPEG_DECODE = ("ffmpeg", "-nostdin", "-loglevel", "error", "-f", "image2pipe",
 TAIL_S = 3.0
 
 
+def create_scene(client: Any, scene: str, within: float = 10) -> None:
+    """CreateScene, waiting while OBS still holds the name (code 601): a scene removed by the previous test is freed
+    only once nothing holds it (a transition from it, a screenshot), which a busy machine can delay."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            client.send("CreateScene", {"sceneName": scene})
+            return
+        except OBSSDKRequestError as e:
+            if e.code != 601 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 @pytest.fixture
 def picture(obs: ObsEnv) -> Iterator[Callable[[str], None]]:
     """A scene of one full-canvas color source, made the program scene; yields a function that recolors it."""
     client = obs.client()
     before = client.send("GetCurrentProgramScene", raw=True)["currentProgramSceneName"]
     scene, source = "Vision E2E", "Vision E2E Color"
-    client.send("CreateScene", {"sceneName": scene})
+    create_scene(client, scene)
     settings = {"color": COLORS["red"], "width": obs.width, "height": obs.height}
     client.send(
         "CreateInput",
@@ -180,7 +195,7 @@ async def test_sampler_retakes_a_picture_too_big_and_skips_unchanged_and_silence
     )
     gate = SpeechGate(GateConfig(enabled=False))
     sampler = VisionSampler(
-        VisionConfig(enabled=True, source=source, quality=100), sink, lambda: [session], gate, status
+        VisionConfig(enabled=True, source=source, quality=100), sink, lambda: [session], lambda: [gate], status
     )
     tasks = [asyncio.create_task(sink.run()), asyncio.create_task(session.run())]
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
 
 from captioner.app import Daemon
+from captioner.config import Config
 from captioner.status import Status
 from captioner.translation.interpreter import Caption
 from tests.support.metric_sum import metric_sum
@@ -85,3 +87,27 @@ async def until(pred: Callable[[], bool], within: float = 10, what: str = "condi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+def all_connected(d: GatedDaemon) -> bool:
+    """Every input's session of every target is up."""
+    sessions = d.listeners.sessions()
+    expected = len(d.listeners.by_name) * len(d.cfg.translator.targets)
+    return len(sessions) == expected and all(s.connected for s in sessions)
+
+
+@asynccontextmanager
+async def running_daemon(cfg: Config) -> AsyncIterator[GatedDaemon]:
+    """The daemon on scripted capture, run on this loop (budget guard 100 connections) until the block ends;
+    yielded once all its sessions are connected, stopped as SIGTERM would."""
+    daemon = GatedDaemon(cfg, capture_factory=ScriptedCapture)  # type: ignore[arg-type]
+    daemon.finals = []
+    daemon.budget.limit = 100
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run(stop))
+    try:
+        await until(lambda: all_connected(daemon), what="every session connected")
+        yield daemon
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)

@@ -13,7 +13,7 @@ import pytest
 
 from captioner.config import parse
 from captioner.status import LinkState
-from tests.support.daemon_harness import GatedDaemon, ScriptedCapture, until
+from tests.support.daemon_harness import GatedDaemon, running_daemon, until
 from tests.support.fake_translator import FakeTranslator
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,17 +35,8 @@ async def running(fake: FakeTranslator, targets: tuple[str, ...] = ("ja",), **ga
             "gate": gate,
         }
     )
-    daemon = GatedDaemon(cfg, capture_factory=ScriptedCapture)  # type: ignore[arg-type]
-    daemon.finals = []
-    daemon.budget.limit = 100
-    stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(stop))
-    try:
-        await until(lambda: len(daemon.sessions) == len(targets) and all(s.connected for s in daemon.sessions.values()))
+    async with running_daemon(cfg) as daemon:
         yield daemon
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
 
 
 THREE_PHRASES = [

@@ -15,7 +15,7 @@ import pytest
 
 from captioner.config import parse
 from captioner.standin import DemoSession
-from tests.support.daemon_harness import GatedDaemon, ScriptedCapture, until
+from tests.support.daemon_harness import GatedDaemon, running_daemon, until
 from tests.support.fake_translator import FakeTranslator
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,17 +51,8 @@ async def running(
             "gate": gate,
         }
     )
-    daemon = GatedDaemon(cfg, capture_factory=ScriptedCapture)  # type: ignore[arg-type]
-    daemon.finals = []
-    daemon.budget.limit = 100
-    stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(stop))
-    try:
-        await until(lambda: len(daemon.sessions) == len(targets) and all(s.connected for s in daemon.sessions.values()))
+    async with running_daemon(cfg) as daemon:
         yield daemon
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
 
 
 def errors(fake: FakeTranslator) -> int:
@@ -136,10 +127,14 @@ async def test_hold_mid_sentence_commits_it_at_once_without_zeros(fake: FakeTran
         assert shown["padded_s"] == 0 and shown["sent_s"] == 0.8 == shown["sessions"]["ja"]["sent_s"]
 
 
-async def test_a_sentence_whose_connection_died_is_sent_again_on_the_next(fake: FakeTranslator) -> None:
+# 4 s: a sentence longer than the 3 s send queue is replayed whole too (the replay is kept apart from that queue).
+@pytest.mark.parametrize("spoken_s", [1.0, 4.0])
+async def test_a_sentence_whose_connection_died_is_sent_again_on_the_next(
+    fake: FakeTranslator, spoken_s: float
+) -> None:
     async with running(fake) as d:
         session = d.sessions["ja"]
-        await d.player.play([("silence", 1.0), ("tone", 1.0)])
+        await d.player.play([("silence", 1.0), ("tone", spoken_s)])
         first = session.connection_serial
         fake.drop_all()  # the uncommitted sentence dies with the connection
         await d.player.play([("tone", 0.5)])  # spoken while reconnecting
@@ -148,7 +143,7 @@ async def test_a_sentence_whose_connection_died_is_sent_again_on_the_next(fake: 
         texts = await d.wait_finals(1)
         assert len(texts) == 1 and texts[0].startswith("[ja] utterance")
         # the new connection got the whole sentence: pre-roll, the speech before and during the reconnect
-        assert fake.connections[-1].audio_bytes == round((0.3 + 1.5) * 32000)
+        assert fake.connections[-1].audio_bytes == round((0.3 + spoken_s + 0.5) * 32000)
         assert fake.connections[-1].commits == 1
         await d.player.play([("tone", 1.0), ("silence", 1.0)])
         assert len(await d.wait_finals(2)) == 2

@@ -3,7 +3,6 @@ captions carry its name, and a reload or a language switch touches only the inpu
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from captioner.config import Config, parse, with_source_language
-from tests.support.daemon_harness import GatedDaemon, ScriptedCapture, until
+from tests.support.daemon_harness import GatedDaemon, ScriptedCapture, all_connected, running_daemon, until
 from tests.support.fake_translator import FakeTranslator
 
 pytestmark = pytest.mark.timeout(60)
@@ -39,24 +38,10 @@ def config(fake: FakeTranslator, guests: dict[str, Any] | None = None, **top: An
     )
 
 
-def connected(d: GatedDaemon) -> bool:
-    sessions = d.listeners.sessions()
-    return len(sessions) == len(d.listeners.by_name) and all(s.connected for s in sessions)
-
-
 @asynccontextmanager
 async def running(cfg: Config) -> AsyncIterator[GatedDaemon]:
-    daemon = GatedDaemon(cfg, capture_factory=ScriptedCapture)  # type: ignore[arg-type]
-    daemon.finals = []
-    daemon.budget.limit = 100
-    stop = asyncio.Event()
-    task = asyncio.create_task(daemon.run(stop))
-    try:
-        await until(lambda: connected(daemon))
+    async with running_daemon(cfg) as daemon:
         yield daemon
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
 
 
 def player(d: GatedDaemon, name: str) -> ScriptedCapture:
@@ -70,6 +55,8 @@ async def test_each_inputs_captions_carry_its_name(fake: FakeTranslator) -> None
         assert {"translator:Host:ja", "translator:Guests:ja"} <= set(d.status.links)
         await player(d, "Host").play(PHRASE)
         await d.wait_finals(1)
+        # The top-level gate is the first input's: it heard the Host (the Guests' gate has heard nothing yet).
+        assert d.status.as_dict()["audio_gate"]["speech_s"] > 0
         await player(d, "Guests").play(PHRASE)
         await d.wait_finals(2)
         assert [(c.input, c.speaker) for c in d.finals] == [("Host", "Host"), ("Guests", "Guests")]
@@ -90,7 +77,7 @@ async def test_a_reload_touches_only_the_input_it_concerns(fake: FakeTranslator)
         assert host.sessions["ja"] is host_session and guests.sessions["ja"] is guests_session
         # The Guests' language, switched live: only its session is replaced, with the new language.
         await d.apply(with_source_language(d.cfg, "Guests", "de"), at_pause=True)
-        await until(lambda: connected(d))
+        await until(lambda: all_connected(d))
         assert guests.sessions["ja"] is not guests_session and host.sessions["ja"] is host_session
         assert guests.sessions["ja"].cfg.source_language == "de" and host_session.cfg.source_language == "en"
         # Paused, then a new input: it starts held, as the others are.

@@ -206,6 +206,21 @@ def test_source_speech_of_unknown_language_gets_a_cjk_font() -> None:
     assert plans(cfg)[0].language == "ja"
 
 
+def test_a_source_output_gets_a_font_for_what_each_of_its_inputs_speaks() -> None:
+    inputs = [
+        {"name": "Host", "device": "mic", "source_language": "en"},
+        {"name": "Guest", "device": "call", "source_language": "ja"},
+    ]
+    outputs = [
+        {"obs_source": "ALL", "language": "source"},
+        {"obs_source": "HOST", "language": "source", "inputs": ["Host"]},
+        {"obs_source": "BI", "language": "de", "with_source": True, "inputs": ["Guest"]},
+    ]
+    tr = {"api_key": "k", "targets": ["de"], "transcribe_source": True, "source_language": "en"}
+    cfg = parse(base(translator=tr, inputs=inputs, outputs=outputs), ENV)
+    assert [(p.name, p.language) for p in plans(cfg)] == [("ALL", "ja"), ("HOST", "en"), ("BI", "ja")]
+
+
 @pytest.mark.parametrize(
     ("style", "key", "message"),
     [
