@@ -127,14 +127,6 @@ class ReloadPlan:
     # Names and labels are read at every caption (speakers.SpeakerNames): nothing restarts, the log names it.
     speakers: bool = False
 
-    @property
-    def stop_targets(self) -> tuple[str, ...]:
-        return tuple(t for _, t in self.stop_sessions)
-
-    @property
-    def start_targets(self) -> tuple[str, ...]:
-        return tuple(t for _, t in self.start_sessions)
-
     def changed(self) -> list[str]:
         """The parts that change, as the log line names them."""
         names = [link_name("input", i) for i in (*self.stop_inputs, *self.start_inputs)]

@@ -181,4 +181,4 @@ def test_a_speakers_change_restarts_nothing_and_is_named_in_the_reload_log() -> 
     new = parse(base(speakers={"names": ["Host"], "label": "[{name}] "}), ENV)
     plan = plan_reload(old, new, {("", "ja"): session_spec(old, "ja")}, obs_running=wants_obs(old))
     assert plan.changed() == ["speakers"]
-    assert (plan.stop_targets, plan.start_targets, plan.obs, plan.transcripts) == ((), (), None, False)
+    assert (plan.stop_sessions, plan.start_sessions, plan.obs, plan.transcripts) == ((), (), None, False)
