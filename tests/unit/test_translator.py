@@ -144,8 +144,14 @@ async def test_rotation_by_context_size(fake: FakeTranslator) -> None:
         await h.connected()
         await h.stream([("tone", 0.8), ("silence", 1.2), ("tone", 0.8), ("silence", 1.2)], pace_s=0.03)
         assert await h.wait_finals(2) == ["[ja] utterance 1", "[ja] utterance 2"]
+        # The supervisor looks on the shared 1 s tick grid, at a pause: the rotation may follow the last final.
+        for _ in range(250):
+            if h.metric("captioner_translator_rotations_total", target="ja", reason="context") >= 1:
+                break
+            await asyncio.sleep(0.02)
         assert h.metric("captioner_translator_rotations_total", target="ja", reason="context") >= 1
         assert len(fake.connections) >= 2
+        assert h.finals() == ["[ja] utterance 1", "[ja] utterance 2"]  # the switch neither lost nor repeated anything
 
 
 async def test_watchdog_replaces_a_hung_session(fake: FakeTranslator) -> None:
