@@ -18,7 +18,6 @@ IO = {
     "inputs.audio",  # PortAudio / libpulse capture, and the capture thread -> event loop hand-over
     "inputs.audio_devices",  # PortAudio's input list, pactl's monitor name, and the capture backend for a device
     "inputs.pulse",  # libpulse through ctypes, pactl
-    "inputs.pulse_stream",  # libpulse's asynchronous API through ctypes
     "voice",  # PortAudio playback
     "obs",  # obs-websocket, on a worker thread: caption texts, stream captions, screenshots
     "obs_client",  # obsws-python's clients, and each request we make of OBS
