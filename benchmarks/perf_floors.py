@@ -57,26 +57,30 @@ rec.close()
 # The least a Python client of the service must do per chunk, with none of the daemon's parts: one asyncio loop
 # that sleeps until the chunk is due, reads it from libpulse-simple (on the loop, which the daemon must not do:
 # a frozen sound server would freeze it), measures it with the gate's level function, and sends it to the fake
-# translator (a real session: session.update first, its events read and dropped). The daemon cannot cost less.
+# translator: one real session per target (session.update first, its events read and dropped), as the service
+# wants one per language. The daemon cannot cost less for the same number of targets.
 _BARE_PIPELINE = """
 import asyncio, base64, json, sys, time
 import aiohttp
 from captioner.inputs.gate import _measure
 from captioner.translation.protocol import Q3, session_update
 from captioner.inputs.pulse import PulseRecorder
-seconds, source, url, key = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+seconds, source, url, key, targets = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 async def main():
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(f"{url}?model={Q3.family}", headers={"Authorization": f"Bearer {key}"})
-        await ws.receive()
-        update = session_update(Q3, target="ja", source_language="en", transcribe_source=False, voice=None,
-                                audio_output=False)
-        await ws.send_str(json.dumps(update))
-        await ws.receive()
-        async def drain():
+        sockets = []
+        for target in targets:
+            ws = await http.ws_connect(f"{url}?model={Q3.family}", headers={"Authorization": f"Bearer {key}"})
+            await ws.receive()
+            update = session_update(Q3, target=target, source_language="en", transcribe_source=False, voice=None,
+                                    audio_output=False)
+            await ws.send_str(json.dumps(update))
+            await ws.receive()
+            sockets.append(ws)
+        async def drain(ws):
             async for _ in ws:
                 pass
-        drainer = asyncio.create_task(drain())
+        drainers = [asyncio.create_task(drain(ws)) for ws in sockets]
         rec = PulseRecorder(source, 16000, 3200, name="bench-floor")
         rec.open()
         for _ in range(10):
@@ -89,10 +93,13 @@ async def main():
                 await asyncio.sleep(nap)
             pcm = rec.read()
             _measure(pcm)
-            await ws.send_str('{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(pcm).decode() + '"}')
+            frame = '{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(pcm).decode() + '"}'
+            for ws in sockets:
+                await ws.send_str(frame)
         print((time.process_time() - c0) / ((time.monotonic() - t0) / 60), flush=True)
         rec.close()
-        drainer.cancel()
+        for d in drainers:
+            d.cancel()
 asyncio.run(main())
 """
 # The bottom of it all: an asyncio loop woken by a 100 ms timer that does nothing else (the cost of the wake-ups).
@@ -145,15 +152,21 @@ def _child_floor(pulse: PulseEnv, wav: Path, seconds: float, what: str, argv: li
 
 
 def measure_floors(
-    pulse: PulseEnv, wav: Path, seconds: float, fake: FakeTranslator, minimal_only: bool = False
+    pulse: PulseEnv,
+    wav: Path,
+    seconds: float,
+    fake: FakeTranslator,
+    minimal_only: bool = False,
+    languages: tuple[list[str], ...] = (["ja"],),
 ) -> list[Floor]:
     """CPU per audio minute of bare recorders on the monitor (and of the sound server alone), while speech plays.
 
-    minimal_only: just the minimal pipeline (what the daemon's CPU ratio is measured against).
+    minimal_only: just the minimal pipelines, one for each list of target `languages` (the CPU ratios' floors).
     """
     ms = pulse.keepalive_ms
+    minimal = [_minimal_pipeline(pulse, wav, seconds, fake, targets) for targets in languages]
     if minimal_only:
-        return [_minimal_pipeline(pulse, wav, seconds, fake)]
+        return minimal
     floors = [
         _child_floor(
             pulse,
@@ -239,17 +252,18 @@ def measure_floors(
             pulse.child_env(),
         )
     )
-    floors.append(_minimal_pipeline(pulse, wav, seconds, fake))
-    return floors
+    return floors + minimal
 
 
-def _minimal_pipeline(pulse: PulseEnv, wav: Path, seconds: float, fake: FakeTranslator) -> Floor:
-    return _child_floor(
+def _minimal_pipeline(pulse: PulseEnv, wav: Path, seconds: float, fake: FakeTranslator, targets: list[str]) -> Floor:
+    floor = _child_floor(
         pulse,
         wav,
         seconds,
         "minimal pipeline: one asyncio loop reads libpulse-simple when the chunk is due, measures it "
-        "(gate levels), sends it to the fake translator (1 target)",
-        ["-c", _BARE_PIPELINE, str(seconds), pulse.monitor, fake.url, fake.api_key],
+        f"(gate levels), sends it to the fake translator ({len(targets)} target(s))",
+        ["-c", _BARE_PIPELINE, str(seconds), pulse.monitor, fake.url, fake.api_key, *targets],
         pulse.child_env(),
     )
+    floor.targets = len(targets)
+    return floor

@@ -353,7 +353,10 @@ def main() -> int:
                             starts.append(measure_start(work / f"start{j}", fake, pulse, obs))
                     if args.floor_seconds > 0:
                         print(f"reference recorders: sink {ms} ms ...", flush=True)
-                        floors += measure_floors(pulse, wav, args.floor_seconds, fake, args.floors == "minimal")
+                        languages = tuple(LANGUAGES[:n] for n in sorted({1, *counts}))
+                        floors += measure_floors(
+                            pulse, wav, args.floor_seconds, fake, args.floors == "minimal", languages
+                        )
         finally:
             fake.stop_thread()
         micro = [] if args.skip_micro else [hotpath.run(wav, args.micro_minutes, n) for n in (1, 8)]
