@@ -29,6 +29,7 @@ class RunResult:
     targets: int
     ready_healthz_s: float
     ready_notify_s: float | None
+    dashboard: bool = False  # /status polled once a second meanwhile, as an open dashboard does
     device: str = "?"
     # /status `audio_source`: backend, device, rate, channels (None if the capture never opened).
     audio_source: dict[str, Any] | None = None
@@ -159,7 +160,9 @@ def table(
             vs_same = f"; {r.cpu_per_audio_min / same:.2f}× the minimal pipeline with {r.targets}" if same else ""
             lines.append(
                 _row(
-                    f"CPU per audio minute, {r.targets} target(s), {sink}, {r.backend} backend "
+                    f"CPU per audio minute, {r.targets} target(s), {sink}, {r.backend} backend"
+                    + (", the dashboard open (/status every second)" if r.dashboard else "")
+                    + " "
                     f"({r.cpu_s:.2f} s over {r.audio_s:.0f} s; sound server {r.server_per_audio_min:.3f} s)"
                     + ("" if ratio is None else "; × the minimal pipeline (1 target) of this run"),
                     f"{r.cpu_per_audio_min:.3f} s" + ("" if ratio is None else f" = {ratio:.2f}×") + vs_same,

@@ -40,12 +40,14 @@ while the test suite runs (both start a headless OBS; two at once on 2 cores dis
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,8 @@ from tests.support.speech import silence_padded_sequence, wav_duration
 
 KEY = "sk-bench"
 OBS_PASSWORD = "bench-pass"
+# How often an open dashboard asks for /status (captioner/web/dashboard.py POLL_MS).
+DASHBOARD_POLL_S = 1.0
 LANGUAGES = ["ja", "zh", "ko", "fr", "de", "es", "it", "pt"]
 TOOLS = ("obs", "Xvfb", "pulseaudio", "pactl", "paplay", "pacat", "parec", "espeak-ng", "sox")
 _CAPTURE_LINE = re.compile(r"capturing from (.*) at (\d+) Hz, (\d+) channel")
@@ -178,13 +182,43 @@ def _py_spy(pid: int, out: Path | None) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+class _Dashboard:
+    """GET /status once a second while the speech plays, as an open dashboard (an OBS dock) does."""
+
+    def __init__(self, daemon: BenchDaemon) -> None:
+        self._daemon = daemon
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self.polls = 0
+
+    def __enter__(self) -> _Dashboard:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(DASHBOARD_POLL_S):
+            self._daemon.status()
+            self.polls += 1
+
+
 def measure_run(
-    work: Path, fake: FakeTranslator, pulse: PulseEnv, obs: ObsEnv, n: int, wav: Path, spy_out: Path | None = None
+    work: Path,
+    fake: FakeTranslator,
+    pulse: PulseEnv,
+    obs: ObsEnv,
+    n: int,
+    wav: Path,
+    spy_out: Path | None = None,
+    dashboard: bool = False,
 ) -> RunResult:
     """Start the daemon with n targets, play the speech, read CPU/RSS/metrics, stop, read the trace."""
     targets = LANGUAGES[:n]
     daemon, notify, trace, healthz, ready = _start(work, fake, pulse, obs, targets)
-    result = RunResult(pulse.keepalive_ms, n, healthz, ready)
+    result = RunResult(pulse.keepalive_ms, n, healthz, ready, dashboard=dashboard)
     try:
         links = ["audio", "obs", *(f"translator:{t}" for t in targets)]
         daemon.wait(lambda: all(daemon.link_state(x) == "connected" for x in links), 30, "all links connected")
@@ -201,7 +235,8 @@ def measure_run(
         server = ServerMeter(pulse).start()
         spy = _py_spy(pid, spy_out)
         threads0, cpu0, t0 = proc_threads_cpu_s(pid), proc_cpu_s(pid), time.monotonic()
-        pulse.play(wav)
+        with _Dashboard(daemon) if dashboard else contextlib.nullcontext():
+            pulse.play(wav)
         threads1, cpu1, t1 = proc_threads_cpu_s(pid), proc_cpu_s(pid), time.monotonic()
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -291,6 +326,11 @@ def main() -> int:
         default="all",
         help="reference rows: every bare recorder, or only the minimal pipeline (the CPU ratios' floor)",
     )
+    p.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="poll /status once a second while the speech plays, as an open dashboard (an OBS dock) does",
+    )
     p.add_argument("--py-spy", type=Path, metavar="DIR", help="record a py-spy profile of each daemon run into DIR")
     p.add_argument("--markdown", type=Path, help="also write the tables to this file")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory (daemon logs, traces)")
@@ -341,7 +381,7 @@ def main() -> int:
                     for n in counts:
                         print(f"run: sink {ms} ms, {n} target(s) ...", flush=True)
                         spy = args.py_spy / f"sink{ms}-targets{n}.txt" if args.py_spy else None
-                        r = measure_run(work / f"run-{ms}-{n}", fake, pulse, obs, n, wav, spy)
+                        r = measure_run(work / f"run-{ms}-{n}", fake, pulse, obs, n, wav, spy, args.dashboard)
                         starts.append((r.ready_healthz_s, r.ready_notify_s))
                         runs.append(r)
                         print(

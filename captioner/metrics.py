@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from .tallies import Latency, Tally
+
 # Service error codes (normalised: lower case, letters and digits) that get their own metric series; any other code
 # a server sends is counted as "other", so a server cannot grow /metrics without bound (translator-protocol §7).
 KNOWN_ERROR_CODES = frozenset(
@@ -56,6 +58,10 @@ def _trace_writer(path: str | None) -> Callable[[str, float], None] | None:
     return write
 
 
+CAPTURE_TO_WIRE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 3)
+FINAL_TO_SCREEN_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5)
+
+
 class Metrics:
     """Every metric the daemon exports; one registry per daemon so tests can run several."""
 
@@ -68,8 +74,8 @@ class Metrics:
             "captioner_audio_dropped_blocks", "Captured blocks dropped because the queue was full", registry=r
         )
         self.audio_errors = Counter("captioner_audio_device_errors", "Audio device failures", registry=r)
-        self.audio_sent_seconds = Counter(
-            "captioner_audio_sent_seconds", "Audio seconds sent to the translator", ["input", "target"], registry=r
+        self.audio_sent_seconds = Tally(
+            "captioner_audio_sent_seconds", "Audio seconds sent to the translator", ["input", "target"], r
         )
         self.audio_skipped_chunks = Counter(
             "captioner_audio_skipped_chunks",
@@ -77,12 +83,12 @@ class Metrics:
             ["input", "target"],
             registry=r,
         )
-        self.capture_to_wire_seconds = Histogram(
+        self.capture_to_wire_seconds = Latency(
             "captioner_capture_to_wire_seconds",
             "From an audio block's capture to its bytes being sent to the translator",
             ["input", "target"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 3),
-            registry=r,
+            CAPTURE_TO_WIRE_BUCKETS,
+            r,
         )
         self.translator_connects = Counter(
             "captioner_translator_connects", "Connection attempts by result", ["input", "target", "result"], registry=r
@@ -128,11 +134,12 @@ class Metrics:
             ["result"],
             registry=r,
         )
-        self.final_to_screen_seconds = Histogram(
+        self.final_to_screen_seconds = Latency(
             "captioner_final_to_screen_seconds",
             "From the translator's final-text frame arriving to OBS confirming the text change",
-            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
-            registry=r,
+            [],
+            FINAL_TO_SCREEN_BUCKETS,
+            r,
         )
         self.billed_tokens = Counter(
             "captioner_billed_tokens",
@@ -181,11 +188,8 @@ class Metrics:
         )
         # Client turns (gate.turns): sentences each session committed, cleared (no speech in them), or had nothing
         # of to commit (it joined after the sentence's audio, e.g. reconnecting).
-        self.translator_turns = Counter(
-            "captioner_translator_turns",
-            "Sentence ends sent by the client, by kind",
-            ["input", "target", "kind"],
-            registry=r,
+        self.translator_turns = Tally(
+            "captioner_translator_turns", "Sentence ends sent by the client, by kind", ["input", "target", "kind"], r
         )
         self.audio_gate_transitions = Counter(
             "captioner_audio_gate_transitions",

@@ -1,4 +1,4 @@
-"""Metrics read back as plain numbers for /status: a gauge's value, a histogram's count, mean and quantiles."""
+"""Metrics read back as plain numbers for /status: a gauge's value; a latency's count, mean and quantiles."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Gauge
 
 #: Quantiles /status shows for each latency histogram.
 QUANTILES: tuple[tuple[str, float], ...] = (("p50_s", 0.5), ("p95_s", 0.95))
@@ -18,20 +18,6 @@ def gauge_value(gauge: Gauge) -> float:
         for sample in family.samples:
             return float(sample.value)
     return 0.0
-
-
-def histogram_buckets(hist: Histogram) -> tuple[list[tuple[float, float]], float]:
-    """Cumulative (upper bound, count) per bucket summed over every label set, and the sum of all samples."""
-    counts: dict[float, float] = {}
-    total = 0.0
-    for family in hist.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                bound = float(sample.labels["le"])
-                counts[bound] = counts.get(bound, 0.0) + sample.value
-            elif sample.name.endswith("_sum"):
-                total += sample.value
-    return sorted(counts.items()), total
 
 
 def quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
@@ -53,9 +39,8 @@ def quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
     return lower
 
 
-def histogram_summary(hist: Histogram) -> dict[str, Any]:
-    """Count, mean and estimated quantiles of a histogram in seconds; None values before the first sample."""
-    buckets, total = histogram_buckets(hist)
+def summary(buckets: Sequence[tuple[float, float]], total: float) -> dict[str, Any]:
+    """Count, mean and estimated quantiles from cumulative buckets and the sum of the samples (seconds)."""
     count = int(buckets[-1][1]) if buckets else 0
     out: dict[str, Any] = {"count": count, "avg_s": round(total / count, 6) if count else None}
     for key, q in QUANTILES:

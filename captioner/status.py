@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .metrics import Metrics
-from .readout import gauge_value, histogram_summary
+from .readout import gauge_value, summary
 from .redaction import redact
 
 # How many finals /status lists in recent_captions.
@@ -170,8 +170,8 @@ class Status:
             "inputs": self.inputs() if self.inputs is not None else {},
             "recent_captions": list(self.recent),
             "latency": {
-                "final_to_screen": histogram_summary(self.metrics.final_to_screen_seconds),
-                "capture_to_wire": histogram_summary(self.metrics.capture_to_wire_seconds),
+                "final_to_screen": summary(*self.metrics.final_to_screen_seconds.totals.cumulative()),
+                "capture_to_wire": summary(*self.metrics.capture_to_wire_seconds.totals.cumulative()),
             },
             "screens": dict(self.screens),
             "files": {name: f.as_dict() for name, f in self.files.items()},

@@ -75,13 +75,13 @@ class AudioFeed:
     def as_dict(self) -> dict[str, Any]:
         """The gate's figures for /status, with how sentences end and what each session was sent (what it bills)."""
         t = self.turns
-        get = self.status.metrics.registry.get_sample_value
+        m = self.status.metrics
         speech_s = self.gate.counters.speech_s
         sessions = {}
         for target in self.sessions:
-            key = {"input": self.input_name, "target": target}
-            sent_s = get("captioner_audio_sent_seconds_total", key) or 0.0
-            turns = {k: int(get("captioner_translator_turns_total", {**key, "kind": k}) or 0) for k in KINDS}
+            key = (self.input_name, target)
+            sent_s = m.audio_sent_seconds.value(*key)
+            turns = {k: int(m.translator_turns.value(*key, k)) for k in KINDS}
             sessions[target] = {
                 "sent_s": round(sent_s, 1),
                 # The bill against its physical limit: 1.0 would be the speech alone.

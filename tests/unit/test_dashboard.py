@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry
 
-from captioner.readout import gauge_value, histogram_summary, quantile
+from captioner.readout import gauge_value, quantile, summary
 from captioner.status import Status
+from captioner.tallies import Latency
 from captioner.web import server as http
 
 pytestmark = pytest.mark.timeout(90)
@@ -57,11 +58,11 @@ def test_quantile(q: float, buckets: list[tuple[float, float]], expected: float 
         ([("a", 0.05), ("a", 0.05), ("b", 3.0), ("b", 3.0)], {"count": 4, "avg_s": 1.525, "p50_s": 0.1, "p95_s": 4.6}),
     ],
 )
-def test_histogram_summary_sums_label_sets(observations: list[tuple[str, float]], expected: dict[str, Any]) -> None:
-    hist = Histogram("h_seconds", "test", ["target"], buckets=(0.1, 1, 5), registry=CollectorRegistry())
+def test_latency_summary_sums_label_sets(observations: list[tuple[str, float]], expected: dict[str, Any]) -> None:
+    latency = Latency("h_seconds", "test", ["target"], (0.1, 1, 5), CollectorRegistry())
     for target, value in observations:
-        hist.labels(target).observe(value)
-    got = histogram_summary(hist)
+        latency.labels(target).observe(value)
+    got = summary(*latency.totals.cumulative())
     assert got.keys() == expected.keys()
     for key, value in expected.items():
         assert got[key] == (value if value is None or key == "count" else pytest.approx(value)), key

@@ -98,6 +98,7 @@ PURE = {
     "ticks",  # the shared grid the periodic checks wake on
     "placement",  # where created caption sources sit on the canvas, their size and font
     "readout",
+    "tallies",
     "redaction",
     "errors",
 }
