@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from captioner import redaction
 from tests.support.browser import Browser
 from tests.support.fake_translator import FakeTranslator
 from tests.support.obs_env import ObsEnv
@@ -48,6 +49,17 @@ def _private_home() -> None:
 settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@pytest.fixture(autouse=True)
+def _secrets_of_this_test_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The secrets a test's configs taught the redaction module are forgotten after it.
+
+    The daemon keeps them for the life of its process, as it should; a test worker is one process for hundreds of
+    tests, and the property tests load configs whose keys and passwords are random words ("null", "True"), which
+    then masked ordinary text in a later test's error message ("must be ***").
+    """
+    monkeypatch.setattr(redaction, "_secrets", set(redaction._secrets))
 
 
 def pytest_configure(config: pytest.Config) -> None:
