@@ -189,7 +189,6 @@ class _Dashboard:
         self._daemon = daemon
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
-        self.polls = 0
 
     def __enter__(self) -> _Dashboard:
         self._thread.start()
@@ -202,7 +201,6 @@ class _Dashboard:
     def _poll(self) -> None:
         while not self._stop.wait(DASHBOARD_POLL_S):
             self._daemon.status()
-            self.polls += 1
 
 
 def measure_run(
