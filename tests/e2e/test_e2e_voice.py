@@ -109,6 +109,33 @@ def tone_runs(pcm: np.ndarray, candidates: list[float]) -> tuple[list[tuple[floa
     return runs, worst
 
 
+def split_repeats(
+    runs: list[tuple[float, int, int]], sent_frames: dict[float, int]
+) -> tuple[list[tuple[float, int, int]], list[tuple[float, int, int]]]:
+    """Set apart what the sound system played twice: a fragment (at most 2 frames) of a tone, within 2 frames after a
+    run of that tone already as long as the whole tone sent.
+
+    Seen once in a CI run under load: 500 Hz for 0.12 s, silence, then 0.02 s of 500 Hz again, with the daemon
+    having played 0.3 s for 0.3 s sent: an underrun below the daemon (the ALSA pulse plugin, the server) replayed
+    a few milliseconds. A gap in what the daemon plays cannot pass as this: it cuts the tone's first run short.
+    """
+    kept: list[tuple[float, int, int]] = []
+    repeats: list[tuple[float, int, int]] = []
+    for hz, first, frames in runs:
+        before = kept[-1] if kept else None
+        if (
+            before is not None
+            and before[0] == hz
+            and before[2] >= sent_frames.get(hz, len(runs) + 1)  # the tone already whole (never for a stranger)
+            and frames <= 2
+            and first - (before[1] + before[2]) <= 2
+        ):
+            repeats.append((hz, first, frames))
+            continue
+        kept.append((hz, first, frames))
+    return kept, repeats
+
+
 @pytest.fixture
 def voice_sink(pulse_env: PulseEnv, tmp_path: Path) -> Iterator[VoiceSink]:
     with VoiceSink(pulse_env, tmp_path) as sink:
@@ -168,9 +195,16 @@ def test_translated_voice_plays_in_order_whole_and_without_overlap(
 
     pcm = np.frombuffer(recording.read_bytes(), "<i2")
     runs, worst_other = tone_runs(pcm, [tone_hz(k) for k in range(len(PHRASES) + 2)])
+    sent_frames = {hz: n // (2 * FRAME) for hz, n in sent.tones}
+    runs, repeats = split_repeats(runs, sent_frames)
     played = [(hz, round(frames * FRAME / RATE, 2)) for hz, _, frames in runs]
     sent_s = [(hz, round(n / (2 * RATE), 2)) for hz, n in sent.tones]
-    print(f"\nvoice sent {sent_s}\nvoice recorded {played}; worst other-tone share {worst_other:.3f}; status {voice}")
+    print(
+        f"\nvoice sent {sent_s}\nvoice recorded {played}, repeated by the sound system {repeats}; "
+        f"worst other-tone share {worst_other:.3f}; status {voice}"
+    )
+    # The daemon played each utterance once, whole.
+    assert voice["played_s"] == pytest.approx(sum(n for _, n in sent.tones) / (2 * RATE), abs=0.01), voice
     # In order, each tone one unbroken run (a gap would split it in two), nothing else heard.
     assert [hz for hz, _, _ in runs] == expected, played
     # Never two at once, never garbled: no frame has another tone within 20 dB of its own.
