@@ -62,9 +62,13 @@ class ConnectProxy:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
+            # On the proxy's own loop: asyncio servers are not thread-safe, and closing one from the test's thread
+            # raced a tunnel ending on the loop (a clean-clone run failed at teardown inside Server._wakeup).
+            self._loop.call_soon_threadsafe(self._server.close)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
