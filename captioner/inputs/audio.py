@@ -212,24 +212,31 @@ class AudioCapture:
         def finished() -> None:
             hand_over.fail("audio stream stopped: device lost?")
 
-        stream = sd.InputStream(
-            device=index,
-            samplerate=rate,
-            channels=channels,
-            dtype="float32",
-            # An explicit block size: PortAudio's own choice costs ~7x the CPU (real-obs.md §8).
-            blocksize=rate * self.chunk_ms // 1000,
-            callback=callback,
-            finished_callback=finished,
-        )
+        def open_stream() -> Any:
+            stream = sd.InputStream(
+                device=index,
+                samplerate=rate,
+                channels=channels,
+                dtype="float32",
+                # An explicit block size: PortAudio's own choice costs ~7x the CPU (real-obs.md §8).
+                blocksize=rate * self.chunk_ms // 1000,
+                callback=callback,
+                finished_callback=finished,
+            )
+            stream.start()
+            return stream
+
+        # Opening, and above all stopping, a stream whose sound server died can block inside the ALSA pulse plugin:
+        # never on the event loop (a clean-clone run saw /status unanswered while the loop closed such a stream).
+        stream = await asyncio.to_thread(open_stream)
         try:
-            with stream:
-                self._opened({"backend": PORTAUDIO, "device": description, "rate": rate, "channels": channels})
-                link.set(LinkState.CONNECTED)
-                log.info("capturing from %s at %d Hz, %d channel(s)", description, rate, channels)
-                await hand_over.ended()
+            self._opened({"backend": PORTAUDIO, "device": description, "rate": rate, "channels": channels})
+            link.set(LinkState.CONNECTED)
+            log.info("capturing from %s at %d Hz, %d channel(s)", description, rate, channels)
+            await hand_over.ended()
         finally:
             hand_over.close()
+            await asyncio.to_thread(_abort_and_close, stream)
 
     def _opened(self, source: dict[str, Any]) -> None:
         self.source = source
@@ -253,6 +260,14 @@ class AudioCapture:
     def stop(self) -> None:
         """Stop reopening; the running stream ends when the task is cancelled."""
         self._stopping = True
+
+
+def _abort_and_close(stream: Any) -> None:
+    """Stop a PortAudio stream at once and free it; a device already gone may refuse either."""
+    with contextlib.suppress(Exception):
+        stream.abort()
+    with contextlib.suppress(Exception):
+        stream.close()
 
 
 class _SourceList:
