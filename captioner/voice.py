@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .config import VoiceOutputConfig
+from .inputs.audio_devices import close_stream
 from .playout import RATE, PlayoutQueue, PlayoutStats, audio_event
 from .reconnect import Backoff, supervise
 from .status import LinkState, Status
@@ -266,7 +267,7 @@ class VoicePlayer:
                     raise OSError(f"the output device took no audio for {_STALL_S:.0f} s: device lost?")
         finally:
             # Closing can block on a dead device; the loop must not.
-            await asyncio.to_thread(_close, stream)
+            await asyncio.to_thread(close_stream, stream)
 
     # ---- stop ---------------------------------------------------------------------------------------
     async def drain(self, timeout_s: float) -> None:
@@ -296,13 +297,6 @@ class VoicePlayer:
                 "underruns": s.underruns,
             }
         return {"state": self.link.state.value, "device": self.description or None, **state}
-
-
-def _close(stream: Any) -> None:
-    with contextlib.suppress(Exception):
-        stream.abort()
-    with contextlib.suppress(Exception):
-        stream.close()
 
 
 class VoiceOutputs:

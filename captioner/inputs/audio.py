@@ -25,6 +25,7 @@ from .audio_devices import (
     PULSE,
     NoAudioInput,
     choose_backend,
+    close_stream,
     list_inputs,
     no_input_message,
     pulse_description,
@@ -236,7 +237,7 @@ class AudioCapture:
             await hand_over.ended()
         finally:
             hand_over.close()
-            await asyncio.to_thread(_abort_and_close, stream)
+            await asyncio.to_thread(close_stream, stream)
 
     def _opened(self, source: dict[str, Any]) -> None:
         self.source = source
@@ -260,14 +261,6 @@ class AudioCapture:
     def stop(self) -> None:
         """Stop reopening; the running stream ends when the task is cancelled."""
         self._stopping = True
-
-
-def _abort_and_close(stream: Any) -> None:
-    """Stop a PortAudio stream at once and free it; a device already gone may refuse either."""
-    with contextlib.suppress(Exception):
-        stream.abort()
-    with contextlib.suppress(Exception):
-        stream.close()
 
 
 class _SourceList:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import pulse
 
@@ -139,3 +141,12 @@ def pulse_description(source: str | None) -> str:
     if source == pulse.DEFAULT_MONITOR:
         return f"the monitor of the default sink ({pulse.monitor_source() or '?'})"
     return f"PulseAudio source {source}" if source else "the default PulseAudio source"
+
+
+def close_stream(stream: Any) -> None:
+    """Stop a PortAudio stream at once and free it; a device already gone may refuse either. Call it off the event
+    loop: on a dead sound server the ALSA pulse plugin can block in it."""
+    with contextlib.suppress(Exception):
+        stream.abort()
+    with contextlib.suppress(Exception):
+        stream.close()
