@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,11 +31,9 @@ from .audio_devices import (
     resolve_device,
 )
 from .pcm_convert import TARGET_RATE, Pcm16Converter
+from .pulse_stream import PulseStream
 
 log = logging.getLogger(__name__)
-
-# Native capture: wake this long after the chunk being recorded is due to be complete.
-_READ_LATE_S = 0.002
 
 # A capture stream that delivers no block for this long is treated as a lost device and reopened.
 _STALL_S = 3.0
@@ -103,63 +100,34 @@ class AudioCapture:
         await self._capture_portaudio(link)
 
     async def _capture_pulse(self, link: Any, source: str | None) -> None:
-        """Record 16 kHz mono PCM16 straight from PulseAudio/PipeWire: the server resamples and downmixes."""
+        """Record 16 kHz mono PCM16 straight from PulseAudio/PipeWire: the server resamples and downmixes.
+
+        The loop takes each chunk on a timer set for when it will have arrived (pulse_stream.py says why not a
+        reader thread on libpulse-simple: #21).
+        """
         loop = asyncio.get_running_loop()
         chunk_bytes = TARGET_RATE * self.chunk_ms // 1000 * 2
-        recorder = pulse.PulseRecorder(source, TARGET_RATE, chunk_bytes)
-        opened: asyncio.Future[None] = loop.create_future()
-        stop = threading.Event()
         hand_over = self._hand_over(loop, lambda chunk: [chunk])
-
-        def post(fn: Callable[..., None], *args: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(fn, *args)
-            except RuntimeError:  # the loop is closed: the daemon is exiting
-                stop.set()
-
-        def settle(error: BaseException | None) -> None:
-            if opened.done():
-                return
-            if error is None:
-                opened.set_result(None)
-            else:
-                opened.set_exception(error)
-
-        def reader() -> None:
-            # pa_simple_* block and are not thread-safe, so one thread owns the stream from open to free.
-            try:
-                recorder.open()
-            except pulse.PulseError as e:
-                post(settle, e)
-                return
-            post(settle, None)
-            chunk_s = self.chunk_ms / 1000
-            try:
-                while not stop.is_set():
-                    # A source shared with a low-latency recorder (OBS asks for 25 ms) delivers in small pieces, and a
-                    # blocking read wakes this thread for every piece. Sleeping until the chunk is due lets libpulse
-                    # collect them, so the read usually returns at once: one wake-up per chunk, each of which costs
-                    # ~100 µs of CPU on a busy VM whatever it does (#5). Waking _READ_LATE_S after the chunk is due
-                    # costs at most that much latency; a read that comes early still blocks until the chunk is whole.
-                    # Behind (a chunk already buffered): no sleep.
-                    nap = chunk_s - recorder.buffered_s() + _READ_LATE_S
-                    if nap > 0:
-                        time.sleep(nap)
-                    hand_over.put(recorder.read(), time.monotonic())
-            except pulse.PulseError as e:
-                hand_over.fail(str(e))
-            finally:
-                recorder.close()
-
-        watch: asyncio.Task[None] | None = None
         # Before the stream opens: chunks queued behind a pactl call would reach the wire late.
         description = await asyncio.to_thread(pulse_description, source)
         pulse.use_client_config_without_shm()  # here, in the loop's thread: it sets an environment variable
-        # A daemon thread: a read blocked on a frozen server must not keep the process alive; it frees the
-        # stream itself once the read returns (within one chunk while audio flows).
-        threading.Thread(target=reader, name="pulse-capture", daemon=True).start()
+        stream = PulseStream(source, TARGET_RATE, chunk_bytes)
+        timer: asyncio.TimerHandle | None = None
+
+        def take() -> None:
+            nonlocal timer
+            try:
+                chunks = stream.read()
+            except pulse.PulseError as e:
+                hand_over.fail(str(e))
+                return
+            if chunks:
+                hand_over.take(chunks, time.monotonic())
+            timer = loop.call_later(stream.next_poll_s(), take)
+
+        watch: asyncio.Task[None] | None = None
         try:
-            await asyncio.wait_for(opened, _STALL_S)
+            await stream.open(_STALL_S)
             self._opened({"backend": PULSE, "device": description, "rate": TARGET_RATE, "channels": 1})
             link.set(LinkState.CONNECTED)
             log.info(
@@ -167,9 +135,12 @@ class AudioCapture:
             )
             if source is not None and source != pulse.DEFAULT_MONITOR:
                 watch = asyncio.create_task(self._watch_source(source, hand_over), name=f"{self.link_name}:watch")
+            timer = loop.call_later(stream.next_poll_s(), take)
             await hand_over.ended()
         finally:
-            stop.set()
+            if timer is not None:
+                timer.cancel()
+            stream.close()
             hand_over.close()
             if watch is not None:
                 watch.cancel()
@@ -328,6 +299,14 @@ class _HandOver:
     def close(self) -> None:
         self._stall_timer.cancel()
         self._end("closed")
+
+    def take(self, chunks: list[bytes], captured_at: float) -> None:
+        """Chunks read on the event loop itself (the native capture): emitted at once."""
+        if self._ended.done():
+            return
+        self._last_block_at = self._loop.time()
+        for chunk in chunks:
+            self._emit(chunk, captured_at)
 
     def _drain(self) -> None:
         if self._ended.done():

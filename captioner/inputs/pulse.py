@@ -33,11 +33,11 @@ class PulseError(OSError):
     """libpulse refused: no server, no such source, or the stream died."""
 
 
-class _SampleSpec(ctypes.Structure):
+class SampleSpec(ctypes.Structure):
     _fields_ = [("format", ctypes.c_int), ("rate", ctypes.c_uint32), ("channels", ctypes.c_uint8)]
 
 
-class _BufferAttr(ctypes.Structure):
+class BufferAttr(ctypes.Structure):
     _fields_ = [(n, ctypes.c_uint32) for n in ("maxlength", "tlength", "prebuf", "minreq", "fragsize")]
 
 
@@ -56,9 +56,9 @@ def _lib() -> ctypes.CDLL | None:
         ctypes.c_int,  # direction
         ctypes.c_char_p,  # device (NULL = default source)
         ctypes.c_char_p,  # stream name
-        ctypes.POINTER(_SampleSpec),
+        ctypes.POINTER(SampleSpec),
         ctypes.c_void_p,  # channel map (NULL = default for the channel count)
-        ctypes.POINTER(_BufferAttr),
+        ctypes.POINTER(BufferAttr),
         err,
     ]
     lib.pa_simple_read.restype = ctypes.c_int
@@ -150,9 +150,9 @@ class PulseRecorder:
         lib = _lib()
         if lib is None:
             raise PulseError("libpulse-simple.so.0 not found")
-        spec = _SampleSpec(_S16LE, self.rate, 1)
+        spec = SampleSpec(_S16LE, self.rate, 1)
         # fragsize = one chunk: the server wakes us once per chunk where it can, instead of per period.
-        attr = _BufferAttr(_DEFAULT, _DEFAULT, _DEFAULT, _DEFAULT, self.chunk_bytes)
+        attr = BufferAttr(_DEFAULT, _DEFAULT, _DEFAULT, _DEFAULT, self.chunk_bytes)
         err = ctypes.c_int(0)
         s = lib.pa_simple_new(
             None,

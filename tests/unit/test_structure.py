@@ -17,7 +17,8 @@ IO = {
     "cli_tools",  # `captioner devices` / `check`: PortAudio, pactl, OBS and the translator once each
     "inputs.audio",  # PortAudio / libpulse capture, and the capture thread -> event loop hand-over
     "inputs.audio_devices",  # PortAudio's input list, pactl's monitor name, and the capture backend for a device
-    "inputs.pulse",  # libpulse through ctypes, pactl
+    "inputs.pulse",  # libpulse-simple through ctypes, pactl
+    "inputs.pulse_stream",  # libpulse's record stream through ctypes, read from the event loop
     "voice",  # PortAudio playback
     "obs",  # obs-websocket, on a worker thread: caption texts, stream captions, screenshots
     "obs_client",  # obsws-python's clients, and each request we make of OBS
