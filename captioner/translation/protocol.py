@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -281,6 +282,7 @@ def rate_allows(sent_at: Sequence[float], now: float) -> bool:
 # 100 ms chunk of every target (benchmarks/hotpath.py measures the cost).
 
 
+@functools.lru_cache(maxsize=4)  # every target's session sends the same chunk: encoded once, not once each (#21)
 def audio_append(pcm16: bytes) -> str:
     """input_audio_buffer.append with one chunk of 16 kHz mono PCM16."""
     return '{"type":"input_audio_buffer.append","audio":"' + base64.b64encode(pcm16).decode() + '"}'
