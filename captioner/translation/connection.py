@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import json
 import logging
 import time
 from collections import OrderedDict, deque
@@ -15,13 +14,14 @@ from typing import Any
 
 import aiohttp
 
+from .. import eager
 from ..config import SOURCE, TranslatorConfig
 from ..errors import AuthError, LinkError
-from ..metrics import Metrics
 from . import policy, protocol
 from .failures import RateLimited, SessionRejected, VoiceRejected
 from .handshake import open_socket
 from .interpreter import Caption, SessionInterpreter
+from .meters import CLEAR, COMMIT, Meters
 from .protocol import SPEECH_STARTED, Dialect
 from .timeline import SpokenTimeline
 
@@ -36,8 +36,6 @@ REPLAY_CHUNKS = 600
 # Frames that mean the socket is gone, in setup (the session's handshake) as while streaming.
 CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 
-# A sentence end in the send queue, after the audio it ends (client turns, §4.4).
-COMMIT, CLEAR = "commit", "clear"
 # Each connection gets its own number: visual context starts again on a new one.
 _serials = itertools.count(1)
 
@@ -82,45 +80,6 @@ def raise_if_fatal(code: str, message: str) -> None:
         raise AuthError(f"{code}: {message}")
 
 
-class Meters:
-    """One target's counters that its connections update, and the event types it received last (for logs)."""
-
-    def __init__(self, metrics: Metrics, target: str, input_name: str = "") -> None:
-        self.target = target
-        # The labels of every per-session series: the input ("" for the single audio: input), then the target.
-        self.key = key = (input_name, target)
-        self.sent_s = metrics.audio_sent_seconds.labels(*key)
-        self.skipped = metrics.audio_skipped_chunks.labels(*key)
-        self.events = metrics.translator_events.labels(*key)
-        self.latency = metrics.capture_to_wire_seconds.labels(*key)
-        self.trace = metrics.trace
-        self.trace_key = ":".join(("capture_to_wire", *((input_name,) if input_name else ()), target))
-        # Chunks the gate kept back on purpose (its pre-roll and onset, a held pause): traced apart.
-        self.trace_key_held = self.trace_key.replace("capture_to_wire", "capture_to_wire_held", 1)
-        self.turns = {k: metrics.translator_turns.labels(*key, k) for k in (COMMIT, CLEAR, "skipped")}
-        self.images = metrics.vision_images.labels(*key)
-        self.image_bytes = metrics.vision_image_bytes.labels(*key)
-        self._bad_events = metrics.translator_bad_events
-        self.recent_types: deque[str] = deque(maxlen=80)
-
-    def decode(self, msg: aiohttp.WSMessage) -> dict[str, Any] | None:
-        """A text frame as a JSON object; anything else is counted and skipped."""
-        self.events.inc()
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            self._bad_events.labels(*self.key, "binary").inc()
-            return None
-        try:
-            event = json.loads(msg.data)
-        except (ValueError, RecursionError):
-            self._bad_events.labels(*self.key, "invalid_json").inc()
-            return None
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            self._bad_events.labels(*self.key, "malformed").inc()
-            return None
-        self.recent_types.append(event["type"][:64])
-        return event
-
-
 class Connection:
     """One live WebSocket session: its send queue, interpreter and sender/receiver tasks.
 
@@ -162,6 +121,10 @@ class Connection:
         self._uncommitted = False
         self._turn_speech_s = 0.0
         self.has_audio = asyncio.Event()
+        # The sender waits for audio (feed() may then send a chunk itself), and a send feed() began that waits on
+        # a backed-up socket (everything after it waits too).
+        self._idle = False
+        self._sending: asyncio.Task[None] | None = None
         self.finishing = False
         self.opened_at = time.monotonic()
         self.audio_s = 0.0
@@ -186,14 +149,32 @@ class Connection:
         self.task = asyncio.create_task(self._run(), name=f"translator:{self.target}:conn")
 
     def feed(self, chunk: bytes, captured_at: float, speech: bool, held: bool = False) -> None:
+        entry = (chunk, captured_at, speech, held)
+        if self._idle and not (self.queue or self._replay or self.images or self.finishing) and self._caught_up():
+            # Nothing before it: sent now, in the capture's own step, not by waking the sender (#21).
+            try:
+                self._sending = eager.start(self.ws.send_str(protocol.audio_append(chunk)))
+            except Exception:  # noqa: BLE001 - the socket is closing: the sender meets the same error, as before
+                self.queue.append(entry)
+                self._queued_audio += 1
+                self.has_audio.set()
+                return
+            self._sent(entry, queued=False)
+            return
         if self._queued_audio >= SEND_QUEUE_CHUNKS:
             # The oldest audio goes; a sentence end never does (it would leave the sentence uncommitted).
             self.meters.skipped.inc()
             self.queue.remove(next(e for e in self.queue if isinstance(e, tuple)))
             self._queued_audio -= 1
-        self.queue.append((chunk, captured_at, speech, held))
+        self.queue.append(entry)
         self._queued_audio += 1
         self.has_audio.set()
+
+    def _caught_up(self) -> bool:
+        """No send still waiting on a backed-up socket (the next must go after it)."""
+        if self._sending is not None and self._sending.done():
+            self._sending = None
+        return self._sending is None
 
     def replay(self, chunks: Iterable[tuple[bytes, float, bool, bool]]) -> None:
         """Before any new audio: a sentence begun on another connection (client turns), beyond the queue's limit."""
@@ -224,6 +205,8 @@ class Connection:
         await self.close()
 
     async def close(self) -> None:
+        if self._sending is not None:
+            self._sending.cancel()
         if self.task is not None and not self.task.done():
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -280,33 +263,17 @@ class Connection:
     async def _send(self) -> None:
         meters = self.meters
         while True:
+            if self._sending is not None:  # a send begun by feed() on a backed-up socket goes first
+                await self._sending
+                self._sending = None
             while self._replay or self.queue:
                 replayed = bool(self._replay)
                 entry = self._replay.popleft() if replayed else self.queue.popleft()
                 if isinstance(entry, str):
                     await self._end_turn(entry == COMMIT)
                     continue
-                if not replayed:
-                    self._queued_audio -= 1
-                chunk, captured_at, speech, held = entry
-                await self.ws.send_str(protocol.audio_append(chunk))
-                now = time.monotonic()
-                meters.latency.observe(now - captured_at)
-                if meters.trace is not None:
-                    meters.trace(meters.trace_key_held if held else meters.trace_key, now - captured_at)
-                seconds = len(chunk) / protocol.INPUT_BYTES_PER_S
-                self.timeline.sent(time.time() - (now - captured_at), seconds, speech)
-                self.audio_s += seconds
-                self.interpreter.audio_tokens_sent = self.audio_s * self.dialect.input_tokens_per_s
-                meters.sent_s.inc(seconds)
-                if self.manual:
-                    # Nothing is answered before the commit: the watchdog counts from there (_end_turn).
-                    self._uncommitted = True
-                    self._turn_speech_s += seconds if speech else 0.0
-                elif speech:
-                    self.unanswered_speech_s += seconds
-                    if self.unanswered_since is None:
-                        self.unanswered_since = now
+                await self.ws.send_str(protocol.audio_append(entry[0]))
+                self._sent(entry, queued=not replayed)
             if self.images:
                 # After the audio queued before it: the service wants audio before any image (§4.3).
                 frame, size = self.images.popleft()
@@ -322,7 +289,35 @@ class Connection:
                 await self.ws.send_str(protocol.SESSION_FINISH)
                 return
             self.has_audio.clear()
-            await self.has_audio.wait()
+            self._idle = True
+            try:
+                await self.has_audio.wait()
+            finally:
+                self._idle = False
+
+    def _sent(self, entry: tuple[bytes, float, bool, bool], queued: bool) -> None:
+        """What a chunk's send counts (it is on the socket now); `queued`: it came from the send queue."""
+        chunk, captured_at, speech, held = entry
+        meters = self.meters
+        if queued:
+            self._queued_audio -= 1
+        now = time.monotonic()
+        meters.latency.observe(now - captured_at)
+        if meters.trace is not None:
+            meters.trace(meters.trace_key_held if held else meters.trace_key, now - captured_at)
+        seconds = len(chunk) / protocol.INPUT_BYTES_PER_S
+        self.timeline.sent(time.time() - (now - captured_at), seconds, speech)
+        self.audio_s += seconds
+        self.interpreter.audio_tokens_sent = self.audio_s * self.dialect.input_tokens_per_s
+        meters.sent_s.inc(seconds)
+        if self.manual:
+            # Nothing is answered before the commit: the watchdog counts from there (_end_turn).
+            self._uncommitted = True
+            self._turn_speech_s += seconds if speech else 0.0
+        elif speech:
+            self.unanswered_speech_s += seconds
+            if self.unanswered_since is None:
+                self.unanswered_since = now
 
     async def _end_turn(self, commit: bool) -> None:
         """Send a sentence end; none when this connection has no audio of the sentence (it joined later)."""

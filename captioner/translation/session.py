@@ -21,10 +21,11 @@ from ..reconnect import Backoff, ConnectBudget
 from ..status import LinkState, Status
 from ..ticks import until_next
 from . import policy, setup
-from .connection import REPLAY_CHUNKS, Connection, Meters, connect, raise_if_fatal
+from .connection import REPLAY_CHUNKS, Connection, connect, raise_if_fatal
 from .failures import IdleClosed, ModelNotFound, RateLimited, SessionRejected, Stalled, VoiceRejected
 from .images import ImageSending
 from .interpreter import Caption, UsageDelta, normalise_code
+from .meters import Meters
 from .protocol import AUDIO_EVENT_TYPES
 
 log = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ IO = {
     "translation.connection",  # one live Qwen WebSocket: its handshake, setup reads, sender and receiver tasks
     "translation.handshake",  # the WebSocket handshake: endpoint, proxy from the environment, refusals
     "translation.images",  # a session's screenshots, queued on its live connection
+    "translation.meters",  # one target's counters, and each WebSocket frame decoded (or counted as bad)
     "vision",  # the sampler that takes OBS screenshots while someone speaks
     "web.server",  # the aiohttp server
     "web.dashboard",  # its aiohttp handlers
@@ -68,6 +69,7 @@ PURE = {
     "cea608",
     "translation",  # the package: imports nothing
     "translation.interpreter",  # server events -> captions, usage, errors
+    "eager",  # runs a coroutine at once, in a task only if it waits (3.12's eager tasks)
     "translation.protocol",  # dialects and every client frame
     "translation.failures",  # the link errors a session retries on, each its own way
     "translation.policy",  # when a session is hung or due for rotation, what it bills, what the service changed
