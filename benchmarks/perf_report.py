@@ -30,6 +30,7 @@ class RunResult:
     ready_healthz_s: float
     ready_notify_s: float | None
     dashboard: bool = False  # /status polled once a second meanwhile, as an open dashboard does
+    round: int = 1  # with --rounds, which round (each has its own minimal pipelines)
     device: str = "?"
     # /status `audio_source`: backend, device, rate, channels (None if the capture never opened).
     audio_source: dict[str, Any] | None = None
@@ -76,6 +77,7 @@ class Floor:
     server_per_min: float
     render_ms: float
     targets: int = 1  # the minimal pipeline's sessions
+    round: int = 1
 
 
 def _ms(x: float) -> str:
@@ -112,6 +114,20 @@ def legend(latencies: list[int], runs: list[RunResult], floors: list[Floor]) -> 
     )
 
 
+def _pooled(runs: list[RunResult]) -> list[list[RunResult]]:
+    """The runs of one configuration (targets) together, rounds in order, configurations in the order first run."""
+    groups: dict[int, list[RunResult]] = {}
+    for r in runs:
+        groups.setdefault(r.targets, []).append(r)
+    return list(groups.values())
+
+
+def _rounds(values: list[float]) -> str:
+    """A median, with each round's figure when there are several."""
+    median = f"{float(np.median(values)):.2f}×"
+    return median if len(values) == 1 else f"{median} (rounds: {', '.join(f'{v:.2f}' for v in values)})"
+
+
 def table(
     runs: list[RunResult], starts: list[tuple[float, float | None]], floors: list[Floor], latencies: list[int]
 ) -> str:
@@ -119,23 +135,27 @@ def table(
     c2w_target = TARGETS["capture_to_wire_p99_s"]
     for ms in latencies:
         sink = _sink(ms, _render_ms(runs, floors, ms))
-        here = [r for r in runs if r.sink_ms == ms]
-        for r in here:
-            c2w, f2s = r.capture_to_wire_s, r.final_to_screen_s
+        groups = _pooled([r for r in runs if r.sink_ms == ms])
+        rounds = len(groups[0]) if groups else 1
+        pooled = f", {rounds} rounds pooled" if rounds > 1 else ""
+        for group in groups:
+            n = group[0].targets
+            c2w = [x for r in group for x in r.capture_to_wire_s]
+            f2s = [x for r in group for x in r.final_to_screen_s]
+            held = [x for r in group for x in r.capture_to_wire_held_s]
             p99 = _pct(c2w, 99)
             lines.append(
                 _row(
-                    f"capture-to-wire, {r.targets} target(s), {sink} (median / p99, n={len(c2w)})",
+                    f"capture-to-wire, {n} target(s), {sink} (median / p99, n={len(c2w)}{pooled})",
                     f"{_ms(_pct(c2w, 50))} / {_ms(p99)}",
                     f"p99 ≤ {_ms(c2w_target)}",
                     bool(c2w) and p99 <= c2w_target,
                 )
             )
-            held = r.capture_to_wire_held_s
             lines.append(
                 _row(
-                    f"capture-to-wire of chunks the gate held back (pre-roll, onset), {r.targets} target(s), {sink} "
-                    f"(median / p99, n={len(held)})",
+                    f"capture-to-wire of chunks the gate held back (pre-roll, onset), {n} target(s), {sink} "
+                    f"(median / p99, n={len(held)}{pooled})",
                     f"{_ms(_pct(held, 50))} / {_ms(_pct(held, 99))}",
                     "(apart)",
                     None,
@@ -144,45 +164,72 @@ def table(
             p99 = _pct(f2s, 99)
             lines.append(
                 _row(
-                    f"final-to-screen, {r.targets} target(s), {sink} (median / p99, n={len(f2s)})",
+                    f"final-to-screen, {n} target(s), {sink} (median / p99, n={len(f2s)}{pooled})",
                     f"{_ms(_pct(f2s, 50))} / {_ms(p99)}",
                     f"p99 ≤ {_ms(TARGETS['final_to_screen_p99_s'])}",
                     bool(f2s) and p99 <= TARGETS["final_to_screen_p99_s"],
                 )
             )
-        minimal = {f.targets: f.cpu_per_min for f in floors if f.sink_ms == ms and f.what.startswith(MINIMAL_PIPELINE)}
-        floor = minimal.get(1)
-        for r in here:
-            limit = CPU_RATIO_TARGETS.get(r.targets)
-            ratio = r.cpu_per_audio_min / floor if floor else None
-            # Beside the target's ratio (to one session's floor): the ratio to the floor with as many sessions.
-            same = minimal.get(r.targets) if r.targets != 1 else None
-            vs_same = f"; {r.cpu_per_audio_min / same:.2f}× the minimal pipeline with {r.targets}" if same else ""
+        minimal = {
+            (f.round, f.targets): f.cpu_per_min
+            for f in floors
+            if f.sink_ms == ms and f.what.startswith(MINIMAL_PIPELINE) and f.cpu_per_min
+        }
+        for group in groups:
+            r0 = group[0]
+            limit = CPU_RATIO_TARGETS.get(r0.targets)
+            # Each round's daemon against the same round's floor: with 1 session (the issue's target) and, beside
+            # it, with as many sessions as targets (the least any client spends for that many languages).
+            ratios = [r.cpu_per_audio_min / minimal[(r.round, 1)] for r in group if (r.round, 1) in minimal]
+            same = [
+                r.cpu_per_audio_min / minimal[(r.round, r.targets)] for r in group if (r.round, r.targets) in minimal
+            ]
+            cpu = float(np.median([r.cpu_per_audio_min for r in group]))
+            server = float(np.median([r.server_per_audio_min for r in group]))
+            what = (
+                f"CPU per audio minute, {r0.targets} target(s), {sink}, {r0.backend} backend"
+                + (", the dashboard open (/status every second)" if r0.dashboard else "")
+                + f" (median of {len(group)}; sound server {server:.3f} s)"
+            )
             lines.append(
                 _row(
-                    f"CPU per audio minute, {r.targets} target(s), {sink}, {r.backend} backend"
-                    + (", the dashboard open (/status every second)" if r.dashboard else "")
-                    + " "
-                    f"({r.cpu_s:.2f} s over {r.audio_s:.0f} s; sound server {r.server_per_audio_min:.3f} s)"
-                    + ("" if ratio is None else "; × the minimal pipeline (1 target) of this run"),
-                    f"{r.cpu_per_audio_min:.3f} s" + ("" if ratio is None else f" = {ratio:.2f}×") + vs_same,
+                    what + ("" if not ratios else "; × the minimal pipeline with 1 session, same round"),
+                    f"{cpu:.3f} s" + ("" if not ratios else f" = {_rounds(ratios)}"),
                     "(none)" if limit is None else f"≤ {limit}× the minimal pipeline",
-                    None if limit is None or ratio is None else ratio <= limit,
+                    None if limit is None or not ratios else float(np.median(ratios)) <= limit,
                 )
             )
+            if same and r0.targets != 1:
+                lines.append(
+                    _row(
+                        f"CPU per audio minute, {r0.targets} target(s), {sink}: × the minimal pipeline with "
+                        f"{r0.targets} sessions, same round",
+                        _rounds(same),
+                        "(none)" if limit is None else f"≤ {limit}× (proposed: the floor for as many languages)",
+                        None if limit is None else float(np.median(same)) <= limit,
+                    )
+                )
         for f in floors:
             if f.sink_ms == ms:
                 value = "—" if f.cpu_per_min is None else f"{f.cpu_per_min:.3f} s"
+                label = f", round {f.round}" if rounds > 1 else ""
                 lines.append(
-                    _row(f"(reference) {f.what}, sink {ms} ms (sound server {f.server_per_min:.3f} s)", value, "", None)
+                    _row(
+                        f"(reference) {f.what}, sink {ms} ms{label} (sound server {f.server_per_min:.3f} s)",
+                        value,
+                        "",
+                        None,
+                    )
                 )
-        for r in here:
+        for group in groups:
+            peak = max(r.rss_peak_mb for r in group)
             lines.append(
                 _row(
-                    f"peak RSS (VmHWM), {r.targets} target(s), {r.backend} backend, sink {ms} ms",
-                    f"{r.rss_peak_mb:.1f} MB",
+                    f"peak RSS (VmHWM), {group[0].targets} target(s), {group[0].backend} backend, sink {ms} ms"
+                    + (f" (largest of {len(group)})" if len(group) > 1 else ""),
+                    f"{peak:.1f} MB",
                     f"≤ {TARGETS['rss_mb']:.0f} MB",
-                    r.rss_peak_mb <= TARGETS["rss_mb"],
+                    peak <= TARGETS["rss_mb"],
                 )
             )
     healthz = [h for h, _ in starts]
@@ -202,16 +249,17 @@ def table(
 
 def details(runs: list[RunResult]) -> str:
     lines = [
-        "| sink | targets | backend | device opened | sink renders every | audio "
+        "| sink | targets | round | backend | device opened | sink renders every | audio "
         "| CPU/audio-min: event loop / libpulse / other threads | sound server CPU/audio-min "
         "| RSS at end: private / files | finals | OBS writes | dropped blocks | skipped chunks | stop |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         per_min = {k: v / (r.audio_s / 60) for k, v in r.cpu_threads_s.items()} if r.audio_s else {}
         threads = " / ".join(f"{per_min.get(k, float('nan')):.3f}" for k in ("event loop", "libpulse", "other"))
         lines.append(
-            f"| {r.sink_ms} ms | {r.targets} | {r.backend} | {r.device} | {r.render_ms:.1f} ms | {r.audio_s:.1f} s "
+            f"| {r.sink_ms} ms | {r.targets} | {r.round} | {r.backend} | {r.device} | {r.render_ms:.1f} ms "
+            f"| {r.audio_s:.1f} s "
             f"| {threads} s | {r.server_per_audio_min:.3f} s "
             f"| {r.rss_anon_mb:.1f} / {r.rss_file_mb:.1f} MB | {r.finals} | {r.obs_writes} | "
             f"{r.dropped_blocks:.0f} | {r.skipped_chunks:.0f} | {r.stop_s:.2f} s |"

@@ -287,6 +287,24 @@ def _other_obs_running() -> bool:
     return "obs" in out
 
 
+def _floors(
+    pulse: PulseEnv,
+    wav: Path,
+    args: argparse.Namespace,
+    fake: FakeTranslator,
+    counts: list[int],
+    round_: int,
+    minimal_only: bool,
+) -> list[Floor]:
+    """The reference rows at this sink: the minimal pipeline with 1 session and with each target count's."""
+    print(f"reference recorders: sink {pulse.keepalive_ms} ms, round {round_} ...", flush=True)
+    languages = tuple(LANGUAGES[:n] for n in sorted({1, *counts}))
+    found = measure_floors(pulse, wav, args.floor_seconds, fake, minimal_only, languages)
+    for f in found:
+        f.round = round_
+    return found
+
+
 def _int_list(p: argparse.ArgumentParser, option: str, text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -325,6 +343,13 @@ def main() -> int:
         help="reference rows: every bare recorder, or only the minimal pipeline (the CPU ratios' floor)",
     )
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every configuration this many times, each round right after its own minimal pipelines; "
+        "the CPU ratios shown are the medians of the rounds'; only the minimal pipelines are measured (default 1)",
+    )
+    p.add_argument(
         "--dashboard",
         action="store_true",
         help="poll /status once a second while the speech plays, as an open dashboard (an OBS dock) does",
@@ -349,6 +374,8 @@ def main() -> int:
     counts = _int_list(p, "--targets", args.targets)
     if any(not 1 <= n <= len(LANGUAGES) for n in counts):
         p.error(f"target counts must be 1..{len(LANGUAGES)}")
+    if args.rounds < 1:
+        p.error("--rounds: at least 1")
     latencies = _int_list(p, "--sink-latency-ms", args.sink_latency_ms)
     if not latencies or any(ms <= 0 for ms in latencies):
         p.error("--sink-latency-ms: positive milliseconds expected")
@@ -376,25 +403,30 @@ def main() -> int:
                     ObsEnv(pulse, password=OBS_PASSWORD, base=work / f"obs-{ms}") as obs,
                 ):
                     silence_obs_capture(obs, pulse)
-                    for n in counts:
-                        print(f"run: sink {ms} ms, {n} target(s) ...", flush=True)
-                        spy = args.py_spy / f"sink{ms}-targets{n}.txt" if args.py_spy else None
-                        r = measure_run(work / f"run-{ms}-{n}", fake, pulse, obs, n, wav, spy, args.dashboard)
-                        starts.append((r.ready_healthz_s, r.ready_notify_s))
-                        runs.append(r)
-                        print(
-                            f"  {r.backend}: {r.device}; sink renders every {r.render_ms:.1f} ms; {r.finals} finals; "
-                            f"CPU {r.cpu_per_audio_min:.3f} s/audio-min, sound server {r.server_per_audio_min:.3f}"
-                        )
+                    for round_ in range(1, args.rounds + 1):
+                        # Each round measures its floors just before its daemon runs: this VM's speed drifts
+                        # over minutes, and a ratio is only as good as the two figures are close in time.
+                        if args.floor_seconds > 0 and args.rounds > 1:
+                            floors += _floors(pulse, wav, args, fake, counts, round_, minimal_only=True)
+                        for n in counts:
+                            print(f"run: sink {ms} ms, {n} target(s), round {round_} ...", flush=True)
+                            spy = args.py_spy / f"sink{ms}-targets{n}-{round_}.txt" if args.py_spy else None
+                            r = measure_run(
+                                work / f"run-{ms}-{n}-{round_}", fake, pulse, obs, n, wav, spy, args.dashboard
+                            )
+                            r.round = round_
+                            starts.append((r.ready_healthz_s, r.ready_notify_s))
+                            runs.append(r)
+                            print(
+                                f"  {r.backend}: {r.device}; sink renders every {r.render_ms:.1f} ms; "
+                                f"{r.finals} finals; CPU {r.cpu_per_audio_min:.3f} s/audio-min, "
+                                f"sound server {r.server_per_audio_min:.3f}"
+                            )
                     if i == 0:  # start-up does not depend on the sink's cadence
                         for j in range(args.ready_runs):
                             starts.append(measure_start(work / f"start{j}", fake, pulse, obs))
-                    if args.floor_seconds > 0:
-                        print(f"reference recorders: sink {ms} ms ...", flush=True)
-                        languages = tuple(LANGUAGES[:n] for n in sorted({1, *counts}))
-                        floors += measure_floors(
-                            pulse, wav, args.floor_seconds, fake, args.floors == "minimal", languages
-                        )
+                    if args.floor_seconds > 0 and args.rounds == 1:  # (with rounds: each round's, above)
+                        floors += _floors(pulse, wav, args, fake, counts, 1, minimal_only=args.floors == "minimal")
         finally:
             fake.stop_thread()
         micro = [] if args.skip_micro else [hotpath.run(wav, args.micro_minutes, n) for n in (1, 8)]
