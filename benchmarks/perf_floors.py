@@ -255,15 +255,56 @@ def measure_floors(
     return floors + minimal
 
 
+def _minimal_what(targets: list[str]) -> str:
+    return (
+        "minimal pipeline: one asyncio loop reads libpulse-simple when the chunk is due, measures it "
+        f"(gate levels), sends it to the fake translator ({len(targets)} target(s))"
+    )
+
+
 def _minimal_pipeline(pulse: PulseEnv, wav: Path, seconds: float, fake: FakeTranslator, targets: list[str]) -> Floor:
     floor = _child_floor(
         pulse,
         wav,
         seconds,
-        "minimal pipeline: one asyncio loop reads libpulse-simple when the chunk is due, measures it "
-        f"(gate levels), sends it to the fake translator ({len(targets)} target(s))",
+        _minimal_what(targets),
         ["-c", _BARE_PIPELINE, str(seconds), pulse.monitor, fake.url, fake.api_key, *targets],
         pulse.child_env(),
     )
     floor.targets = len(targets)
     return floor
+
+
+@contextlib.contextmanager
+def minimal_beside(pulse: PulseEnv, seconds: float, fake: FakeTranslator, targets: list[str]) -> Iterator[list[Floor]]:
+    """The minimal pipeline with `targets` sessions, measuring for `seconds` from when this is entered (it is set up
+    and warm by then); the Floor is in the yielded list once the block ends and the pipeline has reported.
+
+    Run beside a daemon run, both are measured over the same seconds of the same machine: on this VM the floor
+    measured a few minutes apart moved by up to 60 %, far more than anything a ratio should show.
+    """
+    argv = ["-c", _BARE_PIPELINE, str(seconds), pulse.monitor, fake.url, fake.api_key, *targets]
+    child = subprocess.Popen(
+        [sys.executable, *argv],
+        env=pulse.child_env(),
+        cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    found: list[Floor] = []
+    try:
+        assert child.stdout is not None
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"minimal pipeline: {child.communicate(timeout=10)[1][-2000:]}")
+        yield found
+        line = child.stdout.readline()
+        if not line.strip():
+            raise RuntimeError(f"minimal pipeline: {child.communicate(timeout=10)[1][-2000:]}")
+        child.wait(30)
+        what = _minimal_what(targets) + ", beside the daemon run"
+        found.append(Floor(pulse.keepalive_ms, what, float(line), float("nan"), float("nan"), len(targets)))
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

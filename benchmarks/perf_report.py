@@ -31,6 +31,8 @@ class RunResult:
     ready_notify_s: float | None
     dashboard: bool = False  # /status polled once a second meanwhile, as an open dashboard does
     round: int = 1  # with --rounds, which round (each has its own minimal pipelines)
+    # With --beside: the minimal pipelines measured over the same seconds as this run.
+    beside: list[Floor] = field(default_factory=list)
     device: str = "?"
     # /status `audio_source`: backend, device, rate, channels (None if the capture never opened).
     audio_source: dict[str, Any] | None = None
@@ -128,6 +130,12 @@ def _rounds(values: list[float]) -> str:
     return median if len(values) == 1 else f"{median} (rounds: {', '.join(f'{v:.2f}' for v in values)})"
 
 
+def _floor_of(r: RunResult, sessions: int, minimal: dict[tuple[int, int], float]) -> float | None:
+    """The floor a run is divided by: the minimal pipeline measured beside it, else its round's."""
+    beside = [f.cpu_per_min for f in r.beside if f.targets == sessions and f.cpu_per_min]
+    return beside[0] if beside else minimal.get((r.round, sessions))
+
+
 def table(
     runs: list[RunResult], starts: list[tuple[float, float | None]], floors: list[Floor], latencies: list[int]
 ) -> str:
@@ -178,12 +186,11 @@ def table(
         for group in groups:
             r0 = group[0]
             limit = CPU_RATIO_TARGETS.get(r0.targets)
-            # Each round's daemon against the same round's floor: with 1 session (the issue's target) and, beside
-            # it, with as many sessions as targets (the least any client spends for that many languages).
-            ratios = [r.cpu_per_audio_min / minimal[(r.round, 1)] for r in group if (r.round, 1) in minimal]
-            same = [
-                r.cpu_per_audio_min / minimal[(r.round, r.targets)] for r in group if (r.round, r.targets) in minimal
-            ]
+            # Each run against its own floor (beside it, or its round's): with 1 session (the issue's target) and
+            # with as many sessions as targets (the least any client spends for that many languages).
+            ratios = [r.cpu_per_audio_min / f for r in group if (f := _floor_of(r, 1, minimal))]
+            same = [r.cpu_per_audio_min / f for r in group if (f := _floor_of(r, r.targets, minimal))]
+            when = "same seconds" if r0.beside else "same round"
             cpu = float(np.median([r.cpu_per_audio_min for r in group]))
             server = float(np.median([r.server_per_audio_min for r in group]))
             what = (
@@ -193,7 +200,7 @@ def table(
             )
             lines.append(
                 _row(
-                    what + ("" if not ratios else "; × the minimal pipeline with 1 session, same round"),
+                    what + ("" if not ratios else f"; × the minimal pipeline with 1 session, {when}"),
                     f"{cpu:.3f} s" + ("" if not ratios else f" = {_rounds(ratios)}"),
                     "(none)" if limit is None else f"≤ {limit}× the minimal pipeline",
                     None if limit is None or not ratios else float(np.median(ratios)) <= limit,
@@ -203,19 +210,20 @@ def table(
                 lines.append(
                     _row(
                         f"CPU per audio minute, {r0.targets} target(s), {sink}: × the minimal pipeline with "
-                        f"{r0.targets} sessions, same round",
+                        f"{r0.targets} sessions, {when}",
                         _rounds(same),
                         "(none)" if limit is None else f"≤ {limit}× (proposed: the floor for as many languages)",
                         None if limit is None else float(np.median(same)) <= limit,
                     )
                 )
-        for f in floors:
+        for f in floors + [f for r in runs if r.sink_ms == ms for f in r.beside]:
             if f.sink_ms == ms:
                 value = "—" if f.cpu_per_min is None else f"{f.cpu_per_min:.3f} s"
-                label = f", round {f.round}" if rounds > 1 else ""
+                label = f", round {f.round}" if rounds > 1 and not f.what.endswith("run") else ""
+                served = "" if f.server_per_min != f.server_per_min else f" (sound server {f.server_per_min:.3f} s)"
                 lines.append(
                     _row(
-                        f"(reference) {f.what}, sink {ms} ms{label} (sound server {f.server_per_min:.3f} s)",
+                        f"(reference) {f.what}, sink {ms} ms{label}{served}",
                         value,
                         "",
                         None,

@@ -71,7 +71,7 @@ from benchmarks.common import (
     proc_threads_cpu_s,
     silence_obs_capture,
 )
-from benchmarks.perf_floors import measure_floors
+from benchmarks.perf_floors import measure_floors, minimal_beside
 from benchmarks.perf_report import CHUNK_MS, Floor, RunResult, details, legend, table
 from tests.support.fake_translator import FakeTranslator
 from tests.support.obs_env import ObsEnv
@@ -212,6 +212,7 @@ def measure_run(
     wav: Path,
     spy_out: Path | None = None,
     dashboard: bool = False,
+    with_floors: bool = False,
 ) -> RunResult:
     """Start the daemon with n targets, play the speech, read CPU/RSS/metrics, stop, read the trace."""
     targets = LANGUAGES[:n]
@@ -230,12 +231,20 @@ def measure_run(
         time.sleep(1.0)  # past the connection set-up
         assert daemon.proc is not None
         pid = daemon.proc.pid
-        server = ServerMeter(pulse).start()
-        spy = _py_spy(pid, spy_out)
-        threads0, cpu0, t0 = proc_threads_cpu_s(pid), proc_cpu_s(pid), time.monotonic()
-        with _Dashboard(daemon) if dashboard else contextlib.nullcontext():
-            pulse.play(wav)
-        threads1, cpu1, t1 = proc_threads_cpu_s(pid), proc_cpu_s(pid), time.monotonic()
+        with contextlib.ExitStack() as floors:
+            # The minimal pipelines to divide by, measured over the same seconds (--beside).
+            beside = [
+                floors.enter_context(minimal_beside(pulse, wav_duration(wav), fake, LANGUAGES[:k]))
+                for k in sorted({1, n})
+                if with_floors
+            ]
+            server = ServerMeter(pulse).start()
+            spy = _py_spy(pid, spy_out)
+            threads0, cpu0, t0 = proc_threads_cpu_s(pid), proc_cpu_s(pid), time.monotonic()
+            with _Dashboard(daemon) if dashboard else contextlib.nullcontext():
+                pulse.play(wav)
+            threads1, cpu1, t1 = proc_threads_cpu_s(pid), proc_cpu_s(pid), time.monotonic()
+        result.beside = [f for found in beside for f in found]
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             spy.wait(30)
@@ -350,6 +359,12 @@ def main() -> int:
         "the CPU ratios shown are the medians of the rounds'; only the minimal pipelines are measured (default 1)",
     )
     p.add_argument(
+        "--beside",
+        action="store_true",
+        help="run the minimal pipelines (1 session, and as many as targets) beside each daemon run, measured over "
+        "the same seconds, and divide by those (instead of separate floor runs)",
+    )
+    p.add_argument(
         "--dashboard",
         action="store_true",
         help="poll /status once a second while the speech plays, as an open dashboard (an OBS dock) does",
@@ -406,13 +421,14 @@ def main() -> int:
                     for round_ in range(1, args.rounds + 1):
                         # Each round measures its floors just before its daemon runs: this VM's speed drifts
                         # over minutes, and a ratio is only as good as the two figures are close in time.
-                        if args.floor_seconds > 0 and args.rounds > 1:
+                        if args.floor_seconds > 0 and args.rounds > 1 and not args.beside:
                             floors += _floors(pulse, wav, args, fake, counts, round_, minimal_only=True)
                         for n in counts:
                             print(f"run: sink {ms} ms, {n} target(s), round {round_} ...", flush=True)
                             spy = args.py_spy / f"sink{ms}-targets{n}-{round_}.txt" if args.py_spy else None
                             r = measure_run(
-                                work / f"run-{ms}-{n}-{round_}", fake, pulse, obs, n, wav, spy, args.dashboard
+                                work / f"run-{ms}-{n}-{round_}",
+                                *(fake, pulse, obs, n, wav, spy, args.dashboard, args.beside),
                             )
                             r.round = round_
                             starts.append((r.ready_healthz_s, r.ready_notify_s))
@@ -425,7 +441,7 @@ def main() -> int:
                     if i == 0:  # start-up does not depend on the sink's cadence
                         for j in range(args.ready_runs):
                             starts.append(measure_start(work / f"start{j}", fake, pulse, obs))
-                    if args.floor_seconds > 0 and args.rounds == 1:  # (with rounds: each round's, above)
+                    if args.floor_seconds > 0 and args.rounds == 1 and not args.beside:  # (rounds: each round's)
                         floors += _floors(pulse, wav, args, fake, counts, 1, minimal_only=args.floors == "minimal")
         finally:
             fake.stop_thread()

@@ -1,11 +1,13 @@
-"""Native PulseAudio / PipeWire capture through libpulse-simple (ctypes): the server delivers 16 kHz mono PCM16.
+"""Native PulseAudio / PipeWire: libpulse-simple (ctypes), the client config without shared memory, pactl.
 
-Why not only PortAudio: through PortAudio's ALSA host API and the ALSA `pulse` plugin, a capture stream costs
-0.5-0.7 CPU-seconds per audio minute on its own (PortAudio's thread polls the plugin hundreds of times a second),
-and `Pa_Initialize` maps every ALSA plugin (21 MB of RSS). Recording from the sound server directly, with 100 ms
-fragments and the server doing the downmix and resampling it already does for every client, costs a fraction of
-that (measured in benchmarks/, #5). PortAudio stays for everything else (device indices, Windows, macOS, plain
-ALSA) and for `captioner devices`.
+Why native capture, not only PortAudio: through PortAudio's ALSA host API and the ALSA `pulse` plugin, a capture
+stream costs 0.5-0.7 CPU-seconds per audio minute on its own (PortAudio's thread polls the plugin hundreds of times
+a second), and `Pa_Initialize` maps every ALSA plugin (21 MB of RSS). Recording from the sound server directly,
+with 100 ms fragments and the server doing the downmix and resampling it already does for every client, costs a
+fraction of that (measured in benchmarks/, #5). PortAudio stays for everything else (device indices, Windows,
+macOS, plain ALSA) and for `captioner devices`. The capture itself reads through libpulse's asynchronous API
+(pulse_stream.py, #21); libpulse-simple's blocking recorder here answers whether the sound server records at all
+(`server_problem`) and is the benchmark's floor.
 """
 
 from __future__ import annotations
