@@ -17,7 +17,10 @@ TARGETS = {  # the targets of #21
     "ready_s": 1.0,
 }
 # CPU per audio minute as a multiple of the minimal pipeline measured in the same run, by target count.
-CPU_RATIO_TARGETS = {1: 1.3, 8: 2.0}
+CPU_RATIO_TARGETS = {1: 1.3, 8: 2.0}  # #21, on the minimal pipeline with 1 session
+# What #21's note proposes instead (docs/performance.md, "Why the CPU targets are missed"): 1 target on the
+# 1-session pipeline, 8 on the pipeline with as many sessions, each measured beside the daemon run (--beside).
+PROPOSED_CPU_RATIOS = {1: 1.6, 8: 2.2}
 MINIMAL_PIPELINE = "minimal pipeline"  # how the floor's description starts (perf_floors)
 
 
@@ -206,14 +209,24 @@ def table(
                     None if limit is None or not ratios else float(np.median(ratios)) <= limit,
                 )
             )
+            proposed = PROPOSED_CPU_RATIOS.get(r0.targets)
+            if ratios and r0.targets == 1 and proposed is not None:
+                lines.append(
+                    _row(
+                        f"CPU per audio minute, 1 target, {sink}: × the minimal pipeline with 1 session, {when}",
+                        _rounds(ratios),
+                        f"≤ {proposed}× (proposed)",
+                        float(np.median(ratios)) <= proposed,
+                    )
+                )
             if same and r0.targets != 1:
                 lines.append(
                     _row(
                         f"CPU per audio minute, {r0.targets} target(s), {sink}: × the minimal pipeline with "
                         f"{r0.targets} sessions, {when}",
                         _rounds(same),
-                        "(none)" if limit is None else f"≤ {limit}× (proposed: the floor for as many languages)",
-                        None if limit is None else float(np.median(same)) <= limit,
+                        "(none)" if proposed is None else f"≤ {proposed}× (proposed)",
+                        None if proposed is None else float(np.median(same)) <= proposed,
                     )
                 )
         for f in floors + [f for r in runs if r.sink_ms == ms for f in r.beside]:
