@@ -301,7 +301,7 @@ class _HandOver:
         self._end("closed")
 
     def take(self, chunks: list[bytes], captured_at: float) -> None:
-        """Chunks read on the event loop itself (the native capture): emitted at once."""
+        """Chunks of one block, emitted now (the native capture reads on the event loop itself)."""
         if self._ended.done():
             return
         self._last_block_at = self._loop.time()
@@ -309,15 +309,10 @@ class _HandOver:
             self._emit(chunk, captured_at)
 
     def _drain(self) -> None:
-        if self._ended.done():
-            return
         blocks = self._blocks
-        if blocks:
-            self._last_block_at = self._loop.time()
-        while blocks:
+        while blocks and not self._ended.done():
             block, captured_at = blocks.popleft()
-            for chunk in self._convert(block):
-                self._emit(chunk, captured_at)
+            self.take(self._convert(block), captured_at)
 
     def _end(self, reason: str) -> None:
         if not self._ended.done():
