@@ -93,8 +93,13 @@ def next_poll_s(missing: int, packet: int, bytes_per_s: float, misses: int, late
     """
     packet_s = packet / bytes_per_s
     if misses:
-        return min(_RETRY_S * 2.0 ** (misses - 1), packet_s)
+        return min(_retry_s(misses), packet_s)
     return max(_RETRY_S, math.ceil(missing / packet) * packet_s + _SLACK_S - late_s)
+
+
+def _retry_s(misses: int) -> float:
+    """How long a read that found the chunk incomplete for the `misses`-th time in a row waits to look again."""
+    return _RETRY_S * 2.0 ** (misses - 1)
 
 
 class PulseStream:
@@ -109,8 +114,8 @@ class PulseStream:
         self._ctx: int | None = None
         self._stream: int | None = None
         self._pending = bytearray()
-        # What each of the last reads found arrived (the smallest is about one packet: a read that comes right after
-        # a packet finds that one alone), and polls in a row that came too early.
+        # What each of the last reads found arrived (their median is about one packet: a read planned for right
+        # after a packet finds that one alone), and polls in a row that came too early.
         self._arrived: deque[int] = deque([chunk_bytes], maxlen=_ARRIVALS)
         self._misses = 0
         self._late_s = 0.0
@@ -185,7 +190,7 @@ class PulseStream:
         if len(pending) > before:
             self._arrived.append(len(pending) - before)
             # Planned on time, this read comes _SLACK_S after the packet; a second look, half its wait after.
-            self._late_s = _SLACK_S if not self._misses else next_poll_s(0, 1, 1.0, self._misses, 0.0) / 2
+            self._late_s = _SLACK_S if not self._misses else _retry_s(self._misses) / 2
         chunk = self.chunk_bytes
         whole = len(pending) // chunk
         self._misses = 0 if whole else self._misses + 1
