@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from benchmarks.common import ROOT, ServerMeter, proc_runtime_s
@@ -129,26 +129,39 @@ def _playing(pulse: PulseEnv, wav: Path) -> Iterator[None]:
         player.wait(5)
 
 
+@contextlib.contextmanager
+def _reporting_child(what: str, argv: list[str], env: dict[str, str]) -> Iterator[Callable[[], float]]:
+    """A floor's child process, set up and warm (it said "ready"); the block gets a function that waits for the CPU
+    per audio minute the child reports at the end of its measurement. The child is killed if it is still there."""
+    child = subprocess.Popen(
+        [sys.executable, *argv], env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    stdout = child.stdout
+    assert stdout is not None
+
+    def result() -> float:
+        line = stdout.readline()
+        if not line.strip():
+            raise RuntimeError(f"{what}: {child.communicate(timeout=10)[1][-2000:]}")
+        child.wait(30)
+        return float(line)
+
+    try:
+        if stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{what}: {child.communicate(timeout=10)[1][-2000:]}")
+        yield result
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 def _child_floor(pulse: PulseEnv, wav: Path, seconds: float, what: str, argv: list[str], env: dict[str, str]) -> Floor:
-    with _playing(pulse, wav):
-        child = subprocess.Popen(
-            [sys.executable, *argv], env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        try:
-            assert child.stdout is not None
-            if child.stdout.readline().strip() != "ready":
-                raise RuntimeError(f"{what}: {child.communicate(timeout=10)[1][-2000:]}")
-            server = ServerMeter(pulse).start()
-            line = child.stdout.readline()
-            server.stop()
-            if not line.strip():
-                raise RuntimeError(f"{what}: {child.communicate(timeout=10)[1][-2000:]}")
-            child.wait(30)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-    return Floor(pulse.keepalive_ms, what, float(line), server.per_min, server.render_ms)
+    with _playing(pulse, wav), _reporting_child(what, argv, env) as result:
+        server = ServerMeter(pulse).start()
+        cpu_per_min = result()
+        server.stop()
+    return Floor(pulse.keepalive_ms, what, cpu_per_min, server.per_min, server.render_ms)
 
 
 def measure_floors(
@@ -284,27 +297,8 @@ def minimal_beside(pulse: PulseEnv, seconds: float, fake: FakeTranslator, target
     measured a few minutes apart moved by up to 60 %, far more than anything a ratio should show.
     """
     argv = ["-c", _BARE_PIPELINE, str(seconds), pulse.monitor, fake.url, fake.api_key, *targets]
-    child = subprocess.Popen(
-        [sys.executable, *argv],
-        env=pulse.child_env(),
-        cwd=str(ROOT),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     found: list[Floor] = []
-    try:
-        assert child.stdout is not None
-        if child.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"minimal pipeline: {child.communicate(timeout=10)[1][-2000:]}")
+    with _reporting_child(_minimal_what(targets), argv, pulse.child_env()) as result:
         yield found
-        line = child.stdout.readline()
-        if not line.strip():
-            raise RuntimeError(f"minimal pipeline: {child.communicate(timeout=10)[1][-2000:]}")
-        child.wait(30)
         what = _minimal_what(targets) + ", beside the daemon run"
-        found.append(Floor(pulse.keepalive_ms, what, float(line), float("nan"), float("nan"), len(targets)))
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
+        found.append(Floor(pulse.keepalive_ms, what, result(), float("nan"), float("nan"), len(targets)))

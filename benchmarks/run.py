@@ -426,9 +426,9 @@ def main() -> int:
                         for n in counts:
                             print(f"run: sink {ms} ms, {n} target(s), round {round_} ...", flush=True)
                             spy = args.py_spy / f"sink{ms}-targets{n}-{round_}.txt" if args.py_spy else None
+                            where = work / f"run-{ms}-{n}-{round_}"
                             r = measure_run(
-                                work / f"run-{ms}-{n}-{round_}",
-                                *(fake, pulse, obs, n, wav, spy, args.dashboard, args.beside),
+                                where, fake, pulse, obs, n, wav, spy, args.dashboard, with_floors=args.beside
                             )
                             r.round = round_
                             starts.append((r.ready_healthz_s, r.ready_notify_s))
