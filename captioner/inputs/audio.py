@@ -107,7 +107,7 @@ class AudioCapture:
         """
         loop = asyncio.get_running_loop()
         chunk_bytes = TARGET_RATE * self.chunk_ms // 1000 * 2
-        hand_over = self._hand_over(loop, lambda chunk: [chunk])
+        hand_over = self._hand_over(loop, lambda chunk: [chunk])  # whole chunks, through take(): never converted
         # Before the stream opens: chunks queued behind a pactl call would reach the wire late.
         description = await asyncio.to_thread(pulse_description, source)
         pulse.use_client_config_without_shm()  # here, in the loop's thread: it sets an environment variable
@@ -258,6 +258,8 @@ class _HandOver:
     wake-up and one callback (#5: every extra step costs tens of µs when the process wakes cold each chunk).
     Some backends neither call back nor finish when the device goes away (the ALSA pulse plugin when the sound
     server dies): a device that delivers nothing for _STALL_S is as good as lost, checked once a second.
+    The native capture reads on the loop itself and hands its chunks to take(): the stall check and the end are
+    the same, the deque is not used.
     """
 
     def __init__(

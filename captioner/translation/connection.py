@@ -154,13 +154,11 @@ class Connection:
             # Nothing before it: sent now, in the capture's own step, not by waking the sender (#21).
             try:
                 self._sending = eager.start(self.ws.send_str(protocol.audio_append(chunk)))
-            except Exception:  # noqa: BLE001 - the socket is closing: the sender meets the same error, as before
-                self.queue.append(entry)
-                self._queued_audio += 1
-                self.has_audio.set()
+            except Exception:  # noqa: BLE001 - the socket is closing: queued below, the sender meets the same error
+                pass
+            else:
+                self._sent(entry, queued=False)
                 return
-            self._sent(entry, queued=False)
-            return
         if self._queued_audio >= SEND_QUEUE_CHUNKS:
             # The oldest audio goes; a sentence end never does (it would leave the sentence uncommitted).
             self.meters.skipped.inc()
