@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .tallies import Latency, Tally
+from .tallies import Latency, Level, Tally
 
 # Service error codes (normalised: lower case, letters and digits) that get their own metric series; any other code
 # a server sends is counted as "other", so a server cannot grow /metrics without bound (translator-protocol §7).
@@ -69,7 +69,9 @@ class Metrics:
         r = self.registry = CollectorRegistry()
         # Raw samples for the histograms below that benchmarks read; None (one `is None` test) unless asked for.
         self.trace = _trace_writer(os.environ.get(TRACE_ENV))
-        self.audio_chunks = Counter("captioner_audio_chunks", "16 kHz chunks produced by capture", registry=r)
+        # Series counted for every chunk or translator event are Tallies, Latencies and Levels (tallies.py: plain
+        # numbers, exported when /metrics is read); the rest prometheus_client's own.
+        self.audio_chunks = Tally("captioner_audio_chunks", "16 kHz chunks produced by capture", [], r)
         self.audio_dropped = Counter(
             "captioner_audio_dropped_blocks", "Captured blocks dropped because the queue was full", registry=r
         )
@@ -93,9 +95,7 @@ class Metrics:
         self.translator_connects = Counter(
             "captioner_translator_connects", "Connection attempts by result", ["input", "target", "result"], registry=r
         )
-        self.translator_events = Counter(
-            "captioner_translator_events", "Server events received", ["input", "target"], registry=r
-        )
+        self.translator_events = Tally("captioner_translator_events", "Server events received", ["input", "target"], r)
         self.translator_bad_events = Counter(
             "captioner_translator_bad_events",
             "Server frames survived but not understood, by reason",
@@ -118,9 +118,7 @@ class Metrics:
             "captioner_usage_tokens", "Tokens reported by the service", ["input", "target", "direction"], registry=r
         )
         self.captions_final = Counter("captioner_captions_final", "Final captions produced", ["language"], registry=r)
-        self.captions_partial = Counter(
-            "captioner_captions_partial", "Partial caption updates received", ["language"], registry=r
-        )
+        self.captions_partial = Tally("captioner_captions_partial", "Partial caption updates received", ["language"], r)
         self.obs_writes = Counter("captioner_obs_writes", "OBS text writes by result", ["result"], registry=r)
         self.obs_write_seconds = Histogram(
             "captioner_obs_write_seconds",
@@ -177,14 +175,14 @@ class Metrics:
             registry=r,
         )
         self.uptime = Gauge("captioner_uptime_seconds", "Seconds since start", registry=r)
-        self.audio_level = Gauge("captioner_audio_level", "RMS level of the last chunk, 0..1", registry=r)
+        self.audio_level = Level("captioner_audio_level", "RMS level of the last chunk, 0..1", r)
         # The gate's effect on the bill: captured vs captioner_audio_sent_seconds (what the service bills).
-        self.audio_captured_seconds = Counter(
-            "captioner_audio_captured_seconds", "Audio seconds captured (sent or not)", registry=r
+        self.audio_captured_seconds = Tally(
+            "captioner_audio_captured_seconds", "Audio seconds captured (sent or not)", [], r
         )
         # The physical limit of the bill: captured audio that the gate heard as speech.
-        self.audio_speech_seconds = Counter(
-            "captioner_audio_speech_seconds", "Captured audio seconds the gate heard as speech", registry=r
+        self.audio_speech_seconds = Tally(
+            "captioner_audio_speech_seconds", "Captured audio seconds the gate heard as speech", [], r
         )
         # Client turns (gate.turns): sentences each session committed, cleared (no speech in them), or had nothing
         # of to commit (it joined after the sentence's audio, e.g. reconnecting).
@@ -197,11 +195,11 @@ class Metrics:
             ["to"],
             registry=r,
         )
-        self.audio_held_seconds = Counter(
+        self.audio_held_seconds = Tally(
             "captioner_audio_held_seconds",
             "Captured audio seconds not sent because something held the audio, by reason",
             ["reason"],
-            registry=r,
+            r,
         )
         # Visual context (vision.py): OBS screenshots sent to the translator.
         self.vision_images = Counter(

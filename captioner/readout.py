@@ -1,4 +1,4 @@
-"""Metrics read back as plain numbers for /status: a gauge's value; a latency's count, mean and quantiles."""
+"""Metrics read back as plain numbers for /status: a latency's count, mean and quantiles."""
 
 from __future__ import annotations
 
@@ -6,18 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import Gauge
-
 #: Quantiles /status shows for each latency histogram.
 QUANTILES: tuple[tuple[str, float], ...] = (("p50_s", 0.5), ("p95_s", 0.95))
-
-
-def gauge_value(gauge: Gauge) -> float:
-    """The value of an unlabelled gauge (0.0 before anything set it)."""
-    for family in gauge.collect():
-        for sample in family.samples:
-            return float(sample.value)
-    return 0.0
 
 
 def quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .metrics import Metrics
-from .readout import gauge_value, summary
+from .readout import summary
 from .redaction import redact
 
 # How many finals /status lists in recent_captions.
@@ -165,7 +165,7 @@ class Status:
             "voice": self.voice() if self.voice is not None else None,
             "vision": self.vision() if self.vision is not None else None,
             # The last chunk's RMS level (the dashboard's meter) and latency as far as it is measured.
-            "audio_level": round(gauge_value(self.metrics.audio_level), 4),
+            "audio_level": round(self.metrics.audio_level.value, 4),
             "audio_source": self.audio_source,
             "inputs": self.inputs() if self.inputs is not None else {},
             "recent_captions": list(self.recent),
