@@ -35,7 +35,11 @@ from .ticks import until_next
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_IDLE_PING_S = 2.0
+# Asked of OBS when nothing was written for a while, on the heartbeat's grid: that it is still there (for /status)
+# and, with the state watch, what it does in case an event was missed. Every 2 s this was the largest share of an
+# idle daemon's wake-ups (a round trip through the OBS thread: #21); OBS quitting is seen at once by the event
+# connection, and a frozen OBS by the next write.
+_IDLE_CHECK_S = 5.0
 _NOT_LIVE = 501  # OutputNotRunning: SendStreamCaption while OBS is not streaming
 # Stream captions waiting while OBS is away; older ones are stale by the time it returns.
 _STREAM_CAPTION_BACKLOG = 4
@@ -170,9 +174,7 @@ class ObsSink:
             await self._write_dirty()
             await self._send_stream_captions()
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), until_next(asyncio.get_running_loop().time(), _IDLE_PING_S))
-            except TimeoutError:
+            if not await _woken_within(self._wake, until_next(asyncio.get_running_loop().time(), _IDLE_CHECK_S)):
                 # Nothing to write: make sure OBS is still there so /status tells the truth; the record state
                 # is asked too in case the event connection missed a change.
                 if self._watch.enabled:
@@ -270,3 +272,24 @@ class ObsSink:
                 log.debug("final OBS write failed: %s", e)
         await self._discard()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _woken_within(event: asyncio.Event, delay_s: float) -> bool:
+    """Wait until `event` is set, at most `delay_s`; False when the time ran out.
+
+    asyncio.wait_for would start a task for every wait and take another step to cancel it on time-out: a timer
+    that sets the event costs neither (#21).
+    """
+    rang = False
+
+    def ring() -> None:
+        nonlocal rang
+        rang = True
+        event.set()
+
+    timer = asyncio.get_running_loop().call_later(delay_s, ring)
+    try:
+        await event.wait()
+    finally:
+        timer.cancel()
+    return not rang
