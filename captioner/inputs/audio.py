@@ -107,7 +107,7 @@ class AudioCapture:
         """
         loop = asyncio.get_running_loop()
         chunk_bytes = TARGET_RATE * self.chunk_ms // 1000 * 2
-        hand_over = self._hand_over(loop, lambda chunk: [chunk])  # whole chunks, through take(): never converted
+        hand_over = self._hand_over(loop, None)  # whole chunks, through take(): nothing to convert
         # Before the stream opens: chunks queued behind a pactl call would reach the wire late.
         description = await asyncio.to_thread(pulse_description, source)
         pulse.use_client_config_without_shm()  # here, in the loop's thread: it sets an environment variable
@@ -215,7 +215,7 @@ class AudioCapture:
         if self.link_name == "audio":  # the single input's device is the top-level audio_source, as it always was
             self.status.audio_source = source
 
-    def _hand_over(self, loop: asyncio.AbstractEventLoop, convert: Callable[[Any], list[bytes]]) -> _HandOver:
+    def _hand_over(self, loop: asyncio.AbstractEventLoop, convert: Callable[[Any], list[bytes]] | None) -> _HandOver:
         return _HandOver(loop, self.queue_chunks, convert, self._emit, self.status.metrics)
 
     def _emit(self, chunk: bytes, captured_at: float) -> None:
@@ -259,14 +259,14 @@ class _HandOver:
     Some backends neither call back nor finish when the device goes away (the ALSA pulse plugin when the sound
     server dies): a device that delivers nothing for _STALL_S is as good as lost, checked once a second.
     The native capture reads on the loop itself and hands its chunks to take(): the stall check and the end are
-    the same, the deque is not used.
+    the same, the deque is not used. `convert` None: blocks are whole chunks already.
     """
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         queue_blocks: int,
-        convert: Callable[[Any], list[bytes]],
+        convert: Callable[[Any], list[bytes]] | None,
         emit: Callable[[bytes, float], None],
         metrics: Any,
     ) -> None:
@@ -314,7 +314,7 @@ class _HandOver:
         blocks = self._blocks
         while blocks and not self._ended.done():
             block, captured_at = blocks.popleft()
-            self.take(self._convert(block), captured_at)
+            self.take(self._convert(block) if self._convert is not None else [block], captured_at)
 
     def _end(self, reason: str) -> None:
         if not self._ended.done():

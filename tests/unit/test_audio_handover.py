@@ -22,7 +22,7 @@ def dropped(metrics: Metrics) -> float:
 async def hand_over(maxlen: int = 10) -> tuple[_HandOver, list[tuple[bytes, float]], Metrics]:
     got: list[tuple[bytes, float]] = []
     metrics = Metrics()
-    h = _HandOver(asyncio.get_running_loop(), maxlen, lambda b: [b], lambda c, t: got.append((c, t)), metrics)
+    h = _HandOver(asyncio.get_running_loop(), maxlen, None, lambda c, t: got.append((c, t)), metrics)  # chunks already
     return h, got, metrics
 
 
