@@ -69,8 +69,8 @@ class Metrics:
         r = self.registry = CollectorRegistry()
         # Raw samples for the histograms below that benchmarks read; None (one `is None` test) unless asked for.
         self.trace = _trace_writer(os.environ.get(TRACE_ENV))
-        # Series counted for every chunk or translator event are Tallies, Latencies and Levels (tallies.py: plain
-        # numbers, exported when /metrics is read); the rest prometheus_client's own.
+        # Series counted for every chunk or translator event, and those /status reads, are Tallies, Latencies and
+        # Levels (tallies.py: plain numbers, exported when /metrics is read); the rest prometheus_client's own.
         self.audio_chunks = Tally("captioner_audio_chunks", "16 kHz chunks produced by capture", [], r)
         self.audio_dropped = Counter(
             "captioner_audio_dropped_blocks", "Captured blocks dropped because the queue was full", registry=r
