@@ -63,6 +63,7 @@ from benchmarks.common import (
     InfoDaemon,
     NotifyListener,
     ServerMeter,
+    compile_daemon,
     machine,
     metric_text_sum,
     missing_tools,
@@ -407,6 +408,7 @@ def main() -> int:
     floors: list[Floor] = []
     try:
         print(f"machine: {machine()}")
+        print(f"daemon: {compile_daemon()} (byte-compiled, as installed)")
         wav = speech(args.duration, work)
         print(f"speech: espeak-ng sentences with {GAP_S} s pauses, {wav_duration(wav):.1f} s")
         fake = FakeTranslator(api_key=KEY, script=PHRASES * 100)
@@ -436,11 +438,12 @@ def main() -> int:
                             print(
                                 f"  {r.backend}: {r.device}; sink renders every {r.render_ms:.1f} ms; "
                                 f"{r.finals} finals; CPU {r.cpu_per_audio_min:.3f} s/audio-min, "
-                                f"sound server {r.server_per_audio_min:.3f}"
+                                f"sound server {r.server_per_audio_min:.3f}; started in {r.ready_healthz_s:.2f} s"
                             )
                     if i == 0:  # start-up does not depend on the sink's cadence
                         for j in range(args.ready_runs):
                             starts.append(measure_start(work / f"start{j}", fake, pulse, obs))
+                            print(f"start {j + 1}: /healthz in {starts[-1][0]:.2f} s", flush=True)
                     if args.floor_seconds > 0 and args.rounds == 1 and not args.beside:  # (rounds: each round's)
                         floors += _floors(pulse, wav, args, fake, counts, 1, minimal_only=args.floors == "minimal")
         finally:

@@ -39,7 +39,15 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import GAP_S, PHRASES, machine, missing_tools, proc_status_kb, silence_obs_capture
+from benchmarks.common import (
+    GAP_S,
+    PHRASES,
+    compile_daemon,
+    machine,
+    missing_tools,
+    proc_status_kb,
+    silence_obs_capture,
+)
 from benchmarks.soak_faults import FaultEvent, Rig, inject, schedule
 from benchmarks.soak_observers import EmittedWatcher, ObsPoller, Speaker
 from benchmarks.soak_report import (
@@ -77,6 +85,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     tail_s = max(45.0, min(300.0, run_s * 0.05))  # no faults at the end: the last captions settle undisturbed
     plan = schedule(run_s, max(45.0, warmup_s / 2), tail_s)
     print(f"machine: {machine()}")
+    print(f"daemon: {compile_daemon()} (byte-compiled, as installed)")
     print(
         f"soak: {run_s / 60:.1f} min, targets {', '.join(TARGETS)}, rotate_after_s {rotate_after_s:.0f}, "
         f"sample every {sample_s:.0f} s, {len(plan)} faults planned; scratch {work}",
