@@ -62,10 +62,6 @@ def _is_hangul(ch: str) -> bool:
     return any(low <= code <= high for low, high in _HANGUL_RANGES)
 
 
-def _kind(cluster: str) -> _Kind:
-    return _base_kind(cluster[0])
-
-
 @functools.lru_cache(maxsize=8192)
 def _base_kind(base: str) -> _Kind:
     if base == " ":
@@ -94,19 +90,27 @@ def wrap(text: str, width: int) -> list[str]:
     collapsed = " ".join(text.split())
     if not collapsed:
         return []
-    clusters = _clusters(collapsed)
+    # Per distinct character, not per character: a caption reuses few (#21: eight finals of one moment are laid
+    # out one after another before OBS gets any of them).
+    chars = set(collapsed)
+    widths = {ch: char_width(ch) for ch in chars}
+    kind_of = {ch: _base_kind(ch) for ch in chars}
+    # Without a zero-width character nothing joins: every character is a cluster of its own.
+    clusters = _clusters(collapsed) if 0 in widths.values() else list(collapsed)
     count = len(clusters)
-    kinds = [_kind(cluster) for cluster in clusters]
+    kinds = [kind_of[cluster[0]] for cluster in clusters]
     # offset[i] is the width of clusters[:i]; a line clusters[a:b] is offset[b] - offset[a] wide.
-    widths = (char_width(cluster) if len(cluster) == 1 else display_width(cluster) for cluster in clusters)
-    offset = list(accumulate(widths, initial=0))
+    cluster_widths = (widths[c] if len(c) == 1 else sum(widths[ch] for ch in c) for c in clusters)
+    offset = list(accumulate(cluster_widths, initial=0))
 
     # Break opportunities as (end of this line, start of the next): a space is dropped, a CJK break drops nothing.
+    space, ideographic = _Kind.SPACE, _Kind.IDEOGRAPHIC  # locals: an enum member read off its class is slow
     breaks: list[tuple[int, int]] = []
     for i in range(1, count):
-        if kinds[i] is _Kind.SPACE:
+        kind, before = kinds[i], kinds[i - 1]
+        if kind is space:
             breaks.append((i, i + 1))
-        elif kinds[i - 1] is not _Kind.SPACE and _Kind.IDEOGRAPHIC in (kinds[i - 1], kinds[i]):
+        elif before is not space and (before is ideographic or kind is ideographic):
             breaks.append((i, i))
 
     def allowed(end: int, next_start: int) -> bool:
@@ -136,7 +140,7 @@ def wrap(text: str, width: int) -> list[str]:
                 split += 1
             # A split right before a space (one too-wide character) drops the space like any space break.
             candidates = [
-                (end, end + 1 if end < count and kinds[end] is _Kind.SPACE else end)
+                (end, end + 1 if end < count and kinds[end] is space else end)
                 for end in range(split, max(start, split - _KINSOKU_PULL_BACK - 1), -1)
             ]
         end, next_start = next((c for c in candidates if allowed(*c)), candidates[0])
