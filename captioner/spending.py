@@ -23,6 +23,7 @@ class Spending:
         self, cfg: CostConfig, status: Status, hold: Callable[[str, bool], None], *, demo: bool = False
     ) -> None:
         self.cfg = cfg
+        self._prices = cfg.prices.model_dump()  # per usage report of every target: not dumped each time
         self.status = status
         self._hold = hold
         self.budget = Budget(cfg.budget_per_stream, cfg.budget_per_day)
@@ -39,6 +40,7 @@ class Spending:
 
     def configure(self, cfg: CostConfig) -> None:
         self.cfg = cfg
+        self._prices = cfg.prices.model_dump()
         self.budget.per_stream, self.budget.per_day = cfg.budget_per_stream, cfg.budget_per_day
         self.check()
 
@@ -48,7 +50,7 @@ class Spending:
         for kind, n in usage.tokens.as_dict().items():
             if n > 0:
                 m.billed_tokens.labels(input_name, target, kind).inc(n)
-        spent = estimate(usage.tokens, self.cfg.prices.model_dump())
+        spent = estimate(usage.tokens, self._prices)
         self.by_input[input_name] = self.by_input.get(input_name, 0.0) + max(spent, 0.0)
         if spent > 0:
             m.cost_estimated.labels(input_name, target).inc(spent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,18 @@ import aiohttp
 import pytest
 
 from captioner import ledger
-from captioner.cost import Budget, Tokens, UsageMeter, UsageMode, estimate, tokens_from_usage
+from captioner.cost import KINDS, Budget, Tokens, UsageMeter, UsageMode, estimate, tokens_from_usage
 from captioner.status import Status
 from captioner.web import server as http_api
 
 PRICES = {"audio_in": 73.392, "text_in": 73.392, "image_in": 9.541, "text_out": 73.392, "audio_out": 278.891}
+
+
+def test_token_kinds_are_the_fields_in_order() -> None:
+    # Tokens' values are read by KINDS (one attrgetter): a field added or moved must be added or moved there too.
+    assert tuple(f.name for f in dataclasses.fields(Tokens)) == KINDS
+    assert Tokens(1, 2, 3, 4, 5).as_dict() == dict(zip(KINDS, (1, 2, 3, 4, 5), strict=True))
+    assert Tokens(1, 2, 3, 4, 5).total == 15
 
 
 @pytest.mark.parametrize(
