@@ -47,7 +47,7 @@ async def connect(
     voice: str,
     meters: Meters,
     usage_mode: str | None,
-    on_event: Callable[[Connection, dict[str, Any], float], None],
+    on_event: Callable[[Connection, dict[str, Any], float], bool],
     on_caption: Callable[[Caption], None],
     manual: bool = False,
 ) -> tuple[Connection, dict[str, Any]]:
@@ -84,7 +84,8 @@ class Connection:
     """One live WebSocket session: its send queue, interpreter and sender/receiver tasks.
 
     It knows its owner only through what it is given: the dialect, the meters, and two callbacks, `on_event`
-    for each server event it does not handle itself and `on_caption` for the captions left pending at its end.
+    for each server event it does not handle itself (True when the event brought a final caption) and
+    `on_caption` for the captions left pending at its end.
     """
 
     def __init__(
@@ -95,7 +96,7 @@ class Connection:
         dialect: Dialect,
         meters: Meters,
         usage_mode: str | None,
-        on_event: Callable[[Connection, dict[str, Any], float], None],
+        on_event: Callable[[Connection, dict[str, Any], float], bool],
         on_caption: Callable[[Caption], None],
     ) -> None:
         self.http = http
@@ -358,6 +359,10 @@ class Connection:
                 self.speech_heard_at = None
             if event["type"] == self.dialect.session_finished:
                 return
-            self.on_event(self, event, received)
+            if self.on_event(self, event, received):
+                # A final went to the outputs. With several languages the others' finals of this moment are
+                # usually waiting too: they, and the OBS write of all of them, go before this session's next event
+                # (its usage report, say), so the last language is not on screen later than it must be (#21).
+                await asyncio.sleep(0)
             if event["type"] == "response.done":
                 self.timeline.finished()  # the next caption's words start with the next speech

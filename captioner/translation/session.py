@@ -354,7 +354,8 @@ class TranslatorSession(ImageSending):
             log.warning("translator %s: %s", self.target, message)
 
     # ---- events ----------------------------------------------------------------------------------
-    def _handle(self, conn: Connection, event: dict[str, Any], received: float = 0.0) -> None:
+    def _handle(self, conn: Connection, event: dict[str, Any], received: float = 0.0) -> bool:
+        """One event from the service; True when it brought a final caption."""
         if self.on_audio is not None and event["type"] in AUDIO_EVENT_TYPES:
             try:
                 self.on_audio(self.target, event)
@@ -385,6 +386,7 @@ class TranslatorSession(ImageSending):
                 raise LinkError(result.error.message or "COMMON_ERROR")
         for caption in result.captions:
             self._emit(dataclasses.replace(caption, received_at=received, spoken_at=conn.spoken_at(caption)))
+        return any(caption.final for caption in result.captions)
 
     def _emit(self, caption: Caption) -> None:
         if caption.language == SOURCE and not self.transcribe_source:
