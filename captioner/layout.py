@@ -100,7 +100,7 @@ def wrap(text: str, width: int) -> list[str]:
     count = len(clusters)
     kinds = [kind_of[cluster[0]] for cluster in clusters]
     # offset[i] is the width of clusters[:i]; a line clusters[a:b] is offset[b] - offset[a] wide.
-    cluster_widths = (widths[c] if len(c) == 1 else sum(widths[ch] for ch in c) for c in clusters)
+    cluster_widths = (widths[c] if len(c) == 1 else display_width(c) for c in clusters)
     offset = list(accumulate(cluster_widths, initial=0))
 
     # Break opportunities as (end of this line, start of the next): a space is dropped, a CJK break drops nothing.
